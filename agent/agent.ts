@@ -1,0 +1,135 @@
+import { mkdirSync } from 'node:fs';
+import { Etcd3 } from 'etcd3';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { ConfigError, parseAgentConfig, type AgentConfig } from './config.js';
+import { EmbeddedEtcd, StartupError } from './embedded-etcd.js';
+import { PluginHost } from './host.js';
+import { createLogger } from './log.js';
+import { NameTakenError, registerNode } from './node.js';
+import type { NodeIdentity, Plugin, Role } from './plugin.js';
+import { PLUGINS } from './plugins.js';
+import { StateLayer } from './state.js';
+
+/** Exit codes of `kith agent`. */
+export const EXIT_OK = 0;
+export const EXIT_STARTUP = 2;
+
+async function loadPlugins(config: AgentConfig, explicit: boolean): Promise<Plugin[]> {
+  const out: Plugin[] = [];
+  for (const name of config.plugins) {
+    const load = PLUGINS[name];
+    if (!load) {
+      if (explicit) throw new ConfigError(`--plugins '${name}': this build of kith has no such plugin yet`);
+      continue;
+    }
+    out.push(await load());
+  }
+  return out;
+}
+
+async function connect(endpoints: string[], log: Logger): Promise<Etcd3> {
+  const client = new Etcd3({ hosts: endpoints, dialTimeout: 2000 });
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      await client.get('kith-health').exec();
+      return client;
+    } catch (err) {
+      if (Date.now() > deadline) {
+        client.close();
+        throw new StartupError(`--etcd-endpoints '${endpoints.join(',')}': etcd is not reachable (${(err as Error).message.split('\n')[0]})`);
+      }
+      log.warn({ endpoints }, 'waiting for etcd');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+/** `kith agent`: runs until SIGTERM or SIGINT. Resolves with the process exit code. */
+export async function runAgent(argv: string[]): Promise<number> {
+  let config: AgentConfig;
+  let plugins: Plugin[];
+  try {
+    config = parseAgentConfig(argv);
+    plugins = await loadPlugins(config, !config.pluginsAll);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`kith agent: ${err.message}\n`);
+      return EXIT_STARTUP;
+    }
+    throw err;
+  }
+
+  const log = createLogger(config.logLevel, config.name);
+  // No input may crash the agent: log what escapes and carry on.
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+  process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));
+
+  const roles = new Set<Role>(plugins.flatMap((p) => (p.role ? [p.role] : [])));
+  const node: NodeIdentity = { name: config.name, roles, clusterAddress: config.clusterAddress };
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics });
+
+  let embedded: EmbeddedEtcd | undefined;
+  let client: Etcd3 | undefined;
+  let state: StateLayer | undefined;
+  const host = new PluginHost(plugins, log);
+  let stopping: Promise<void> | undefined;
+
+  const shutdown = (signal: string) => {
+    stopping ??= (async () => {
+      log.info({ signal }, 'shutting down');
+      try {
+        await state?.revokeLease('healthy');
+      } catch (err) {
+        log.warn({ err }, 'revoking the healthy lease failed');
+      }
+      await host.stop();
+      try {
+        await state?.revokeLease('alive');
+      } catch (err) {
+        log.warn({ err }, 'revoking the alive lease failed');
+      }
+      await state?.close();
+      client?.close();
+      await embedded?.stop();
+      log.info('stopped');
+    })();
+    return stopping;
+  };
+
+  const signalled = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+
+  try {
+    mkdirSync(config.dataDir, { recursive: true });
+    let endpoints = config.etcdEndpoints;
+    if (!endpoints || endpoints.length === 0) {
+      embedded = new EmbeddedEtcd(config.dataDir, log);
+      endpoints = [await embedded.start()];
+    }
+    client = await connect(endpoints, log);
+    state = new StateLayer(client, config.etcdPrefix === '/' ? '' : config.etcdPrefix, log.child({ part: 'state' }));
+    await state.grantLease('healthy', config.healthyTtl);
+    await state.grantLease('alive', config.aliveTtl);
+    await registerNode(state, config.name, roles, () => (node.clusterAddress ? { address: node.clusterAddress } : {}));
+    log.info({ roles: [...roles], plugins: plugins.map((p) => p.name) }, 'node registered');
+    await host.start({ config, node, state, log, metrics });
+    log.info('agent ready');
+  } catch (err) {
+    const known = err instanceof StartupError || err instanceof NameTakenError || err instanceof ConfigError;
+    const msg = known ? (err as Error).message : `startup failed: ${(err as Error).message}`;
+    process.stderr.write(`kith agent: ${msg.split('\n')[0]}\n`);
+    log.error({ err }, 'startup failed');
+    // Undo what was done: plugins, leases (their keys vanish), embedded etcd.
+    await shutdown('startup-failure').catch(() => undefined);
+    return EXIT_STARTUP;
+  }
+
+  const signal = await signalled;
+  await shutdown(signal);
+  return EXIT_OK;
+}

@@ -1,0 +1,461 @@
+import type { Etcd3, IKeyValue, IRequestOp, Lease, Watcher } from 'etcd3';
+import type { Logger } from 'pino';
+
+/**
+ * The state layer: the only way plugins read and write etcd (SPEC §2).
+ *
+ * Keys handed to and from plugins are relative to the etcd prefix
+ * (`resource/pod/web`, `dns/web.pod.cluster.local.`).
+ */
+
+export interface KeyValue {
+  key: string;
+  value: string;
+  createRevision: number;
+  modRevision: number;
+  lease: string;
+}
+
+export type StateEvent =
+  | { type: 'put'; key: string; value: string; createRevision: number; modRevision: number }
+  | { type: 'delete'; key: string; modRevision: number };
+
+export interface WatchOptions {
+  /** Called once, after the initial scan of every prefix has been delivered. */
+  onSynced?: () => void;
+  /** Names this subscription in logs. */
+  name?: string;
+}
+
+export interface Subscription {
+  /** Resolves once the initial scan has been delivered to the handler. */
+  readonly synced: Promise<void>;
+  /** Whether the view currently follows etcd (false while rescanning after an error). */
+  readonly live: boolean;
+  close(): Promise<void>;
+}
+
+export type LeaseName = 'alive' | 'healthy';
+
+export type Compare =
+  | { key: string; createRevision: number; op?: '==' | '!=' | '>' | '<' }
+  | { key: string; modRevision: number; op?: '==' | '!=' | '>' | '<' }
+  | { key: string; value: string; op?: '==' | '!=' };
+
+export type Op =
+  | { put: string; value: string; lease?: LeaseName }
+  | { delete: string }
+  | { deletePrefix: string };
+
+export interface TxnResult {
+  succeeded: boolean;
+  revision: number;
+}
+
+const num = (v: unknown): number => Number(v ?? 0);
+
+/** The smallest key greater than every key starting with `prefix` (etcd's range end). */
+export function prefixEnd(prefix: string): Buffer {
+  const b = Buffer.from(prefix);
+  for (let i = b.length - 1; i >= 0; i--) {
+    if (b[i]! < 0xff) {
+      const end = Buffer.from(b.subarray(0, i + 1));
+      end[i]! += 1;
+      return end;
+    }
+  }
+  return Buffer.from([0]);
+}
+
+/** One lease with the keys that live on it; re-granted (and its keys put again) when lost. */
+class KeptLease {
+  private lease: Lease;
+  private readonly keys = new Map<string, string>();
+  private closed = false;
+  private regranting: Promise<void> | undefined;
+
+  constructor(
+    private readonly client: Etcd3,
+    readonly name: LeaseName,
+    private readonly ttl: number,
+    private readonly log: Logger,
+  ) {
+    this.lease = this.open();
+  }
+
+  private open(): Lease {
+    const lease = this.client.lease(this.ttl, { autoKeepAlive: true });
+    lease.on('lost', (err) => {
+      if (this.closed || lease !== this.lease) return;
+      this.log.warn({ lease: this.name, err: err.message }, 'lease lost; granting a new one and putting its keys again');
+      void this.regrant();
+    });
+    // A keepalive that fails is retried by etcd3; 'lost' fires once the TTL has passed.
+    lease.on('keepaliveFailed', (err) => this.log.debug({ lease: this.name, err: String(err) }, 'lease keepalive failed'));
+    return lease;
+  }
+
+  async id(): Promise<string> {
+    if (this.regranting) await this.regranting;
+    return this.lease.grant();
+  }
+
+  /** Re-grants until it succeeds or the lease is closed; bounded back-off. */
+  regrant(): Promise<void> {
+    if (this.regranting) return this.regranting;
+    this.regranting = (async () => {
+      let delay = 200;
+      while (!this.closed) {
+        const old = this.lease;
+        this.lease = this.open();
+        old.release();
+        try {
+          const id = await this.lease.grant();
+          await Promise.all([...this.keys].map(([k, v]) => this.client.put(k).value(v).lease(id).exec()));
+          this.log.info({ lease: this.name, id, keys: this.keys.size }, 'lease re-granted');
+          return;
+        } catch (err) {
+          this.log.warn({ lease: this.name, err: (err as Error).message }, 'lease re-grant failed; retrying');
+          await new Promise((r) => setTimeout(r, delay));
+          delay = Math.min(delay * 2, 5000);
+        }
+      }
+    })().finally(() => {
+      this.regranting = undefined;
+    });
+    return this.regranting;
+  }
+
+  track(key: string, value: string): void {
+    this.keys.set(key, value);
+  }
+
+  untrack(key: string): void {
+    this.keys.delete(key);
+  }
+
+  untrackPrefix(prefix: string): void {
+    for (const k of this.keys.keys()) if (k.startsWith(prefix)) this.keys.delete(k);
+  }
+
+  async revoke(): Promise<void> {
+    this.closed = true;
+    this.keys.clear();
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await this.lease.revoke();
+        return;
+      } catch (err) {
+        this.log.warn({ lease: this.name, err: (err as Error).message }, 'lease revoke failed');
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+    this.lease.release();
+  }
+
+  release(): void {
+    this.closed = true;
+    this.lease.release();
+  }
+}
+
+export class StateLayer {
+  private readonly leases = new Map<LeaseName, KeptLease>();
+  private readonly subscriptions = new Set<WatchSubscription>();
+
+  constructor(
+    readonly client: Etcd3,
+    /** The etcd prefix without its trailing slash, e.g. `/kith`. */
+    readonly prefix: string,
+    readonly log: Logger,
+  ) {}
+
+  /** The absolute etcd key of a relative one. */
+  abs(key: string): string {
+    return `${this.prefix}/${key}`;
+  }
+
+  rel(key: string): string {
+    return key.slice(this.prefix.length + 1);
+  }
+
+  // ---- leases -------------------------------------------------------------
+
+  /** Grants the named lease (once); keys put with `lease: name` live on it. */
+  async grantLease(name: LeaseName, ttl: number): Promise<string> {
+    let lease = this.leases.get(name);
+    if (!lease) {
+      lease = new KeptLease(this.client, name, ttl, this.log);
+      this.leases.set(name, lease);
+    }
+    return lease.id();
+  }
+
+  async leaseId(name: LeaseName): Promise<string> {
+    const lease = this.leases.get(name);
+    if (!lease) throw new Error(`lease ${name} was never granted`);
+    return lease.id();
+  }
+
+  /** Revokes a lease: every key on it is deleted by etcd. */
+  async revokeLease(name: LeaseName): Promise<void> {
+    const lease = this.leases.get(name);
+    if (!lease) return;
+    this.leases.delete(name);
+    await lease.revoke();
+  }
+
+  /** Forces a lease to be re-granted, as after a failed keepalive (used by tests and on 'lost'). */
+  async regrantLease(name: LeaseName): Promise<void> {
+    await this.leases.get(name)?.regrant();
+  }
+
+  // ---- reads --------------------------------------------------------------
+
+  async get(key: string): Promise<KeyValue | undefined> {
+    const res = await this.client.get(this.abs(key)).exec();
+    const kv = res.kvs[0];
+    return kv ? this.toKeyValue(kv) : undefined;
+  }
+
+  /** Every key under a relative prefix, sorted by key, at one revision. */
+  async list(prefix: string, revision?: number): Promise<{ revision: number; kvs: KeyValue[] }> {
+    const q = this.client.getAll().prefix(this.abs(prefix)).sort('Key', 'Ascend');
+    if (revision !== undefined) q.revision(revision);
+    const res = await q.exec();
+    return { revision: revision ?? num(res.header.revision), kvs: res.kvs.map((kv) => this.toKeyValue(kv)) };
+  }
+
+  private toKeyValue(kv: IKeyValue): KeyValue {
+    return {
+      key: this.rel(kv.key.toString()),
+      value: kv.value.toString(),
+      createRevision: num(kv.create_revision),
+      modRevision: num(kv.mod_revision),
+      lease: String(kv.lease ?? '0'),
+    };
+  }
+
+  // ---- writes -------------------------------------------------------------
+
+  async put(key: string, value: string, lease?: LeaseName): Promise<number> {
+    const r = await this.txn({ if: [], then: [{ put: key, value, lease }] });
+    return r.revision;
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.txn({ if: [], then: [{ delete: key }] });
+  }
+
+  /**
+   * One etcd transaction. Keys are relative. Puts with a lease are remembered
+   * on that lease so that a re-granted lease carries them again.
+   */
+  async txn(t: { if: Compare[]; then: Op[]; else?: Op[] }): Promise<TxnResult> {
+    const leaseIds = new Map<LeaseName, string>();
+    for (const op of [...t.then, ...(t.else ?? [])]) {
+      if ('put' in op && op.lease && !leaseIds.has(op.lease)) leaseIds.set(op.lease, await this.leaseId(op.lease));
+    }
+    const toOp = (op: Op): IRequestOp => {
+      if ('put' in op) {
+        const key = Buffer.from(this.abs(op.put));
+        const lease = op.lease ? leaseIds.get(op.lease) : undefined;
+        return { request_put: { key, value: Buffer.from(op.value), ...(lease ? { lease } : {}) } };
+      }
+      if ('delete' in op) return { request_delete_range: { key: Buffer.from(this.abs(op.delete)) } };
+      const p = this.abs(op.deletePrefix);
+      return { request_delete_range: { key: Buffer.from(p), range_end: prefixEnd(p) } };
+    };
+    const compare = t.if.map((c) => {
+      const key = Buffer.from(this.abs(c.key));
+      const result = { '==': 'Equal', '!=': 'NotEqual', '>': 'Greater', '<': 'Less' }[c.op ?? '=='];
+      if ('createRevision' in c) return { key, target: 'Create', result, create_revision: c.createRevision };
+      if ('modRevision' in c) return { key, target: 'Mod', result, mod_revision: c.modRevision };
+      return { key, target: 'Value', result, value: Buffer.from(c.value) };
+    });
+    const kv = (this.client as unknown as { kv: { txn(req: unknown): Promise<{ succeeded: boolean; header: { revision: string } }> } }).kv;
+    const res = await kv.txn({
+      compare,
+      success: t.then.map(toOp),
+      failure: (t.else ?? []).map(toOp),
+    });
+    this.trackLeases(res.succeeded ? t.then : (t.else ?? []));
+    return { succeeded: res.succeeded, revision: num(res.header.revision) };
+  }
+
+  private trackLeases(ops: Op[]): void {
+    for (const op of ops) {
+      if ('put' in op) {
+        for (const [name, lease] of this.leases) {
+          if (op.lease === name) lease.track(this.abs(op.put), op.value);
+          else lease.untrack(this.abs(op.put));
+        }
+      } else if ('delete' in op) {
+        for (const lease of this.leases.values()) lease.untrack(this.abs(op.delete));
+      } else {
+        for (const lease of this.leases.values()) lease.untrackPrefix(this.abs(op.deletePrefix));
+      }
+    }
+  }
+
+  // ---- watches ------------------------------------------------------------
+
+  /**
+   * Scans `prefixes` at one revision R (taken from the first response only),
+   * delivers every key as a put, then watches all of them from R+1. On a watch
+   * error, cancellation or compaction it rescans and delivers the difference,
+   * so the handler's view converges to etcd's with no event lost or repeated.
+   * A handler that throws is logged; the subscription goes on.
+   */
+  watch(prefixes: string[], handler: (ev: StateEvent) => void, opts: WatchOptions = {}): Subscription {
+    const sub = new WatchSubscription(this, [...new Set(prefixes)], handler, opts, this.log);
+    this.subscriptions.add(sub);
+    sub.closed.then(() => this.subscriptions.delete(sub));
+    sub.start();
+    return sub;
+  }
+
+  /** Closes every subscription and releases the leases without revoking them. */
+  async close(): Promise<void> {
+    await Promise.all([...this.subscriptions].map((s) => s.close()));
+    for (const lease of this.leases.values()) lease.release();
+    this.leases.clear();
+  }
+}
+
+class WatchSubscription implements Subscription {
+  /** key -> modRevision of the handler's view. */
+  private readonly view = new Map<string, number>();
+  /** Per prefix: the revision up to which events have been applied. */
+  private readonly applied = new Map<string, number>();
+  private watchers: Watcher[] = [];
+  private generation = 0;
+  private stopped = false;
+  private rescanning: Promise<void> | undefined;
+  private resolveSynced!: () => void;
+  private resolveClosed!: () => void;
+  live = false;
+  readonly synced = new Promise<void>((r) => (this.resolveSynced = r));
+  readonly closed = new Promise<void>((r) => (this.resolveClosed = r));
+
+  constructor(
+    private readonly state: StateLayer,
+    private readonly prefixes: string[],
+    private readonly handler: (ev: StateEvent) => void,
+    private readonly opts: WatchOptions,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    void this.resync();
+  }
+
+  private deliver(ev: StateEvent): void {
+    try {
+      this.handler(ev);
+    } catch (err) {
+      this.log.error({ err, key: ev.key, sub: this.opts.name }, 'state handler failed');
+    }
+  }
+
+  /** Scan at one revision, deliver the difference to the view, then watch from R+1. Retries with back-off. */
+  private resync(): Promise<void> {
+    if (this.rescanning) return this.rescanning;
+    this.live = false;
+    this.rescanning = (async () => {
+      let delay = 100;
+      while (!this.stopped) {
+        const gen = ++this.generation;
+        await this.detach();
+        try {
+          await this.scanAndWatch(gen);
+          return;
+        } catch (err) {
+          if (this.stopped) return;
+          this.log.warn({ err: (err as Error).message, sub: this.opts.name }, 'scan failed; retrying');
+          await new Promise((r) => setTimeout(r, delay));
+          delay = Math.min(delay * 2, 2000);
+        }
+      }
+    })().finally(() => {
+      this.rescanning = undefined;
+    });
+    return this.rescanning;
+  }
+
+  private async scanAndWatch(gen: number): Promise<void> {
+    let revision: number | undefined;
+    const seen = new Map<string, KeyValue>();
+    for (const prefix of this.prefixes) {
+      const res = await this.state.list(prefix, revision);
+      revision ??= res.revision; // from the first response only
+      for (const kv of res.kvs) seen.set(kv.key, kv);
+    }
+    if (this.stopped || gen !== this.generation || revision === undefined) return;
+    // Deliver the difference between the handler's view and the snapshot.
+    for (const key of [...this.view.keys()]) {
+      if (!seen.has(key)) {
+        this.view.delete(key);
+        this.deliver({ type: 'delete', key, modRevision: revision });
+      }
+    }
+    for (const kv of seen.values()) {
+      if (this.view.get(kv.key) === kv.modRevision) continue;
+      this.view.set(kv.key, kv.modRevision);
+      this.deliver({ type: 'put', key: kv.key, value: kv.value, createRevision: kv.createRevision, modRevision: kv.modRevision });
+    }
+    for (const prefix of this.prefixes) this.applied.set(prefix, revision);
+    if (!this.live) {
+      this.live = true;
+    }
+    this.opts.onSynced?.();
+    this.opts.onSynced = undefined;
+    this.resolveSynced();
+    this.watchers = await Promise.all(this.prefixes.map((p) => this.watchPrefix(p, revision + 1, gen)));
+    if (this.stopped || gen !== this.generation) await this.detach();
+  }
+
+  private async watchPrefix(prefix: string, from: number, gen: number): Promise<Watcher> {
+    const w = await this.state.client.watch().prefix(this.state.abs(prefix)).startRevision(String(from)).create();
+    w.on('data', (res) => {
+      if (gen !== this.generation || this.stopped) return;
+      for (const e of res.events) {
+        const kv = e.kv;
+        const rev = num(kv.mod_revision);
+        // etcd3 resumes a broken stream from the last header revision: skip anything already applied.
+        if (rev <= (this.applied.get(prefix) ?? 0)) continue;
+        this.applied.set(prefix, rev);
+        const key = this.state.rel(kv.key.toString());
+        if (e.type === 'Put') {
+          this.view.set(key, rev);
+          this.deliver({ type: 'put', key, value: kv.value.toString(), createRevision: num(kv.create_revision), modRevision: rev });
+        } else if (this.view.delete(key)) {
+          this.deliver({ type: 'delete', key, modRevision: rev });
+        }
+      }
+    });
+    w.on('error', (err) => {
+      // Cancelled (compaction included): the watcher is gone; rescan and diff.
+      if (gen !== this.generation || this.stopped) return;
+      this.log.warn({ err: err.message, prefix, sub: this.opts.name }, 'watch cancelled; rescanning');
+      void this.resync();
+    });
+    w.on('disconnected', (err) => {
+      this.log.debug({ err: err?.message, prefix, sub: this.opts.name }, 'watch stream disconnected; resuming');
+    });
+    return w;
+  }
+
+  private async detach(): Promise<void> {
+    const ws = this.watchers;
+    this.watchers = [];
+    await Promise.all(ws.map((w) => w.cancel().catch(() => undefined)));
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    this.generation++;
+    await this.detach();
+    this.resolveClosed();
+  }
+}

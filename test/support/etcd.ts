@@ -1,0 +1,85 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Etcd3 } from 'etcd3';
+import { freePort } from './ports.js';
+
+/** A real single-member etcd on free loopback ports, with its own data dir. */
+export class TestEtcd {
+  private proc: ChildProcess | undefined;
+  readonly dataDir = mkdtempSync(join(tmpdir(), 'kith-etcd-'));
+  clientPort = 0;
+  peerPort = 0;
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.clientPort}`;
+  }
+
+  static async start(): Promise<TestEtcd> {
+    const e = new TestEtcd();
+    e.clientPort = await freePort();
+    e.peerPort = await freePort();
+    await e.launch();
+    return e;
+  }
+
+  async launch(): Promise<void> {
+    this.proc = spawn(
+      'etcd',
+      [
+        '--name', 'test',
+        '--data-dir', this.dataDir,
+        '--listen-client-urls', this.endpoint,
+        '--advertise-client-urls', this.endpoint,
+        '--listen-peer-urls', `http://127.0.0.1:${this.peerPort}`,
+        '--initial-advertise-peer-urls', `http://127.0.0.1:${this.peerPort}`,
+        '--initial-cluster', `test=http://127.0.0.1:${this.peerPort}`,
+        '--log-level', 'error',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    this.proc.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-2000)));
+    const client = new Etcd3({ hosts: this.endpoint, dialTimeout: 500 });
+    try {
+      for (let i = 0; i < 100; i++) {
+        if (this.proc.exitCode !== null) throw new Error(`etcd exited: ${stderr}`);
+        try {
+          await client.get('health').exec();
+          return;
+        } catch {
+          await sleep(100);
+        }
+      }
+      throw new Error(`etcd did not become ready: ${stderr}`);
+    } finally {
+      client.close();
+    }
+  }
+
+  /** A client for the test itself. */
+  client(): Etcd3 {
+    return new Etcd3({ hosts: this.endpoint });
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill(signal);
+    await Promise.race([exited, sleep(5000).then(() => p.kill('SIGKILL'))]);
+    await exited;
+  }
+
+  async restart(): Promise<void> {
+    await this.kill();
+    await this.launch();
+  }
+
+  async stop(): Promise<void> {
+    await this.kill();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
