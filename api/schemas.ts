@@ -1,0 +1,174 @@
+import { z } from 'zod';
+
+/**
+ * The single source of every resource's shape (SPEC §3): the API validates
+ * with these, the CLI and the agent parse with them, types are inferred.
+ */
+
+/** A DNS label (SPEC §3 names): lowercase letters, digits and '-', starts with a letter, at most 63. */
+export const DNS_LABEL = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export const dnsLabel = z.string().regex(DNS_LABEL, 'must be a lowercase DNS label: a-z, 0-9 and -, start with a letter, not end with -, at most 63 characters');
+
+/** A resource type: letters, digits and dots, not starting or ending with a dot. */
+export const resourceType = z.string().regex(/^[a-z0-9]([a-z0-9.]*[a-z0-9])?$/, 'must be lowercase letters, digits and dots, not starting or ending with a dot');
+
+export const NODE_TYPES = ['node.api', 'node.worker', 'node.scheduler', 'node.reaper'] as const;
+export type NodeType = (typeof NODE_TYPES)[number];
+export const isNodeType = (t: string): t is NodeType => (NODE_TYPES as readonly string[]).includes(t);
+
+export const metadata = z.record(z.string(), z.string());
+
+/** The generic resource of every type. */
+export const resource = z.object({
+  name: dnsLabel,
+  type: resourceType,
+  state: z.string().optional(),
+  metadata: metadata.default({}),
+  spec: z.record(z.string(), z.unknown()),
+});
+export type Resource = z.output<typeof resource>;
+
+// ---- pods -------------------------------------------------------------------
+
+/** CPU: a unitless decimal, accepted as a JSON number or string, stored as a string. */
+export const cpu = z
+  .union([z.number(), z.string().regex(/^\d+(\.\d+)?$/, 'must be a decimal such as 0.5')])
+  .transform((v) => String(Number(v)))
+  .refine((v) => Number.isFinite(Number(v)) && Number(v) >= 0 && Number(v) <= 1024, 'must be between 0 and 1024');
+/** Memory in MiB. */
+export const memory = z.number().int().min(0).max(16 * 1024 * 1024);
+
+const amounts = z.object({ cpu: cpu.optional(), memory: memory.optional() }).strip();
+
+export const container = z
+  .object({
+    name: dnsLabel,
+    image: z.string().min(1).max(512).regex(/^[^\s]+$/, 'must not contain whitespace'),
+    entrypoint: z.string().min(1).optional(),
+    cmd: z.array(z.string()).optional(),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'), z.string()).optional(),
+    resources: z.object({ requests: amounts.optional(), limits: amounts.optional() }).strip().optional(),
+  })
+  .strip();
+export type Container = z.output<typeof container>;
+
+const port = z.number().int().min(1).max(65535);
+export const portSpec = z.union([
+  port,
+  z.object({ container: port, cluster: port.optional(), name: dnsLabel.max(15).optional() }).strip(),
+]);
+export type PortSpec = z.output<typeof portSpec>;
+
+export const podSpec = z
+  .object({
+    containers: z.array(container).default([]),
+    ports: z.array(portSpec).default([]),
+    schedulingConstraints: z
+      .object({
+        mayBeScheduledOn: z.array(z.string()).nullable().optional(),
+        cannotBeScheduledOn: z.array(z.string()).nullable().optional(),
+      })
+      .strip()
+      .nullable()
+      .optional(),
+  })
+  .strip()
+  .superRefine((spec, ctx) => {
+    const names = new Set<string>();
+    spec.containers.forEach((c, i) => {
+      if (names.has(c.name)) ctx.addIssue({ code: 'custom', path: ['containers', i, 'name'], message: `duplicate container name '${c.name}'` });
+      names.add(c.name);
+    });
+    const reachable = new Set<number>();
+    spec.ports.forEach((p, i) => {
+      const n = typeof p === 'number' ? p : (p.cluster ?? p.container);
+      if (reachable.has(n)) ctx.addIssue({ code: 'custom', path: ['ports', i], message: `port ${n} is declared twice` });
+      reachable.add(n);
+    });
+  });
+export type PodSpec = z.output<typeof podSpec>;
+
+export const POD_STATES = [
+  'created', 'scheduled', 'accepted', 'running',
+  'exitSuccess', 'exitFailure', 'errored', 'killed', 'abandoned', 'dead',
+] as const;
+export type PodState = (typeof POD_STATES)[number] | 'unhealthy';
+export const TERMINAL_POD_STATES: ReadonlySet<string> = new Set(['exitSuccess', 'exitFailure', 'errored', 'killed', 'abandoned', 'dead']);
+export const isTerminal = (state: string | undefined): boolean => state !== undefined && TERMINAL_POD_STATES.has(state);
+
+export const pod = z.object({
+  name: dnsLabel,
+  type: z.literal('pod'),
+  state: z.enum(POD_STATES),
+  metadata: metadata.default({}),
+  spec: podSpec,
+});
+export type Pod = z.output<typeof pod>;
+
+/** Aggregate requests (sums) and limits (maxima) of a pod's containers; absent when no container gives one. */
+export function podResources(spec: PodSpec): {
+  requests: { cpu?: number; memory?: number };
+  limits: { cpu?: number; memory?: number };
+} {
+  const requests: { cpu?: number; memory?: number } = {};
+  const limits: { cpu?: number; memory?: number } = {};
+  for (const c of spec.containers) {
+    const r = c.resources?.requests;
+    const l = c.resources?.limits;
+    if (r?.cpu !== undefined) requests.cpu = (requests.cpu ?? 0) + Number(r.cpu);
+    if (r?.memory !== undefined) requests.memory = (requests.memory ?? 0) + r.memory;
+    if (l?.cpu !== undefined) limits.cpu = Math.max(limits.cpu ?? 0, Number(l.cpu));
+    if (l?.memory !== undefined) limits.memory = Math.max(limits.memory ?? 0, l.memory);
+  }
+  return { requests, limits };
+}
+
+/** The port a pod is reached on for a port spec: the cluster port when mapped. */
+export const reachablePort = (p: PortSpec): number => (typeof p === 'number' ? p : (p.cluster ?? p.container));
+
+// ---- replicasets --------------------------------------------------------------
+
+export const replicaSetSpec = z
+  .object({
+    replicas: z.number().int().min(0).max(1000),
+    template: z
+      .object({
+        metadata: metadata.optional(),
+        spec: podSpec,
+      })
+      .strip(),
+  })
+  .strip();
+export type ReplicaSetSpec = z.output<typeof replicaSetSpec>;
+
+/** Written by the controller: desired, live (not terminal) and running replicas. */
+export const replicaSetStatus = z.object({ desired: z.number(), live: z.number(), running: z.number() });
+
+export const replicaSet = z.object({
+  name: dnsLabel.max(57, 'must be at most 57 characters, so that replica names fit a DNS label'),
+  type: z.literal('replicaset'),
+  state: z.string().optional(),
+  metadata: metadata.default({}),
+  spec: replicaSetSpec,
+});
+export type ReplicaSet = z.output<typeof replicaSet>;
+
+// ---- nodes ------------------------------------------------------------------------
+
+export const nodeSpec = z
+  .object({
+    address: z.string().optional(),
+    hostAddress: z.string().optional(),
+    subnet: z.string().optional(),
+    limits: z.object({ cpu: cpu, memory: memory }).optional(),
+  })
+  .passthrough();
+
+export const node = z.object({
+  name: dnsLabel,
+  type: z.enum(NODE_TYPES),
+  state: z.enum(['healthy', 'degraded', 'dead']),
+  metadata: metadata.default({}),
+  spec: nodeSpec,
+});
+export type NodeResource = z.output<typeof node>;
