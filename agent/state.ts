@@ -436,6 +436,7 @@ class WatchSubscription implements Subscription {
     });
     w.on('error', (err) => {
       // Cancelled (compaction included): the watcher is gone; rescan and diff.
+      this.watchers = this.watchers.filter((x) => x !== w); // etcd dropped it already
       if (gen !== this.generation || this.stopped) return;
       this.log.warn({ err: err.message, prefix, sub: this.opts.name }, 'watch cancelled; rescanning');
       void this.resync();
@@ -449,7 +450,10 @@ class WatchSubscription implements Subscription {
   private async detach(): Promise<void> {
     const ws = this.watchers;
     this.watchers = [];
-    await Promise.all(ws.map((w) => w.cancel().catch(() => undefined)));
+    // A watcher etcd already cancelled never acknowledges another cancel: bound the wait.
+    await Promise.all(
+      ws.map((w) => Promise.race([w.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())])),
+    );
   }
 
   async close(): Promise<void> {
