@@ -76,6 +76,8 @@ export async function runAgent(argv: string[]): Promise<number> {
   let state: StateLayer | undefined;
   const host = new PluginHost(plugins, log);
   let stopping: Promise<void> | undefined;
+  /** Node resources this start created; removed again if start-up fails, so a failed start writes nothing. */
+  let createdResources: string[] = [];
 
   const shutdown = (signal: string) => {
     stopping ??= (async () => {
@@ -115,7 +117,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     state = new StateLayer(client, config.etcdPrefix === '/' ? '' : config.etcdPrefix, log.child({ part: 'state' }));
     await state.grantLease('healthy', config.healthyTtl);
     await state.grantLease('alive', config.aliveTtl);
-    await registerNode(state, config.name, roles, () => (node.clusterAddress ? { address: node.clusterAddress } : {}));
+    createdResources = await registerNode(state, config.name, roles, () => (node.clusterAddress ? { address: node.clusterAddress } : {}));
     log.info({ roles: [...roles], plugins: plugins.map((p) => p.name) }, 'node registered');
     await host.start({ config, node, state, log, metrics });
     log.info('agent ready');
@@ -124,7 +126,8 @@ export async function runAgent(argv: string[]): Promise<number> {
     const msg = known ? (err as Error).message : `startup failed: ${(err as Error).message}`;
     process.stderr.write(`kith agent: ${msg.split('\n')[0]}\n`);
     log.error({ err }, 'startup failed');
-    // Undo what was done: plugins, leases (their keys vanish), embedded etcd.
+    // Undo what was done: plugins, node resources, leases (their keys vanish), embedded etcd.
+    for (const key of createdResources) await state?.delete(key).catch(() => undefined);
     await shutdown('startup-failure').catch(() => undefined);
     return EXIT_STARTUP;
   }

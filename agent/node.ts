@@ -28,16 +28,17 @@ export class NameTakenError extends Error {}
 /**
  * Registers the node for each of its roles in one transaction: the check that
  * no live node of the same name and role exists is atomic with the puts of its
- * resource and its healthy and alive heartbeats.
+ * resource and its healthy and alive heartbeats. Returns the resource keys it created.
  */
 export async function registerNode(
   state: StateLayer,
   name: string,
   roles: Iterable<Role>,
   spec: (role: Role) => Record<string, unknown>,
-): Promise<void> {
+): Promise<string[]> {
   const rs = [...roles];
-  if (rs.length === 0) return;
+  if (rs.length === 0) return [];
+  const existing = await Promise.all(rs.map((r) => state.get(nodeResourceKey(r, name))));
   const res = await state.txn({
     if: rs.map((r) => ({ key: heartbeatKey(r, 'alive', name), createRevision: 0 })),
     then: rs.flatMap((r) => [
@@ -54,4 +55,5 @@ export async function registerNode(
       `--name '${name}': another node with this name is still alive (its heartbeat expires within --alive-ttl); pick another name`,
     );
   }
+  return rs.filter((_, i) => existing[i] === undefined).map((r) => nodeResourceKey(r, name));
 }

@@ -1,0 +1,97 @@
+import { expect } from 'chai';
+import { ConfigError, parseAgentConfig } from '../../agent/config.js';
+import { generateName, NAME_WORDS } from '../../agent/names.js';
+import { nodeState } from '../../agent/node.js';
+
+const parse = (...argv: string[]) => parseAgentConfig(argv, {});
+const error = (argv: string[], env: NodeJS.ProcessEnv = {}): string => {
+  try {
+    parseAgentConfig(argv, env);
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error(`expected ${argv.join(' ')} to be refused`);
+};
+
+describe('agent config', () => {
+  it('has the defaults of SPEC §1.1', () => {
+    const c = parse('--name', 'node-a');
+    expect(c).to.include({
+      name: 'node-a',
+      etcdPrefix: '/kith',
+      dataDir: '/var/lib/kith',
+      clusterDomain: 'cluster.local',
+      dnsTtl: 5,
+      podNetwork: 'kith',
+      clusterCidr: '10.244.0.0/16',
+      podCpuLimit: 1,
+      podMemoryLimit: 1024,
+      healthyTtl: 30,
+      aliveTtl: 300,
+      iptablesChain: 'KITH-node-a',
+      logLevel: 'info',
+      pluginsAll: true,
+    });
+    expect(c.plugins).to.deep.equal(['worker', 'dns', 'api', 'scheduler', 'reaper', 'replicaset']);
+    expect(c.etcdEndpoints).to.equal(undefined);
+  });
+
+  it('reads the environment, flags winning', () => {
+    const env = { KITH_NAME: 'from-env', KITH_PLUGINS: 'dns,api', KITH_ETCD_ENDPOINTS: 'http://127.0.0.1:1,http://127.0.0.1:2', KITH_LOG_LEVEL: 'debug' };
+    const c = parseAgentConfig([], env);
+    expect(c.name).to.equal('from-env');
+    expect(c.plugins).to.deep.equal(['dns', 'api']);
+    expect(c.pluginsAll).to.equal(false);
+    expect(c.etcdEndpoints).to.deep.equal(['http://127.0.0.1:1', 'http://127.0.0.1:2']);
+    expect(c.logLevel).to.equal('debug');
+    expect(parseAgentConfig(['--name', 'from-flag'], env).name).to.equal('from-flag');
+  });
+
+  it('parses listen lists and upstreams', () => {
+    const c = parse('--name', 'a', '--dns-listen', '127.0.0.1:5353,10.0.0.1:53', '--upstream-dns', 'none');
+    expect(c.dnsListen).to.deep.equal([{ host: '127.0.0.1', port: 5353 }, { host: '10.0.0.1', port: 53 }]);
+    expect(c.upstreamDns).to.equal('none');
+    expect(parse('--name', 'a', '--upstream-dns', '127.0.0.2:53').upstreamDns).to.deep.equal([{ host: '127.0.0.2', port: 53 }]);
+  });
+
+  it('cuts the default chain name to 28 characters', () => {
+    const c = parse('--name', 'indescribable-bumblebee-1234');
+    expect(c.iptablesChain).to.have.length(28);
+  });
+
+  it('names the flag in every error', () => {
+    expect(error(['--name', 'Bad_Name'])).to.match(/^--name 'Bad_Name': /);
+    expect(error(['--name', 'a'.repeat(29)])).to.match(/^--name /);
+    expect(error(['--plugins', 'dns,bogus'])).to.match(/^--plugins /);
+    expect(error(['--dns-ttl', 'soon'])).to.match(/^--dns-ttl 'soon'/);
+    expect(error(['--dns-listen', '127.0.0.1'])).to.match(/^--dns-listen /);
+    expect(error(['--etcd-endpoints', 'not a url'])).to.match(/^--etcd-endpoints /);
+    expect(error(['--cluster-cidr', '10.0.0.0/33'])).to.match(/^--cluster-cidr /);
+    expect(error(['--healthy-ttl', '10', '--alive-ttl', '5'])).to.match(/^--alive-ttl /);
+    expect(error(['--iptables-chain', 'x'.repeat(29)])).to.match(/^--iptables-chain /);
+    expect(error([], { KITH_LOG_LEVEL: 'loud' })).to.match(/^--log-level 'loud'/);
+    expect(error(['--no-such-flag', 'x'])).to.match(/no-such-flag/);
+  });
+});
+
+describe('names', () => {
+  it('generates adjective-noun-NNNN labels of at most 28 characters', () => {
+    for (let i = 0; i < 2000; i++) {
+      const n = generateName();
+      expect(n).to.match(/^[a-z]+-[a-z]+-\d{4}$/);
+      expect(n.length).to.be.at.most(28);
+    }
+    const longest = Math.max(...NAME_WORDS.adjectives.map((a) => a.length)) + Math.max(...NAME_WORDS.nouns.map((n) => n.length)) + 6;
+    expect(longest).to.be.at.most(28);
+  });
+});
+
+describe('node state', () => {
+  it('is derived from the two heartbeats', () => {
+    expect(nodeState({ healthy: true, alive: true })).to.equal('healthy');
+    expect(nodeState({ healthy: false, alive: true })).to.equal('degraded');
+    expect(nodeState({ healthy: false, alive: false })).to.equal('dead');
+    expect(nodeState({ healthy: true, alive: false })).to.equal('dead');
+  });
+});
