@@ -13,6 +13,7 @@ packages=(
   etcd:etcd-server etcdctl:etcd-client podman:podman runc:runc
   iptables:iptables dig:dnsutils busybox:busybox-static ip:iproute2
   nsenter:util-linux nsd:nsd dnsperf:dnsperf
+  /usr/lib/podman/netavark:netavark
 )
 missing=()
 for entry in "${packages[@]}"; do
@@ -20,6 +21,8 @@ for entry in "${packages[@]}"; do
   # busybox-static installs /bin/busybox; check the package itself for it.
   if [ "$bin" = busybox ]; then
     dpkg -s busybox-static >/dev/null 2>&1 || missing+=("$pkg")
+  elif [ "${bin#/}" != "$bin" ]; then
+    [ -x "$bin" ] || missing+=("$pkg")
   elif ! command -v "$bin" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$bin" ]; then
     missing+=("$pkg")
   fi
@@ -43,6 +46,9 @@ conf=/etc/containers/containers.conf
 want='# written by kith scripts/setup.sh
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+
+[network]
+network_backend = "netavark"
 
 [engine]
 cgroup_manager = "cgroupfs"
