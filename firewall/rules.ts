@@ -1,0 +1,146 @@
+import { isIPv4 } from 'node:net';
+import type { PortSpec } from '../api/schemas.js';
+
+/**
+ * The pod firewall as data (SPEC §5, REFERENCE §7.3): a pod becomes a list of
+ * iptables rules in the node's chain, and the node's chain set-up, tear-down
+ * and stale clean-up are lists of iptables argument vectors. Nothing here runs
+ * a command; `iptables.ts` does.
+ */
+
+export type Table = 'nat' | 'filter';
+
+/** One rule of the node's chain: `iptables -t <table> -A|-D <chain> <spec...>`. */
+export interface Rule {
+  table: Table;
+  chain: string;
+  spec: string[];
+}
+
+/** The pod as the firewall sees it. */
+export interface PodFirewall {
+  ip: string;
+  ports: readonly PortSpec[];
+}
+
+export class FirewallInputError extends Error {}
+
+/** iptables' limit on chain names (XT_EXTENSION_MAXNAMELEN - 1). */
+export const MAX_CHAIN = 28;
+
+export function checkChain(chain: string): void {
+  if (!/^[A-Za-z0-9_.-]{1,28}$/.test(chain)) {
+    throw new FirewallInputError(`iptables chain '${chain}' must be 1-${MAX_CHAIN} characters of A-Z a-z 0-9 _ . -`);
+  }
+}
+
+function checkPort(p: unknown, what: string): number {
+  if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535) {
+    throw new FirewallInputError(`${what}: ${JSON.stringify(p)} is not a TCP port (1-65535)`);
+  }
+  return p;
+}
+
+/**
+ * The rules for one pod, in the order they are appended (and later deleted):
+ * DNAT per mapped port (nat), RETURN per declared port (filter; a mapped
+ * container port only for connections DNATed from its cluster port), and a
+ * final REJECT of every other new inbound connection to the pod's IP.
+ */
+export function podRules(chain: string, pod: PodFirewall): Rule[] {
+  checkChain(chain);
+  if (!isIPv4(pod.ip)) throw new FirewallInputError(`pod IP '${pod.ip}' is not an IPv4 address`);
+  const dst = `${pod.ip}/32`;
+  const nat: Rule[] = [];
+  const filter: Rule[] = [];
+  // The port a client connects to -> the spec that declared it. Two specs may not claim one:
+  // a cluster port DNATed elsewhere would hide a container port of the same number.
+  const reachable = new Map<number, number>();
+  const claim = (port: number, i: number) => {
+    const other = reachable.get(port);
+    if (other !== undefined) throw new FirewallInputError(`ports[${i}]: port ${port} is already declared by ports[${other}]`);
+    reachable.set(port, i);
+  };
+  pod.ports.forEach((spec, i) => {
+    if (typeof spec === 'number') {
+      const c = checkPort(spec, `ports[${i}]`);
+      claim(c, i);
+      filter.push({ table: 'filter', chain, spec: ['-d', dst, '-p', 'tcp', '--dport', String(c), '-j', 'RETURN'] });
+      return;
+    }
+    if (spec === null || typeof spec !== 'object') throw new FirewallInputError(`ports[${i}]: must be a port or {container, cluster?, name?}`);
+    const c = checkPort(spec.container, `ports[${i}].container`);
+    if (spec.cluster === undefined) {
+      claim(c, i);
+      filter.push({ table: 'filter', chain, spec: ['-d', dst, '-p', 'tcp', '--dport', String(c), '-j', 'RETURN'] });
+      return;
+    }
+    const p = checkPort(spec.cluster, `ports[${i}].cluster`);
+    claim(p, i);
+    nat.push({ table: 'nat', chain, spec: ['-d', dst, '-p', 'tcp', '--dport', String(p), '-j', 'DNAT', '--to-destination', `${pod.ip}:${c}`] });
+    filter.push({
+      table: 'filter',
+      chain,
+      spec: ['-d', dst, '-p', 'tcp', '-m', 'conntrack', '--ctstate', 'DNAT', '--ctorigdstport', String(p), '--ctdir', 'ORIGINAL', '--dport', String(c), '-j', 'RETURN'],
+    });
+  });
+  filter.push({ table: 'filter', chain, spec: ['-d', dst, '-m', 'conntrack', '!', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'REJECT'] });
+  return [...nat, ...filter];
+}
+
+/** Argument vector (after the iptables command) that appends or deletes a rule. */
+export function ruleArgs(rule: Rule, op: '-A' | '-D'): string[] {
+  return ['-t', rule.table, op, rule.chain, ...rule.spec];
+}
+
+/**
+ * Creating the node's chain in nat and filter, and the jumps to it:
+ * nat PREROUTING (forwarded and bridged connections: other pods, other hosts)
+ * and nat OUTPUT (connections the host itself opens) are appended; filter
+ * FORWARD and OUTPUT are inserted first so no earlier ACCEPT bypasses them.
+ */
+export function chainSetUp(chain: string): string[][] {
+  checkChain(chain);
+  return [
+    ['-t', 'nat', '-N', chain],
+    ['-t', 'nat', '-A', 'PREROUTING', '-j', chain],
+    ['-t', 'nat', '-A', 'OUTPUT', '-j', chain],
+    ['-t', 'filter', '-N', chain],
+    ['-t', 'filter', '-I', 'FORWARD', '-j', chain],
+    ['-t', 'filter', '-I', 'OUTPUT', '-j', chain],
+  ];
+}
+
+/** The built-in chains the node's chain is jumped to from, per table. */
+export const JUMPS: Record<Table, readonly string[]> = { nat: ['PREROUTING', 'OUTPUT'], filter: ['FORWARD', 'OUTPUT'] };
+
+/** Splits one line of `iptables -S` into arguments, honouring double quotes. */
+export function splitRuleLine(line: string): string[] {
+  const out: string[] = [];
+  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(line))) out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]!);
+  return out;
+}
+
+/**
+ * Removing the node's chain from one table, given that table's `iptables -S`
+ * listing: every rule anywhere that jumps or goes to the chain (each copy, as
+ * listed, so duplicates from earlier runs go too), then flush and delete the
+ * chain if it exists. Empty when nothing of the chain is left: idempotent.
+ * Used both at a clean stop and, at start, for what an unclean stop left.
+ */
+export function chainTearDown(chain: string, table: Table, listing: string): string[][] {
+  checkChain(chain);
+  const ops: string[][] = [];
+  let exists = false;
+  for (const line of listing.split('\n')) {
+    const args = splitRuleLine(line.trim());
+    if (args[0] === '-N' && args[1] === chain) exists = true;
+    if (args[0] !== '-A' || args[1] === chain) continue;
+    const target = args.findIndex((a, i) => (a === '-j' || a === '-g') && args[i + 1] === chain);
+    if (target >= 0) ops.push(['-t', table, '-D', ...args.slice(1)]);
+  }
+  if (exists) ops.push(['-t', table, '-F', chain], ['-t', table, '-X', chain]);
+  return ops;
+}
