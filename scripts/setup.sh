@@ -14,6 +14,8 @@ packages=(
   iptables:iptables dig:dnsutils busybox:busybox-static ip:iproute2
   nsenter:util-linux nsd:nsd dnsperf:dnsperf
   /usr/lib/podman/netavark:netavark
+  # podman builds its pod infra (pause) image from catatonit; no registry to pull one from.
+  catatonit:catatonit
 )
 missing=()
 for entry in "${packages[@]}"; do
