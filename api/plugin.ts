@@ -1,0 +1,181 @@
+import { createServer, type Server } from 'node:http';
+import Koa from 'koa';
+import type { Logger } from 'pino';
+import type { HostPort } from '../agent/config.js';
+import { StartupError } from '../agent/embedded-etcd.js';
+import { heartbeatKey } from '../agent/node.js';
+import type { Plugin, PluginContext } from '../agent/plugin.js';
+import { ApiMetrics } from './metrics.js';
+import { aliasKey } from './namespace.js';
+import { Problem } from './problem.js';
+import { allowedMethods, buildRouter } from './routes.js';
+import { ResourceStore } from './store.js';
+
+/** How long /readyz waits for etcd before calling it unreachable. */
+const PROBE_TIMEOUT_MS = 1000;
+
+function listenAddresses(ctx: PluginContext): HostPort[] {
+  if (ctx.config.apiListen && ctx.config.apiListen.length > 0) return ctx.config.apiListen;
+  const out: HostPort[] = [{ host: '127.0.0.1', port: 8080 }];
+  if (ctx.node.clusterAddress) out.push({ host: ctx.node.clusterAddress, port: 80 });
+  return out;
+}
+
+function listen(server: Server, { host, port }: HostPort): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      const why =
+        err.code === 'EADDRINUSE' ? 'the port is in use; stop what holds it or pick another address'
+        : err.code === 'EADDRNOTAVAIL' ? 'the address is not on this host'
+        : err.code === 'EACCES' ? 'permission denied (ports below 1024 need root)'
+        : err.message;
+      reject(new StartupError(`--api-listen ${host}:${port}: ${why}`));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function close(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+/** Sends any error as a problem detail; what is not a Problem is a logged 500. */
+function sendProblem(ctx: Koa.Context, err: unknown, log: Logger): void {
+  let problem: Problem;
+  if (err instanceof Problem) {
+    problem = err;
+  } else {
+    log.error({ err, method: ctx.method, path: ctx.path }, 'request failed');
+    problem = new Problem('internal-server-error', (err as Error)?.message?.split('\n')[0] ?? String(err));
+  }
+  for (const [k, v] of Object.entries(problem.headers)) ctx.set(k, v);
+  ctx.status = problem.status;
+  ctx.type = 'application/problem+json';
+  ctx.body = JSON.stringify(problem.body());
+}
+
+export function createApp(deps: {
+  store: ResourceStore;
+  domain: string;
+  metrics: ApiMetrics;
+  registry: PluginContext['metrics'];
+  log: Logger;
+  notReady(): Promise<string | undefined>;
+}): Koa {
+  const router = buildRouter({ store: deps.store, domain: deps.domain, metrics: deps.registry, notReady: deps.notReady });
+  const app = new Koa();
+  app.silent = true;
+  app.on('error', (err) => deps.log.debug({ err }, 'response error'));
+  app.use(async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined && !ctx._matchedRoute) {
+        const allowed = allowedMethods(router, ctx.path);
+        if (allowed && ctx.method === 'OPTIONS') {
+          ctx.set('Allow', allowed.join(', '));
+          ctx.status = 204;
+        } else if (allowed) {
+          throw new Problem('method-not-allowed', `${ctx.method} is not allowed on ${ctx.path}; allowed: ${allowed.join(', ')}`, { Allow: allowed.join(', ') });
+        } else {
+          throw new Problem('route-not-found', `no route for ${ctx.method} ${ctx.path.slice(0, 200)}`);
+        }
+      }
+    } catch (err) {
+      sendProblem(ctx, err, deps.log);
+    } finally {
+      const route = typeof ctx._matchedRoute === 'string' ? ctx._matchedRoute : 'unmatched';
+      deps.metrics.observe(ctx.method, route, ctx.status, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  });
+  app.use(router.routes());
+  return app;
+}
+
+export const apiPlugin: Plugin = {
+  name: 'api',
+  role: 'api',
+  async start(ctx) {
+    const { state, log, node } = ctx;
+    const domain = ctx.config.clusterDomain;
+    const store = new ResourceStore(state, log);
+    const metrics = new ApiMetrics(ctx.metrics);
+
+    // Readiness: the state layer has synced and follows etcd, this node's heartbeat is there, etcd answers.
+    const aliveKey = heartbeatKey('api', 'alive', node.name);
+    let synced = false;
+    let alive = false;
+    const sub = state.watch(
+      [aliveKey],
+      (ev) => {
+        if (ev.key === aliveKey) alive = ev.type === 'put';
+      },
+      { name: 'api', onSynced: () => (synced = true) },
+    );
+    let probe: Promise<string | undefined> | undefined;
+    const probeEtcd = (): Promise<string | undefined> => {
+      probe ??= new Promise<string | undefined>((resolve) => {
+        const t = setTimeout(() => resolve(`etcd did not answer within ${PROBE_TIMEOUT_MS} ms`), PROBE_TIMEOUT_MS);
+        state.get(aliveKey).then(
+          () => resolve(undefined),
+          (err: Error) => resolve(`etcd is unreachable: ${err.message.split('\n')[0]}`),
+        ).finally(() => clearTimeout(t));
+      }).finally(() => (probe = undefined));
+      return probe;
+    };
+    const notReady = async (): Promise<string | undefined> => {
+      if (!synced) return 'the state layer has not synced with etcd yet';
+      if (!sub.live) return 'the state layer is resyncing with etcd';
+      const etcd = await probeEtcd();
+      if (etcd) return etcd;
+      if (!alive) return `the alive heartbeat of node '${node.name}' is missing`;
+      return undefined;
+    };
+
+    const app = createApp({ store, domain, metrics, registry: ctx.metrics, log, notReady });
+    const servers: Server[] = [];
+    const stopServers = async () => {
+      await Promise.all(servers.map(close));
+    };
+    try {
+      for (const addr of listenAddresses(ctx)) {
+        const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 }, app.callback());
+        servers.push(server);
+        await listen(server, addr);
+        log.info({ address: `${addr.host}:${addr.port}` }, 'api listening');
+      }
+    } catch (err) {
+      await stopServers();
+      await sub.close();
+      metrics.unregister();
+      throw err;
+    }
+
+    // This node's name and its membership of api.special, on the alive lease (SPEC §4).
+    const published: string[] = [];
+    if (node.clusterAddress) {
+      const self = `${node.name}.api.node.${domain}.`;
+      await state.put(`dns/${self}`, node.clusterAddress, 'alive');
+      published.push(`dns/${self}`);
+      await state.put(aliasKey(`api.special.${domain}.`, self), 'alias', 'alive');
+      published.push(aliasKey(`api.special.${domain}.`, self));
+    }
+
+    return {
+      async stop() {
+        await stopServers();
+        for (const key of published) await state.delete(key).catch((err: Error) => log.warn({ key, err: err.message }, 'could not delete a DNS record'));
+        await sub.close();
+        metrics.unregister();
+      },
+    };
+  },
+};

@@ -1,0 +1,80 @@
+import type { z } from 'zod';
+import type { NodeState } from '../agent/node.js';
+import { invalid, Problem } from './problem.js';
+import { isNodeType, isTerminal, pod, replicaSet, resource, resourceType, dnsLabel, type Resource } from './schemas.js';
+
+/**
+ * The pure decisions of the resource routes (SPEC §3, reference §2.2):
+ * which schema a type has, what a create or a patch turns into, and the
+ * states derived on read.
+ */
+
+export const resourceKey = (type: string, name: string): string => `resource/${type}/${name}`;
+export const unscheduledKey = (name: string): string => `pod/unscheduled/${name}`;
+
+/** The schema a stored or submitted resource of this type must satisfy. */
+export function schemaFor(type: string): z.ZodType<Resource> {
+  if (type === 'pod') return pod as unknown as z.ZodType<Resource>;
+  if (type === 'replicaset') return replicaSet as unknown as z.ZodType<Resource>;
+  return resource;
+}
+
+/** Whether a path's type and name could name a stored resource at all. */
+export const addressable = (type: string, name: string | undefined): boolean =>
+  resourceType.safeParse(type).success && (name === undefined || dnsLabel.safeParse(name).success);
+
+export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Validates the body of `POST /resources`; returns the resource to store or throws a Problem. */
+export function resourceToCreate(body: unknown): Resource {
+  if (!isObject(body)) throw new Problem('resource-invalid', 'body: must be a JSON object with name, type and spec');
+  if (typeof body.type === 'string' && isNodeType(body.type)) {
+    throw new Problem('resource-invalid', 'Node resources cannot be created via the API.');
+  }
+  const typeOk = resourceType.safeParse(body.type);
+  if (!typeOk.success) throw invalid(typeOk.error, ['type']);
+  const parsed = schemaFor(typeOk.data).safeParse(body);
+  if (!parsed.success) throw invalid(parsed.error);
+  if (parsed.data.type === 'pod' && parsed.data.state !== 'created') {
+    throw new Problem('resource-invalid', `state: a new pod's state must be 'created', not '${parsed.data.state}'`);
+  }
+  return parsed.data;
+}
+
+/** Why a PATCH or DELETE of this type is refused before anything is read, if it is. */
+export function refusedChange(type: string, method: 'PATCH' | 'DELETE'): Problem | undefined {
+  if (isNodeType(type)) {
+    return new Problem('modification-not-allowed', `Node resources cannot be ${method === 'PATCH' ? 'modified' : 'deleted'} via the API.`);
+  }
+  return undefined;
+}
+
+/**
+ * The reference's shallow merge: the patch body, with name and type forced to
+ * the old ones and state, metadata and spec taken from the old resource when
+ * null or missing. A given metadata or spec replaces the old one whole.
+ * Throws a Problem when the patch is not allowed or the result is invalid.
+ */
+export function patched(old: Resource, body: unknown): Resource {
+  if (!isObject(body)) throw new Problem('resource-invalid', 'body: a PATCH body must be a JSON object');
+  if (old.type === 'pod') throw new Problem('modification-not-allowed', 'Pod resources cannot be modified via the API.');
+  if (typeof body.type === 'string' || typeof body.name === 'string') {
+    throw new Problem('modification-not-allowed', "The 'type' and 'name' fields of a resource cannot be modified after creation.");
+  }
+  const merged: Record<string, unknown> = { ...body, name: old.name, type: old.type };
+  for (const k of ['state', 'metadata', 'spec'] as const) {
+    if (merged[k] === null || merged[k] === undefined) merged[k] = old[k];
+  }
+  if (merged.state === undefined) delete merged.state;
+  const parsed = schemaFor(old.type).safeParse(merged);
+  if (!parsed.success) throw invalid(parsed.error);
+  return parsed.data;
+}
+
+/** A pod's state as read (reference §2.2 fix-ups): a live pod of a degraded worker is unhealthy, of a dead one dead. */
+export function podStateOnRead(state: string | undefined, worker: NodeState | undefined): string | undefined {
+  if (worker === undefined || isTerminal(state)) return state;
+  if (worker === 'degraded') return 'unhealthy';
+  if (worker === 'dead') return 'dead';
+  return state;
+}

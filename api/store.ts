@@ -1,0 +1,179 @@
+import type { Logger } from 'pino';
+import { nodeState, type NodeState } from '../agent/node.js';
+import type { Role } from '../agent/plugin.js';
+import type { StateLayer } from '../agent/state.js';
+import { aliasKey } from './namespace.js';
+import { alreadyExists, invalid, notFound, Problem } from './problem.js';
+import { patched, podStateOnRead, resourceKey, schemaFor, unscheduledKey } from './resources.js';
+import { isNodeType, resource, type Resource } from './schemas.js';
+
+/** Attempts of a PATCH whose guarded write lost to a concurrent change. */
+const PATCH_ATTEMPTS = 5;
+
+export interface Stored {
+  resource: Resource;
+  modRevision: number;
+}
+
+/**
+ * Node states of one request, read from the heartbeats (one range per role),
+ * so a list of many pods costs one read per node type.
+ */
+class Heartbeats {
+  private readonly roles = new Map<Role, Promise<{ healthy: Set<string>; alive: Set<string> }>>();
+
+  constructor(private readonly state: StateLayer) {}
+
+  async of(role: Role, name: string): Promise<NodeState> {
+    let p = this.roles.get(role);
+    if (!p) {
+      const prefix = `node.${role}/heartbeat/`;
+      p = this.state.list(prefix).then(({ kvs }) => {
+        const healthy = new Set<string>();
+        const alive = new Set<string>();
+        for (const kv of kvs) {
+          const [kind, ...rest] = kv.key.slice(prefix.length).split('/');
+          const n = rest.join('/');
+          if (kind === 'healthy') healthy.add(n);
+          else if (kind === 'alive') alive.add(n);
+        }
+        return { healthy, alive };
+      });
+      this.roles.set(role, p);
+    }
+    const hb = await p;
+    return nodeState({ healthy: hb.healthy.has(name), alive: hb.alive.has(name) });
+  }
+}
+
+/** The resources and aliases of the REST API, in etcd, through the state layer. */
+export class ResourceStore {
+  constructor(
+    private readonly state: StateLayer,
+    private readonly log: Logger,
+  ) {}
+
+  /** Creates a resource if absent (a pod with its unscheduled marker, in one transaction). */
+  async create(r: Resource): Promise<number> {
+    const key = resourceKey(r.type, r.name);
+    const value = JSON.stringify(r);
+    const then = [{ put: key, value }];
+    if (r.type === 'pod') then.push({ put: unscheduledKey(r.name), value });
+    const res = await this.state.txn({ if: [{ key, createRevision: 0 }], then });
+    if (!res.succeeded) throw alreadyExists(r.type, r.name);
+    return res.revision;
+  }
+
+  private parseStored(type: string, key: string, value: string): Resource | undefined {
+    let json: unknown;
+    try {
+      json = JSON.parse(value);
+    } catch {
+      this.log.warn({ key }, 'stored resource is not JSON; skipped');
+      return undefined;
+    }
+    const parsed = schemaFor(type).safeParse(json);
+    if (!parsed.success) {
+      this.log.warn({ key, issue: invalid(parsed.error).detail }, 'stored resource is invalid; skipped');
+      return undefined;
+    }
+    return parsed.data;
+  }
+
+  /** Applies the states derived on read: nodes from their heartbeats, live pods from their worker's. */
+  private async onRead(r: Resource, hb: Heartbeats): Promise<Resource> {
+    if (isNodeType(r.type)) return { ...r, state: await hb.of(r.type.slice('node.'.length) as Role, r.name) };
+    if (r.type === 'pod' && r.metadata.workedBy) {
+      const state = podStateOnRead(r.state, await hb.of('worker', r.metadata.workedBy));
+      return state === r.state ? r : { ...r, state };
+    }
+    return r;
+  }
+
+  async get(type: string, name: string): Promise<Stored> {
+    const kv = await this.state.get(resourceKey(type, name));
+    if (!kv) throw notFound(type, name);
+    const r = this.parseStored(type, kv.key, kv.value);
+    if (!r) throw new Problem('resource-invalid', `the stored resource '${name}' of type '${type}' is invalid; see the agent's log`);
+    return { resource: await this.onRead(r, new Heartbeats(this.state)), modRevision: kv.modRevision };
+  }
+
+  /** Every valid resource of a type, sorted by name; invalid stored entries are logged and skipped. */
+  async list(type: string): Promise<Resource[]> {
+    const prefix = `resource/${type}/`;
+    const { kvs } = await this.state.list(prefix);
+    const hb = new Heartbeats(this.state);
+    const out: Promise<Resource>[] = [];
+    for (const kv of kvs) {
+      if (kv.key.slice(prefix.length).includes('/')) continue;
+      const r = this.parseStored(type, kv.key, kv.value);
+      if (r) out.push(this.onRead(r, hb));
+    }
+    return Promise.all(out);
+  }
+
+  /**
+   * Shallow-merges a patch, guarded by the mod revision it read: a concurrent
+   * change makes it read again and merge again, so no update is lost.
+   * `ifMatch` (a mod revision) makes a change since that read a 412 instead.
+   */
+  async patch(type: string, name: string, body: unknown, ifMatch?: number | '*'): Promise<Stored> {
+    const key = resourceKey(type, name);
+    for (let attempt = 0; attempt < PATCH_ATTEMPTS; attempt++) {
+      const kv = await this.state.get(key);
+      if (!kv) throw notFound(type, name);
+      if (typeof ifMatch === 'number' && kv.modRevision !== ifMatch) {
+        throw new Problem('precondition-failed', `the resource '${name}' of type '${type}' is at revision ${kv.modRevision}, not ${ifMatch}`);
+      }
+      let old: Resource;
+      try {
+        old = resource.parse(JSON.parse(kv.value));
+      } catch {
+        throw new Problem('resource-invalid', `the stored resource '${name}' of type '${type}' is invalid; see the agent's log`);
+      }
+      const next = patched(old, body);
+      const res = await this.state.txn({
+        if: [{ key, modRevision: kv.modRevision }],
+        then: [{ put: key, value: JSON.stringify(next) }],
+      });
+      if (res.succeeded) return { resource: next, modRevision: res.revision };
+    }
+    throw new Problem('resource-conflict', `the resource '${name}' of type '${type}' kept changing while it was patched; try again`);
+  }
+
+  /** Deletes a resource if it exists (a pod with its unscheduled marker, in one transaction). */
+  async remove(type: string, name: string): Promise<void> {
+    const key = resourceKey(type, name);
+    const then = [{ delete: key }];
+    if (type === 'pod') then.push({ delete: unscheduledKey(name) });
+    const res = await this.state.txn({ if: [{ key, createRevision: 0, op: '>' }], then });
+    if (!res.succeeded) throw notFound(type, name);
+  }
+
+  // ---- aliases ------------------------------------------------------------------
+
+  /** The alias targets of a name, fully qualified with their trailing dot, sorted. */
+  async aliasTargets(from: string): Promise<string[]> {
+    const prefix = `dns/${from}/`;
+    const { kvs } = await this.state.list(prefix);
+    return kvs
+      .filter((kv) => kv.value === 'alias' && !kv.key.slice(prefix.length).includes('/'))
+      .map((kv) => kv.key.slice(prefix.length))
+      .sort();
+  }
+
+  async aliasExists(from: string, to: string): Promise<boolean> {
+    return (await this.state.get(aliasKey(from, to))) !== undefined;
+  }
+
+  /** Idempotent; an API-made alias has no lease and lasts until deleted. */
+  async putAlias(from: string, to: string): Promise<void> {
+    await this.state.put(aliasKey(from, to), 'alias');
+  }
+
+  async deleteAlias(from: string, to: string): Promise<boolean> {
+    const key = aliasKey(from, to);
+    const res = await this.state.txn({ if: [{ key, createRevision: 0, op: '>' }], then: [{ delete: key }] });
+    return res.succeeded;
+  }
+}
