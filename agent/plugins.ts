@@ -2,5 +2,6 @@ import type { Plugin, PluginName } from './plugin.js';
 
 /** Every plugin the agent knows, loaded only when enabled. Each plugin folder exports one `Plugin`. */
 export const PLUGINS: Partial<Record<PluginName, () => Promise<Plugin>>> = {
+  dns: async () => (await import('../dns/plugin.js')).dnsPlugin,
   api: async () => (await import('../api/plugin.js')).apiPlugin,
 };

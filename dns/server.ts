@@ -1,0 +1,237 @@
+import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
+import type { Socket as TcpSocket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { setImmediate as yieldLoop } from 'node:timers/promises';
+import dns2 from 'dns2';
+import type { Logger } from 'pino';
+import { answer, refused, servfail, TYPE, type Query } from './answer.js';
+import { AnswerCache, fastKey, type FastKey } from './fastpath.js';
+import { isLoopback, mayRecurse, type Cidr, type Forwarder } from './forward.js';
+import { encodeResponse, encodeTransfer, HEADER, parseQuery, queryFromPacket, sizeLimit } from './wire.js';
+import type { Zone } from './zone.js';
+
+const { UDPServer, TCPServer } = dns2;
+type Packet = InstanceType<typeof dns2.Packet>;
+
+/**
+ * The sockets: dns2's UDP and TCP servers on every listen address. UDP
+ * datagrams go through the fast path (precomputed answers) first and through
+ * dns2's decoder otherwise; TCP uses dns2's pipelining reader. The dns2
+ * defects of MACHINE.md are handled here: datagrams from source port 0 are
+ * dropped before anything answers them, and a failed bind (which dns2's
+ * listen() never reports) is raced against the socket's 'error' event.
+ */
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface ServerOptions {
+  listen: HostPort[];
+  zone: Zone;
+  forwarder: Forwarder;
+  /** Clients (besides loopback) whose out-of-zone queries are forwarded. */
+  recurseNets: Cidr[];
+  log: Logger;
+  /** Called once per answered query. */
+  observe?: (qtype: number, rcode: number, seconds: number) => void;
+  tcpIdleMs?: number;
+  maxTcpConnections?: number;
+}
+
+export class ListenError extends Error {}
+
+function listenError(err: NodeJS.ErrnoException, hp: HostPort, proto: string): ListenError {
+  const where = `--dns-listen ${hp.host}:${hp.port}`;
+  if (err.code === 'EADDRINUSE') return new ListenError(`${where}: ${proto} port ${hp.port} is in use on ${hp.host}; stop what holds it or pick another address`);
+  if (err.code === 'EACCES') return new ListenError(`${where}: no permission to bind ${proto} port ${hp.port} (ports below 1024 need root or CAP_NET_BIND_SERVICE)`);
+  if (err.code === 'EADDRNOTAVAIL') return new ListenError(`${where}: ${hp.host} is not an address of this host`);
+  return new ListenError(`${where}: cannot bind ${proto}: ${err.message}`);
+}
+
+/** Resolves when `listening` fires, rejects on 'error': dns2's listen() alone never settles on a failed bind. */
+function raceListen(emitter: NodeJS.EventEmitter, listen: () => unknown, hp: HostPort, proto: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      emitter.off('listening', onListening);
+      reject(listenError(err, hp, proto));
+    };
+    const onListening = () => {
+      emitter.off('error', onError);
+      resolve();
+    };
+    emitter.once('error', onError);
+    emitter.once('listening', onListening);
+    try {
+      const p = listen();
+      if (p && typeof (p as Promise<void>).catch === 'function') (p as Promise<void>).catch(() => undefined);
+    } catch (err) {
+      onError(err as NodeJS.ErrnoException);
+    }
+  });
+}
+
+export class DnsServer {
+  readonly fast = new AnswerCache();
+  private readonly udp: InstanceType<typeof UDPServer>[] = [];
+  private readonly tcp: InstanceType<typeof TCPServer>[] = [];
+  private readonly connections = new Set<TcpSocket>();
+  /** Packets dropped unanswered (QR=1, source port 0, undecodable). */
+  dropped = 0;
+
+  constructor(private readonly opts: ServerOptions) {}
+
+  async start(): Promise<void> {
+    try {
+      for (const hp of this.opts.listen) {
+        const u = new UDPServer();
+        u.removeAllListeners('message');
+        u.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.onUdp(u, msg, rinfo));
+        this.udp.push(u);
+        await raceListen(u, () => u.listen(hp.port, hp.host), hp, 'UDP');
+        u.on('error', (err) => this.opts.log.warn({ err: err.message }, 'dns udp socket error'));
+        try {
+          u.setRecvBufferSize(4 * 1024 * 1024);
+          u.setSendBufferSize(4 * 1024 * 1024);
+        } catch {
+          /* the kernel's limits apply */
+        }
+        const t = new TCPServer({ idleTimeout: this.opts.tcpIdleMs ?? 10_000 } as never);
+        t.maxConnections = this.opts.maxTcpConnections ?? 256;
+        t.on('request', (packet: Packet, send: (b: Buffer) => void, client: TcpSocket) => this.onTcp(packet, send, client));
+        t.on('requestError', () => this.dropped++);
+        t.on('connection', (c: TcpSocket) => {
+          this.connections.add(c);
+          c.once('close', () => this.connections.delete(c));
+        });
+        this.tcp.push(t);
+        await raceListen(t, () => t.listen(hp.port, hp.host), hp, 'TCP');
+        t.on('error', (err) => this.opts.log.warn({ err: err.message }, 'dns tcp server error'));
+        this.opts.log.info({ address: `${hp.host}:${hp.port}` }, 'dns listening (udp, tcp)');
+      }
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private get recursionAvailable(): boolean {
+    return this.opts.forwarder.enabled;
+  }
+
+  private onUdp(sock: UdpSocket, msg: Buffer, rinfo: RemoteInfo): void {
+    // dns2 would crash replying to port 0; and QR=1 is never answered (no reflection loops).
+    if (rinfo.port === 0 || msg.length < HEADER || msg[2]! & 0x80) {
+      this.dropped++;
+      return;
+    }
+    const t0 = performance.now();
+    const k = fastKey(msg);
+    if (k) {
+      const hit = this.fast.lookup(msg, k, this.opts.zone.generation);
+      if (hit) {
+        sock.send(hit.bytes, rinfo.port, rinfo.address);
+        this.opts.observe?.(k.qtype, hit.rcode, (performance.now() - t0) / 1000);
+        return;
+      }
+    }
+    const q = parseQuery(msg, 'udp', isLoopback(rinfo.address));
+    if (!q) {
+      this.dropped++;
+      return;
+    }
+    const reply = (bytes: Buffer) => {
+      sock.send(bytes, rinfo.port, rinfo.address);
+      this.opts.observe?.(q.question?.type ?? 0, bytes.length >= 4 ? bytes[3]! & 0x0f : 0, (performance.now() - t0) / 1000);
+    };
+    try {
+      const out = this.handle(q, rinfo.address, k);
+      if (out instanceof Promise) out.then((b) => b.forEach(reply), () => this.dropped++);
+      else out.forEach(reply);
+    } catch (err) {
+      this.opts.log.warn({ err }, 'dns query failed');
+    }
+  }
+
+  private onTcp(packet: Packet, send: (b: Buffer) => void, client: TcpSocket): void {
+    const t0 = performance.now();
+    try {
+      const q = queryFromPacket(packet, 'tcp', isLoopback(client.remoteAddress ?? ''));
+      if (q.qr) {
+        // Never answered; the idle timeout closes a connection that sends only these.
+        this.dropped++;
+        return;
+      }
+      const write = async (bufs: Buffer[]) => {
+        // Every message but the last goes straight to the socket: dns2's send() may half-close after its first call.
+        for (let i = 0; i < bufs.length - 1; i++) {
+          const len = Buffer.alloc(2);
+          len.writeUInt16BE(bufs[i]!.length);
+          if (!client.writable) return;
+          client.write(Buffer.concat([len, bufs[i]!]));
+        }
+        const last = bufs[bufs.length - 1];
+        if (!last) return;
+        send(last);
+        this.opts.observe?.(q.question?.type ?? 0, last.length >= 4 ? last[3]! & 0x0f : 0, (performance.now() - t0) / 1000);
+      };
+      if (q.question?.type === TYPE.AXFR && q.qdcount === 1) {
+        void this.transfer(q, client.remoteAddress ?? '').then(write, () => this.dropped++);
+        return;
+      }
+      const out = this.handle(q, client.remoteAddress ?? '', undefined);
+      if (out instanceof Promise) void out.then(write, () => this.dropped++);
+      else void write(out);
+    } catch (err) {
+      this.opts.log.warn({ err }, 'dns tcp query failed');
+    }
+  }
+
+  /** A zone transfer, encoded a slice at a time so other clients keep being answered. */
+  private async transfer(q: Query, address: string): Promise<Buffer[]> {
+    const out = answer(this.opts.zone, q, { recursionAvailable: this.recursionAvailable });
+    if (out.kind !== 'reply') return this.handle(q, address, undefined);
+    const r = out.response;
+    if (r.answers.length === 0) return [encodeResponse(r, 65535)];
+    const bufs: Buffer[] = [];
+    const step = 400;
+    for (let i = 0; i < r.answers.length; i += step * 10) {
+      bufs.push(...encodeTransfer({ ...r, answers: r.answers.slice(i, i + step * 10), edns: i === 0 ? r.edns : undefined }, step));
+      await yieldLoop();
+    }
+    return bufs;
+  }
+
+  /** The full path: decode, answer or forward or refuse, encode. */
+  private handle(q: Query, address: string, k: FastKey | undefined): Buffer[] | Promise<Buffer[]> {
+    const { zone, forwarder } = this.opts;
+    const ra = { recursionAvailable: this.recursionAvailable };
+    const out = answer(zone, q, ra);
+    if (out.kind === 'drop') return [];
+    const limit = sizeLimit(q);
+    if (out.kind === 'reply') {
+      const bytes = encodeResponse(out.response, limit);
+      if (out.cacheable && k && q.transport === 'udp') this.fast.store(k, bytes, zone.generation);
+      return [bytes];
+    }
+    if (!q.rd || !forwarder.enabled || !mayRecurse(address, this.opts.recurseNets)) return [encodeResponse(refused(q, ra), limit)];
+    return forwarder.forward(q, limit).then((r) => [r.kind === 'answer' ? r.bytes : encodeResponse(servfail(q, ra), limit)]);
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.connections) c.destroy();
+    await Promise.all([
+      ...this.udp.map((u) => new Promise<void>((r) => {
+        try {
+          u.close(() => r());
+        } catch {
+          r(); // never bound
+        }
+      })),
+      ...this.tcp.map((t) => new Promise<void>((r) => (t.listening ? t.close(() => r()) : r()))),
+    ]);
+    this.udp.length = 0;
+    this.tcp.length = 0;
+  }
+}

@@ -1,0 +1,565 @@
+import { isIPv4 } from 'node:net';
+import type { StateEvent } from '../agent/state.js';
+
+/**
+ * The cluster zone in memory, fed one state event at a time (SPEC §4).
+ *
+ * Sources, all relative keys of the state layer:
+ * - `dns/<fqdn.>` = IPv4: an A record (nodes, pods);
+ * - `dns/<from-fqdn.>/<to-fqdn.>` = `alias`: `from` answers with the union of its targets' addresses;
+ * - `resource/pod/<name>`: named ports (SRV) and the owning ReplicaSet (`<rs>.replicaset`).
+ *
+ * Names are kept lowercase without the trailing dot. Nothing is ever rebuilt
+ * whole: each event touches the names it changes, and the alias memo is
+ * invalidated only along the reverse alias edges of those names.
+ */
+
+export interface ZoneOptions {
+  /** The cluster domain, e.g. `cluster.local` (no trailing dot). */
+  domain: string;
+  /** TTL of every record, and the SOA minimum. */
+  ttl: number;
+  /** This node's name: `id.server` and the SOA MNAME. */
+  nodeName: string;
+  /** The kith version: `version.bind`. */
+  version: string;
+  /** SOA MNAME (no trailing dot); defaults to `dns.special.<domain>`. */
+  mname?: string;
+  /** IPv4 CIDRs whose reverse zones are served (the pod address space). */
+  reverseCidrs?: string[];
+}
+
+export interface Srv {
+  priority: number;
+  weight: number;
+  port: number;
+  /** Target name, lowercase, no trailing dot. */
+  target: string;
+}
+
+export interface Soa {
+  apex: string;
+  mname: string;
+  rname: string;
+  serial: number;
+  refresh: number;
+  retry: number;
+  expire: number;
+  minimum: number;
+}
+
+/** One record of a zone transfer (names without trailing dots). */
+export type ZoneRecord =
+  | { name: string; type: 'A'; address: string }
+  | { name: string; type: 'SRV'; srv: Srv }
+  | { name: string; type: 'NS'; ns: string }
+  | { name: string; type: 'SOA'; soa: Soa };
+
+interface PodInfo {
+  replicaSet?: string;
+  /** Named ports: lowercase name -> the reachable port. */
+  ports: Map<string, number>;
+}
+
+/** Where a name belongs: the cluster zone, one of its reverse zones, or neither. */
+export type Authority = { kind: 'cluster' | 'reverse'; apex: string } | undefined;
+
+export const ALIAS_VALUE = 'alias';
+
+export function normalizeName(name: string): string {
+  let n = name.toLowerCase();
+  while (n.endsWith('.')) n = n.slice(0, -1);
+  return n;
+}
+
+/** `10.244.1.7` -> `7.1.244.10.in-addr.arpa`. */
+export function reverseName(address: string): string {
+  return `${address.split('.').reverse().join('.')}.in-addr.arpa`;
+}
+
+/** The reverse zone apex covering an IPv4 CIDR, on whole octets (a /16 -> `b.a.in-addr.arpa`). */
+export function reverseApexOf(cidr: string): string | undefined {
+  const [addr, lenText] = cidr.split('/');
+  const len = Number(lenText);
+  if (!addr || !isIPv4(addr) || !Number.isInteger(len) || len < 8 || len > 32) return undefined;
+  const octets = addr.split('.').slice(0, Math.floor(len / 8));
+  return `${octets.reverse().join('.')}.in-addr.arpa`;
+}
+
+const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
+function validName(name: string): boolean {
+  if (name.length === 0 || name.length > 253) return false;
+  for (const l of name.split('.')) if (!LABEL.test(l)) return false;
+  return true;
+}
+
+export class Zone {
+  readonly domain: string;
+  readonly ttl: number;
+  readonly nodeName: string;
+  readonly version: string;
+  readonly soa: Soa;
+  /** Bumped by every event that changed something: answers cached under an older generation are stale. */
+  generation = 0;
+  /** False until the state layer's first scan has been applied: answers are SERVFAIL meanwhile. */
+  synced = true;
+  /** Events ignored because their key or value was malformed. */
+  rejected = 0;
+
+  private readonly records = new Map<string, string>();
+  private readonly aliases = new Map<string, Set<string>>();
+  private readonly aliasedBy = new Map<string, Set<string>>();
+  private aliasCount = 0;
+  private readonly pods = new Map<string, PodInfo>();
+  private readonly replicaSets = new Map<string, Set<string>>();
+  /** reverse name -> the names whose A record is that address. */
+  private readonly ptrs = new Map<string, Set<string>>();
+  /** name -> number of reasons it exists as an owner (A record, alias source, PTR, ReplicaSet). */
+  private readonly owners = new Map<string, number>();
+  /** name -> number of owners strictly below it: an empty non-terminal answers NODATA, not NXDOMAIN. */
+  private readonly ents = new Map<string, number>();
+  /** Reverse zone apex -> reference count (fixed CIDRs hold one reference forever). */
+  private readonly reverseApexes = new Map<string, number>();
+  /** Resolved addresses of alias sources and ReplicaSet names. */
+  private readonly memo = new Map<string, string[]>();
+  /** Reverse apexes of the configured CIDRs. */
+  private readonly fixedApexes: string[];
+  private readonly podSuffix: string;
+  private readonly rsSuffix: string;
+
+  constructor(opts: ZoneOptions) {
+    this.domain = normalizeName(opts.domain);
+    this.ttl = opts.ttl;
+    this.nodeName = opts.nodeName;
+    this.version = opts.version;
+    this.podSuffix = `.pod.${this.domain}`;
+    this.rsSuffix = `.replicaset.${this.domain}`;
+    this.soa = {
+      apex: this.domain,
+      mname: normalizeName(opts.mname ?? `dns.special.${this.domain}`),
+      rname: `admin.${this.domain}`,
+      serial: 1,
+      refresh: 300,
+      retry: 30,
+      expire: 300,
+      minimum: opts.ttl,
+    };
+    for (const cidr of opts.reverseCidrs ?? []) {
+      const apex = reverseApexOf(cidr);
+      if (apex) this.reverseApexes.set(apex, (this.reverseApexes.get(apex) ?? 0) + 1);
+    }
+    this.fixedApexes = [...this.reverseApexes.keys()];
+  }
+
+  // ---- events -------------------------------------------------------------
+
+  /** Applies one state event. Returns false when it was ignored as malformed or foreign. */
+  apply(ev: StateEvent): boolean {
+    if (ev.key.startsWith('dns/')) return this.applyDns(ev);
+    if (ev.key.startsWith('resource/pod/')) return this.applyPod(ev);
+    return false;
+  }
+
+  private applyDns(ev: StateEvent): boolean {
+    const rest = ev.key.slice(4);
+    const slash = rest.indexOf('/');
+    if (slash < 0) {
+      const name = normalizeName(rest);
+      if (!validName(name)) return this.reject();
+      if (ev.type === 'put') {
+        const address = ev.value.trim();
+        if (!isIPv4(address)) {
+          // A malformed value replaces nothing valid: the name loses its record.
+          this.deleteRecord(name);
+          return this.reject();
+        }
+        this.putRecord(name, address);
+      } else {
+        this.deleteRecord(name);
+      }
+      return true;
+    }
+    const from = normalizeName(rest.slice(0, slash));
+    const to = normalizeName(rest.slice(slash + 1));
+    if (!validName(from) || !validName(to)) return this.reject();
+    if (ev.type === 'put') this.addAlias(from, to);
+    else this.removeAlias(from, to);
+    return true;
+  }
+
+  private reject(): false {
+    this.rejected++;
+    return false;
+  }
+
+  private putRecord(name: string, address: string): void {
+    const old = this.records.get(name);
+    if (old === address) return;
+    if (old !== undefined) this.unlinkAddress(name, old);
+    else this.addOwner(name);
+    this.records.set(name, address);
+    this.linkAddress(name, address);
+    this.changed(name);
+  }
+
+  private deleteRecord(name: string): void {
+    const old = this.records.get(name);
+    if (old === undefined) return;
+    this.records.delete(name);
+    this.unlinkAddress(name, old);
+    this.removeOwner(name);
+    this.changed(name);
+  }
+
+  private linkAddress(name: string, address: string): void {
+    const rev = reverseName(address);
+    let owners = this.ptrs.get(rev);
+    if (!owners) {
+      owners = new Set();
+      this.ptrs.set(rev, owners);
+      this.addOwner(rev);
+      const apex = this.ownReverseApex(address);
+      if (apex) this.reverseApexes.set(apex, (this.reverseApexes.get(apex) ?? 0) + 1);
+    }
+    owners.add(name);
+  }
+
+  private unlinkAddress(name: string, address: string): void {
+    const rev = reverseName(address);
+    const owners = this.ptrs.get(rev);
+    if (!owners) return;
+    owners.delete(name);
+    if (owners.size > 0) return;
+    this.ptrs.delete(rev);
+    this.removeOwner(rev);
+    const apex = this.ownReverseApex(address);
+    if (apex) {
+      const n = (this.reverseApexes.get(apex) ?? 0) - 1;
+      if (n <= 0) this.reverseApexes.delete(apex);
+      else this.reverseApexes.set(apex, n);
+    }
+  }
+
+  /** The /24 reverse zone an address adds when no fixed reverse zone covers it. */
+  private ownReverseApex(address: string): string | undefined {
+    const o = address.split('.');
+    const own = `${o[2]}.${o[1]}.${o[0]}.in-addr.arpa`;
+    for (const apex of this.fixedApexes) if (own === apex || own.endsWith(`.${apex}`)) return undefined;
+    return own;
+  }
+
+  private addAlias(from: string, to: string): void {
+    let targets = this.aliases.get(from);
+    if (!targets) {
+      targets = new Set();
+      this.aliases.set(from, targets);
+      this.addOwner(from);
+    }
+    if (targets.has(to)) return;
+    targets.add(to);
+    this.aliasCount++;
+    let sources = this.aliasedBy.get(to);
+    if (!sources) {
+      sources = new Set();
+      this.aliasedBy.set(to, sources);
+    }
+    sources.add(from);
+    this.changed(from);
+  }
+
+  private removeAlias(from: string, to: string): void {
+    const targets = this.aliases.get(from);
+    if (!targets?.delete(to)) return;
+    this.aliasCount--;
+    if (targets.size === 0) {
+      this.aliases.delete(from);
+      this.removeOwner(from);
+    }
+    const sources = this.aliasedBy.get(to);
+    sources?.delete(from);
+    if (sources?.size === 0) this.aliasedBy.delete(to);
+    this.changed(from);
+  }
+
+  private applyPod(ev: StateEvent): boolean {
+    const podName = ev.key.slice('resource/pod/'.length).toLowerCase();
+    if (!LABEL.test(podName)) return this.reject();
+    const old = this.pods.get(podName);
+    let next: PodInfo | undefined;
+    let ok = true;
+    if (ev.type === 'put') {
+      next = parsePod(ev.value);
+      if (!next) ok = false;
+    }
+    if (!old && !next) return ok ? true : this.reject();
+    if (next) this.pods.set(podName, next);
+    else this.pods.delete(podName);
+    const oldRs = old?.replicaSet;
+    const newRs = next?.replicaSet;
+    if (oldRs !== newRs) {
+      if (oldRs) this.leaveReplicaSet(oldRs, podName);
+      if (newRs) this.joinReplicaSet(newRs, podName);
+    }
+    // Port changes alter SRV answers of the pod and of its ReplicaSet.
+    this.changed(`${podName}${this.podSuffix}`);
+    if (oldRs) this.changed(`${oldRs}${this.rsSuffix}`);
+    if (newRs && newRs !== oldRs) this.changed(`${newRs}${this.rsSuffix}`);
+    return ok ? true : this.reject();
+  }
+
+  private joinReplicaSet(rs: string, pod: string): void {
+    let members = this.replicaSets.get(rs);
+    if (!members) {
+      members = new Set();
+      this.replicaSets.set(rs, members);
+      this.addOwner(`${rs}${this.rsSuffix}`);
+    }
+    members.add(pod);
+  }
+
+  private leaveReplicaSet(rs: string, pod: string): void {
+    const members = this.replicaSets.get(rs);
+    if (!members?.delete(pod)) return;
+    if (members.size === 0) {
+      this.replicaSets.delete(rs);
+      this.removeOwner(`${rs}${this.rsSuffix}`);
+    }
+  }
+
+  /** A name's data changed: drop memoised answers of it and of every name that aliases to it, transitively. */
+  private changed(name: string): void {
+    this.generation++;
+    const todo = [name];
+    const seen = new Set<string>(todo);
+    // A pod's address feeds its ReplicaSet's answer.
+    if (name.endsWith(this.podSuffix)) {
+      const rs = this.pods.get(name.slice(0, -this.podSuffix.length))?.replicaSet;
+      if (rs) {
+        const rsName = `${rs}${this.rsSuffix}`;
+        seen.add(rsName);
+        todo.push(rsName);
+      }
+    }
+    while (todo.length > 0) {
+      const n = todo.pop()!;
+      this.memo.delete(n);
+      const sources = this.aliasedBy.get(n);
+      if (sources) {
+        for (const s of sources) {
+          if (!seen.has(s)) {
+            seen.add(s);
+            todo.push(s);
+          }
+        }
+      }
+    }
+  }
+
+  private addOwner(name: string): void {
+    const n = this.owners.get(name) ?? 0;
+    this.owners.set(name, n + 1);
+    if (n === 0) this.forAncestors(name, (a) => this.ents.set(a, (this.ents.get(a) ?? 0) + 1));
+  }
+
+  private removeOwner(name: string): void {
+    const n = this.owners.get(name) ?? 0;
+    if (n <= 1) {
+      this.owners.delete(name);
+      if (n === 1) {
+        this.forAncestors(name, (a) => {
+          const c = (this.ents.get(a) ?? 0) - 1;
+          if (c <= 0) this.ents.delete(a);
+          else this.ents.set(a, c);
+        });
+      }
+    } else {
+      this.owners.set(name, n - 1);
+    }
+  }
+
+  private forAncestors(name: string, f: (a: string) => void): void {
+    for (let i = name.indexOf('.'); i >= 0; i = name.indexOf('.', i + 1)) {
+      const a = name.slice(i + 1);
+      if (a === this.domain || a === 'in-addr.arpa' || !a.includes('.')) return;
+      f(a);
+    }
+  }
+
+  // ---- queries ------------------------------------------------------------
+
+  /** Which zone (if any) is authoritative for a normalized name. */
+  authority(name: string): Authority {
+    if (name === this.domain || name.endsWith(`.${this.domain}`)) return { kind: 'cluster', apex: this.domain };
+    if (!name.endsWith('.in-addr.arpa')) return undefined;
+    // The longest configured or address-derived reverse apex that is a suffix of the name.
+    for (let n = name; n !== 'in-addr.arpa'; n = n.slice(n.indexOf('.') + 1)) {
+      if (this.reverseApexes.has(n)) return { kind: 'reverse', apex: n };
+    }
+    return undefined;
+  }
+
+  /** The A record addresses of a name: its own record, else its ReplicaSet's running replicas and its alias targets. */
+  addresses(name: string): string[] {
+    const own = this.records.get(name);
+    if (own !== undefined) return [own];
+    const memo = this.memo.get(name);
+    if (memo) return memo;
+    if (!this.aliases.has(name) && !this.isReplicaSetName(name)) return [];
+    // Breadth-first over alias edges; a name with its own record ends its branch; cycles end at `seen`.
+    const out = new Set<string>();
+    const seen = new Set<string>([name]);
+    const todo = [name];
+    while (todo.length > 0) {
+      const n = todo.pop()!;
+      const a = this.records.get(n);
+      if (a !== undefined) {
+        out.add(a);
+        continue;
+      }
+      this.replicaAddresses(n, out);
+      const targets = this.aliases.get(n);
+      if (targets) {
+        for (const t of targets) {
+          if (!seen.has(t)) {
+            seen.add(t);
+            todo.push(t);
+          }
+        }
+      }
+    }
+    const result = [...out];
+    this.memo.set(name, result);
+    return result;
+  }
+
+  private isReplicaSetName(name: string): boolean {
+    return name.endsWith(this.rsSuffix) && this.replicaSets.has(name.slice(0, -this.rsSuffix.length));
+  }
+
+  private replicaAddresses(name: string, out: Set<string>): void {
+    if (!name.endsWith(this.rsSuffix)) return;
+    const members = this.replicaSets.get(name.slice(0, -this.rsSuffix.length));
+    if (!members) return;
+    for (const pod of members) {
+      const a = this.records.get(`${pod}${this.podSuffix}`);
+      if (a !== undefined) out.add(a);
+    }
+  }
+
+  /** SRV records of `_<port>._tcp.<pod>.pod.<domain>` or `_<port>._tcp.<rs>.replicaset.<domain>`. */
+  srv(name: string): Srv[] {
+    if (!name.startsWith('_')) return [];
+    const dot1 = name.indexOf('.');
+    if (dot1 < 0 || !name.startsWith('._tcp.', dot1)) return [];
+    const port = name.slice(1, dot1);
+    const owner = name.slice(dot1 + 6);
+    const out: Srv[] = [];
+    if (owner.endsWith(this.podSuffix)) {
+      const pod = owner.slice(0, -this.podSuffix.length);
+      if (!pod.includes('.')) this.podSrv(pod, port, out);
+    } else if (owner.endsWith(this.rsSuffix)) {
+      const members = this.replicaSets.get(owner.slice(0, -this.rsSuffix.length));
+      if (members) for (const pod of members) this.podSrv(pod, port, out);
+    }
+    return out;
+  }
+
+  private podSrv(pod: string, portName: string, out: Srv[]): void {
+    const info = this.pods.get(pod);
+    const port = info?.ports.get(portName);
+    if (port === undefined) return;
+    const target = `${pod}${this.podSuffix}`;
+    if (!this.records.has(target)) return; // only running pods
+    out.push({ priority: 0, weight: 100, port, target });
+  }
+
+  /** PTR targets of a reverse name. */
+  ptr(name: string): string[] {
+    const owners = this.ptrs.get(name);
+    return owners ? [...owners] : [];
+  }
+
+  /** Whether a name has descendants but no data of its own (it answers NODATA). */
+  isEmptyNonTerminal(name: string): boolean {
+    return this.ents.has(name);
+  }
+
+  soaOf(apex: string): Soa {
+    return apex === this.domain ? this.soa : { ...this.soa, apex };
+  }
+
+  /** The apex NS target. */
+  get nsName(): string {
+    return `dns.special.${this.domain}`;
+  }
+
+  /** Counts for the zone-size gauge. */
+  size(): { records: number; aliases: number; pods: number; replicaSets: number; ptr: number } {
+    return {
+      records: this.records.size,
+      aliases: this.aliasCount,
+      pods: this.pods.size,
+      replicaSets: this.replicaSets.size,
+      ptr: this.ptrs.size,
+    };
+  }
+
+  /** Every record of the cluster zone, for AXFR (SOA first; the caller repeats it last). */
+  *transfer(): Generator<ZoneRecord> {
+    const d = this.domain;
+    const inZone = (n: string) => n === d || n.endsWith(`.${d}`);
+    yield { name: d, type: 'SOA', soa: this.soa };
+    yield { name: d, type: 'NS', ns: this.nsName };
+    for (const [name, address] of this.records) if (inZone(name)) yield { name, type: 'A', address };
+    for (const name of this.aliases.keys()) {
+      if (!inZone(name) || this.records.has(name)) continue;
+      for (const address of this.addresses(name)) yield { name, type: 'A', address };
+    }
+    for (const rs of this.replicaSets.keys()) {
+      const name = `${rs}${this.rsSuffix}`;
+      if (this.records.has(name) || this.aliases.has(name)) continue;
+      for (const address of this.addresses(name)) yield { name, type: 'A', address };
+    }
+    for (const [pod, info] of this.pods) {
+      for (const portName of info.ports.keys()) {
+        const name = `_${portName}._tcp.${pod}${this.podSuffix}`;
+        for (const srv of this.srv(name)) yield { name, type: 'SRV', srv };
+      }
+    }
+    for (const [rs, members] of this.replicaSets) {
+      const portNames = new Set<string>();
+      for (const pod of members) for (const p of this.pods.get(pod)?.ports.keys() ?? []) portNames.add(p);
+      for (const portName of portNames) {
+        const name = `_${portName}._tcp.${rs}${this.rsSuffix}`;
+        for (const srv of this.srv(name)) yield { name, type: 'SRV', srv };
+      }
+    }
+  }
+}
+
+/** The parts of a pod resource the zone needs; undefined when the JSON is not a pod. */
+export function parsePod(json: string): PodInfo | undefined {
+  let pod: unknown;
+  try {
+    pod = JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+  if (!pod || typeof pod !== 'object') return undefined;
+  const p = pod as { metadata?: unknown; spec?: unknown };
+  const metadata = p.metadata && typeof p.metadata === 'object' ? (p.metadata as Record<string, unknown>) : {};
+  const rs = typeof metadata.replicaSet === 'string' && LABEL.test(metadata.replicaSet.toLowerCase()) ? metadata.replicaSet.toLowerCase() : undefined;
+  const ports = new Map<string, number>();
+  const spec = p.spec && typeof p.spec === 'object' ? (p.spec as Record<string, unknown>) : {};
+  if (Array.isArray(spec.ports)) {
+    for (const item of spec.ports) {
+      if (!item || typeof item !== 'object') continue; // a bare number has no name, so no SRV
+      const { container, cluster, name } = item as Record<string, unknown>;
+      if (typeof name !== 'string' || !LABEL.test(name.toLowerCase())) continue;
+      const port = typeof cluster === 'number' ? cluster : container;
+      if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) continue;
+      ports.set(name.toLowerCase(), port);
+    }
+  }
+  return { replicaSet: rs, ports };
+}
