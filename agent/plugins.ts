@@ -4,4 +4,5 @@ import type { Plugin, PluginName } from './plugin.js';
 export const PLUGINS: Partial<Record<PluginName, () => Promise<Plugin>>> = {
   dns: async () => (await import('../dns/plugin.js')).dnsPlugin,
   api: async () => (await import('../api/plugin.js')).apiPlugin,
+  replicaset: async () => (await import('./replicaset/plugin.js')).replicaSetPlugin,
 };

@@ -1,0 +1,214 @@
+import { randomInt } from 'node:crypto';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
+import type { StateEvent, Subscription } from '../state.js';
+import { Expectations } from './expectations.js';
+import { reconcile, type Action } from './reconcile.js';
+import { PREFIXES, transaction } from './transactions.js';
+import { ReplicaSetView } from './view.js';
+
+/** Events are gathered this long before a round, and a round waits at most MAX_WAIT_MS after the first of them. */
+const DEBOUNCE_MS = 10;
+const MAX_WAIT_MS = 100;
+/** Retry after a conflict or an etcd error: doubling, bounded. */
+const RETRY_MIN_MS = 50;
+const RETRY_MAX_MS = 2000;
+/** How long this controller trusts its own writes before it has seen them. */
+const EXPECTATION_MS = 10_000;
+/** Transactions in flight at once. */
+const CONCURRENCY = 16;
+/** Ended replicas kept per ReplicaSet for inspection. */
+const KEEP_ENDED = 3;
+
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
+const randomSuffix = (): string => Array.from({ length: 5 }, () => ALPHABET[randomInt(ALPHABET.length)]).join('');
+
+/** Keeps the controller's view of etcd and runs reconcile rounds on it. */
+class Controller implements RunningPlugin {
+  private readonly view = new ReplicaSetView();
+  private readonly expectations = new Expectations(EXPECTATION_MS);
+  /** The mod revision of each invalid ReplicaSet already logged, so each bad value is logged once. */
+  private readonly invalidLogged = new Map<string, number>();
+
+  private sub: Subscription | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private firstEventAt = 0;
+  private round: Promise<void> | undefined;
+  private dirty = false;
+  private retryMs = RETRY_MIN_MS;
+  private stopped = false;
+  private readonly tick: NodeJS.Timeout;
+
+  private readonly actionsTotal: Counter<'kind' | 'result'>;
+  private readonly roundSeconds: Histogram;
+  private readonly replicaSetCount: Gauge;
+
+  constructor(private readonly ctx: PluginContext) {
+    this.actionsTotal = new Counter({
+      name: 'kith_replicaset_actions_total',
+      help: 'ReplicaSet controller transactions by action kind and result (committed, conflict, error).',
+      labelNames: ['kind', 'result'],
+      registers: [ctx.metrics],
+    });
+    this.roundSeconds = new Histogram({
+      name: 'kith_replicaset_round_seconds',
+      help: 'Duration of one reconcile round: deciding and performing its transactions.',
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: [ctx.metrics],
+    });
+    this.replicaSetCount = new Gauge({
+      name: 'kith_replicaset_replicasets',
+      help: 'ReplicaSets in the controller view.',
+      registers: [ctx.metrics],
+      collect: () => this.replicaSetCount.set(this.view.replicaSets.size),
+    });
+    // Expectations expire by time: look again now and then while any is outstanding.
+    this.tick = setInterval(() => {
+      if (this.expectations.outstanding > 0) this.schedule();
+    }, 1000);
+    this.tick.unref();
+  }
+
+  async start(): Promise<void> {
+    this.sub = this.ctx.state.watch(Object.values(PREFIXES), (ev) => this.onEvent(ev), { name: 'replicaset' });
+    await this.sub.synced;
+    this.schedule();
+  }
+
+  private onEvent(ev: StateEvent): void {
+    if (ev.key.startsWith(PREFIXES.pods)) this.expectations.podSeen(ev.key.slice(PREFIXES.pods.length), ev.type);
+    const invalid = this.view.apply(ev);
+    if (invalid && this.invalidLogged.get(invalid.replicaSet) !== ev.modRevision) {
+      this.invalidLogged.set(invalid.replicaSet, ev.modRevision);
+      this.ctx.log.warn(invalid, 'stored ReplicaSet is invalid; leaving it alone');
+    }
+    if (ev.type === 'delete' && ev.key.startsWith(PREFIXES.replicaSets)) this.invalidLogged.delete(ev.key.slice(PREFIXES.replicaSets.length));
+    this.schedule();
+  }
+
+  /** Runs a round soon: after DEBOUNCE_MS of quiet, at most MAX_WAIT_MS after the first event. */
+  private schedule(delay = DEBOUNCE_MS): void {
+    if (this.stopped) return;
+    if (this.round) {
+      this.dirty = true;
+      return;
+    }
+    const now = Date.now();
+    if (!this.timer) this.firstEventAt = now;
+    else clearTimeout(this.timer);
+    const wait = Math.max(0, Math.min(delay, this.firstEventAt + Math.max(MAX_WAIT_MS, delay) - now));
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.round = this.runRound()
+        .catch((err: Error) => {
+          this.ctx.log.error({ err }, 'replicaset round failed');
+          return RETRY_MAX_MS;
+        })
+        .then((retry) => {
+          this.round = undefined;
+          if (this.dirty) {
+            this.dirty = false;
+            this.schedule();
+          } else if (retry !== undefined) {
+            this.schedule(retry);
+          }
+        });
+    }, wait);
+  }
+
+  /** One round: decide, then perform. Returns the delay of a retry when one is due. */
+  private async runRound(): Promise<number | undefined> {
+    // While the state layer rescans, the view may be behind: wait for it.
+    if (!this.sub?.live) return RETRY_MAX_MS;
+    const end = this.roundSeconds.startTimer();
+    this.expectations.settle(this.view, Date.now());
+    const actions = reconcile(
+      { pods: this.view.pods, replicaLists: this.view.lists, healthyWorkers: this.view.healthyWorkers, ...this.expectations.snapshot() },
+      this.view.replicaSets,
+      { suffix: randomSuffix, keepEnded: KEEP_ENDED },
+    );
+    let failed = false;
+    const queue = [...actions];
+    const workers = Array.from({ length: Math.min(CONCURRENCY, queue.length) }, async () => {
+      for (let a = queue.shift(); a && !this.stopped; a = queue.shift()) {
+        if (!(await this.perform(a))) failed = true;
+      }
+    });
+    await Promise.all(workers);
+    end();
+    if (!failed) {
+      this.retryMs = RETRY_MIN_MS;
+      return undefined;
+    }
+    // Every guarded key is watched, so a conflict's cause is on its way; the retry is a bound, not the mechanism.
+    const retry = this.retryMs;
+    this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+    return retry;
+  }
+
+  /** Performs one action as one transaction. True when it committed. */
+  private async perform(action: Action): Promise<boolean> {
+    const t = transaction(action);
+    let res;
+    try {
+      res = await this.ctx.state.txn(t);
+    } catch (err) {
+      this.actionsTotal.inc({ kind: action.kind, result: 'error' });
+      this.ctx.log.warn({ err: (err as Error).message, action: action.kind }, 'replicaset transaction failed');
+      return false;
+    }
+    this.actionsTotal.inc({ kind: action.kind, result: res.succeeded ? 'committed' : 'conflict' });
+    if (!res.succeeded) {
+      this.ctx.log.debug({ action: action.kind, replicaSet: action.replicaSet }, 'replicaset transaction lost a race; deciding again');
+      return false;
+    }
+    this.expectations.committed(action, res.revision, Date.now());
+    switch (action.kind) {
+      case 'replicas':
+        this.ctx.log.info(
+          {
+            replicaSet: action.replicaSet,
+            created: action.create.map((p) => p.name),
+            removed: action.remove.map((p) => p.name),
+            released: action.release.map((p) => p.name),
+            forgotten: action.forget,
+            adopted: action.adopt.map((p) => p.name),
+            replicas: action.list.replicas.length,
+          },
+          'replicas updated',
+        );
+        break;
+      case 'delete':
+        this.ctx.log.info({ replicaSet: action.replicaSet, pod: action.pod.name, reason: action.reason }, 'replica deleted');
+        break;
+      case 'drop-list':
+        this.ctx.log.info({ replicaSet: action.replicaSet }, 'replica list of a deleted ReplicaSet removed');
+        break;
+      case 'status':
+        this.ctx.log.debug({ replicaSet: action.replicaSet, state: action.state, ...action.status }, 'status written');
+        break;
+    }
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.tick);
+    if (this.timer) clearTimeout(this.timer);
+    await this.sub?.close();
+    await this.round?.catch(() => undefined);
+    this.ctx.metrics.removeSingleMetric('kith_replicaset_actions_total');
+    this.ctx.metrics.removeSingleMetric('kith_replicaset_round_seconds');
+    this.ctx.metrics.removeSingleMetric('kith_replicaset_replicasets');
+  }
+}
+
+export const replicaSetPlugin: Plugin = {
+  name: 'replicaset',
+  async start(ctx: PluginContext): Promise<RunningPlugin> {
+    const controller = new Controller(ctx);
+    await controller.start();
+    ctx.log.info({ prefixes: Object.values(PREFIXES) }, 'replicaset controller watching');
+    return controller;
+  },
+};

@@ -1,0 +1,303 @@
+import { isTerminal, type Pod, type ReplicaSetSpec } from '../../api/schemas.js';
+
+/**
+ * The ReplicaSet controller's decision: `(observed, desired) → actions`, in
+ * the manner of Kubernetes controllers. Pure: no I/O, no clock, no randomness
+ * (the random part of new pod names comes in as `options.suffix`).
+ *
+ * Each ReplicaSet owns a replica list (`replicaset/replicas/<rs>`): the names
+ * of the replicas it counts. A pod is created only in the same transaction
+ * that adds its name to the list, guarded by the list's mod revision, so two
+ * controllers that see the same list cannot both fill the same gap (README).
+ */
+
+export interface DesiredReplicaSet {
+  name: string;
+  createRevision: number;
+  modRevision: number;
+  /** The stored resource as parsed JSON, kept whole so a status write changes nothing else. */
+  stored: Record<string, unknown>;
+  /** Absent when the stored spec does not parse: the controller then leaves the ReplicaSet alone. */
+  spec?: ReplicaSetSpec;
+}
+
+export interface ObservedPod {
+  name: string;
+  /** `metadata.replicaSet`: the owning ReplicaSet. */
+  replicaSet: string;
+  state: string;
+  workedBy?: string;
+  createRevision: number;
+  modRevision: number;
+}
+
+export interface ReplicaList {
+  /** The create revision of the ReplicaSet the list belongs to; a list left by an earlier ReplicaSet of the same name does not count. */
+  owner: number;
+  replicas: string[];
+  /** The list key's mod revision (the guard of every change to it). */
+  modRevision: number;
+}
+
+export interface Observed {
+  /** Pods that carry `metadata.replicaSet`, by name. */
+  pods: ReadonlyMap<string, ObservedPod>;
+  /** Replica lists by ReplicaSet name. */
+  replicaLists: ReadonlyMap<string, ReplicaList>;
+  /** Workers with a healthy heartbeat, for spreading. */
+  healthyWorkers: ReadonlySet<string>;
+  /** Pods this controller created and has not seen yet: they count as live replicas. */
+  created: ReadonlySet<string>;
+  /** Pods this controller deleted whose deletion it has not seen yet: ignored. */
+  deleted: ReadonlySet<string>;
+  /**
+   * Per ReplicaSet, the revision of this controller's last committed change to
+   * its replica list; nothing is planned for it until the list seen is that new.
+   */
+  listWritten: ReadonlyMap<string, number>;
+  /** Per ReplicaSet, the revision of this controller's last status write; no status is planned until the ReplicaSet seen is that new. */
+  statusWritten: ReadonlyMap<string, number>;
+}
+
+export interface ReconcileOptions {
+  /** Returns a fresh 5-character [a-z0-9] suffix for a new replica's name. */
+  suffix: () => string;
+  /** Ended replicas kept per ReplicaSet for inspection (newest first); older ones are deleted. */
+  keepEnded: number;
+}
+
+/** A pod seen at a mod revision: the guard that it has not changed since. */
+export interface PodGuard {
+  name: string;
+  modRevision: number;
+}
+
+export type Action =
+  /** One transaction on a ReplicaSet's replica list and the pods it gains or loses. */
+  | {
+      kind: 'replicas';
+      replicaSet: string;
+      replicaSetModRevision: number;
+      /** Mod revision of the list as seen (0: absent). */
+      listModRevision: number;
+      /** The list to write. */
+      list: { owner: number; replicas: string[] };
+      /** New replicas: put with their `pod/unscheduled/` marker, guarded by create revision 0. */
+      create: Pod[];
+      /** Replicas removed (scale-down) or live strays over the count: deleted, guarded by mod revision. */
+      remove: PodGuard[];
+      /** Ended replicas leaving the list, guarded by mod revision (the pod stays, for inspection). */
+      release: PodGuard[];
+      /** Replicas gone from etcd leaving the list, guarded by create revision 0. */
+      forget: string[];
+      /** Live pods of this ReplicaSet missing from its list, taken in, guarded by mod revision. */
+      adopt: PodGuard[];
+    }
+  /** Delete one pod (and its `pod/unscheduled/` marker), guarded by its mod revision. */
+  | {
+      kind: 'delete';
+      pod: PodGuard;
+      replicaSet: string;
+      reason: 'owner-deleted' | 'ended';
+      /** Also guard that the ReplicaSet does not exist (create revision 0). */
+      ownerAbsent: boolean;
+    }
+  /** Delete the replica list of a ReplicaSet that no longer exists (guarded: it still does not). */
+  | { kind: 'drop-list'; replicaSet: string; listModRevision: number }
+  /** Write the ReplicaSet's state and status, guarded by its mod revision. */
+  | { kind: 'status'; replicaSet: string; modRevision: number; value: Record<string, unknown>; status: ReplicaSetStatus; state: string };
+
+export interface ReplicaSetStatus {
+  desired: number;
+  live: number;
+  running: number;
+}
+
+/** Metadata keys written by kith's own plugins; a template cannot preset them. */
+const SYSTEM_METADATA = new Set(['scheduledBy', 'workedBy', 'reapedBy', 'replicaSet']);
+
+/** The name of a replica: `<rs>-<5 random [a-z0-9]>`. */
+export const replicaName = (replicaSet: string, suffix: string): string => `${replicaSet}-${suffix}`;
+
+export const SUFFIX = /^[a-z0-9]{5}$/;
+
+/** The pod resource of a new replica, from the ReplicaSet's template. */
+export function replicaPod(rs: string, spec: ReplicaSetSpec, name: string, avoid: readonly string[]): Pod {
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(spec.template.metadata ?? {})) if (!SYSTEM_METADATA.has(k)) metadata[k] = v;
+  metadata.replicaSet = rs;
+  const podSpec = structuredClone(spec.template.spec);
+  if (avoid.length > 0) {
+    const c = podSpec.schedulingConstraints ?? {};
+    const cannot = [...new Set([...(c.cannotBeScheduledOn ?? []), ...avoid])].sort();
+    podSpec.schedulingConstraints = { ...c, cannotBeScheduledOn: cannot };
+  }
+  return { name, type: 'pod', state: 'created', metadata, spec: podSpec };
+}
+
+/** Workers the template allows, among the healthy ones. */
+function allowedWorkers(spec: ReplicaSetSpec, healthy: ReadonlySet<string>): Set<string> {
+  const c = spec.template.spec.schedulingConstraints;
+  const may = c?.mayBeScheduledOn;
+  const cannot = new Set(c?.cannotBeScheduledOn ?? []);
+  return new Set([...healthy].filter((w) => (may == null || may.includes(w)) && !cannot.has(w)));
+}
+
+export function statusOf(spec: ReplicaSetSpec, owned: readonly ObservedPod[]): { status: ReplicaSetStatus; state: string } {
+  const live = owned.filter((p) => !isTerminal(p.state));
+  const status = { desired: spec.replicas, live: live.length, running: live.filter((p) => p.state === 'running').length };
+  const state = status.live === status.desired && status.running === status.desired ? 'ready' : 'progressing';
+  return { status, state };
+}
+
+function sameStatus(stored: Record<string, unknown>, status: ReplicaSetStatus, state: string): boolean {
+  const s = stored.status as Partial<ReplicaSetStatus> | undefined;
+  return (
+    stored.state === state &&
+    typeof s === 'object' && s !== null &&
+    s.desired === status.desired && s.live === status.live && s.running === status.running
+  );
+}
+
+/** Newest first by create revision; pods this controller has not seen yet are the newest of all. */
+const newestFirst = (a: ObservedPod, b: ObservedPod): number => b.createRevision - a.createRevision;
+
+export function reconcile(
+  observed: Observed,
+  desired: ReadonlyMap<string, DesiredReplicaSet>,
+  options: ReconcileOptions,
+): Action[] {
+  const actions: Action[] = [];
+  const byOwner = new Map<string, ObservedPod[]>();
+  for (const pod of observed.pods.values()) {
+    if (observed.deleted.has(pod.name)) continue;
+    let list = byOwner.get(pod.replicaSet);
+    if (!list) byOwner.set(pod.replicaSet, (list = []));
+    list.push(pod);
+  }
+  const taken = new Set(observed.pods.keys());
+
+  // ReplicaSets that are gone: delete their pods and their list.
+  for (const [rs, pods] of byOwner) {
+    if (desired.has(rs)) continue;
+    for (const p of pods) {
+      actions.push({ kind: 'delete', pod: { name: p.name, modRevision: p.modRevision }, replicaSet: rs, reason: 'owner-deleted', ownerAbsent: true });
+    }
+  }
+  for (const [rs, list] of observed.replicaLists) {
+    if (!desired.has(rs) && (observed.listWritten.get(rs) ?? 0) <= list.modRevision) {
+      actions.push({ kind: 'drop-list', replicaSet: rs, listModRevision: list.modRevision });
+    }
+  }
+
+  for (const rs of desired.values()) {
+    if (!rs.spec) continue;
+    const owned = byOwner.get(rs.name) ?? [];
+    const spec = rs.spec;
+
+    const statusPending = (observed.statusWritten.get(rs.name) ?? 0) > rs.modRevision;
+    if (!statusPending) {
+      const { status, state } = statusOf(spec, owned);
+      if (!sameStatus(rs.stored, status, state)) {
+        actions.push({ kind: 'status', replicaSet: rs.name, modRevision: rs.modRevision, value: { ...rs.stored, state, status }, status, state });
+      }
+    }
+
+    const list = observed.replicaLists.get(rs.name);
+    const listModRevision = list?.modRevision ?? 0;
+    // Our own last change to the list is not in view yet: plan nothing until it is.
+    if ((observed.listWritten.get(rs.name) ?? 0) > listModRevision) continue;
+    const listValid = list !== undefined && list.owner === rs.createRevision;
+    const members = listValid ? list.replicas : [];
+    const memberSet = new Set(members);
+
+    const keep: string[] = [];
+    const live: { name: string; pod?: ObservedPod }[] = [];
+    const release: PodGuard[] = [];
+    const forget: string[] = [];
+    for (const name of members) {
+      const pod = observed.pods.get(name);
+      if (!pod || observed.deleted.has(name)) {
+        if (observed.created.has(name)) {
+          keep.push(name);
+          live.push({ name });
+        } else {
+          forget.push(name);
+        }
+      } else if (isTerminal(pod.state)) {
+        release.push({ name, modRevision: pod.modRevision });
+      } else {
+        keep.push(name);
+        live.push({ name, pod });
+      }
+    }
+
+    // Live pods of this ReplicaSet that its list does not name: take the oldest in while there is room, delete the rest.
+    const strays = owned.filter((p) => !memberSet.has(p.name) && !isTerminal(p.state)).sort((a, b) => a.createRevision - b.createRevision);
+    const adopt: PodGuard[] = [];
+    const remove: PodGuard[] = [];
+    for (const p of strays) {
+      if (live.length < spec.replicas) {
+        adopt.push({ name: p.name, modRevision: p.modRevision });
+        keep.push(p.name);
+        live.push({ name: p.name, pod: p });
+      } else {
+        remove.push({ name: p.name, modRevision: p.modRevision });
+      }
+    }
+
+    // Scale-down: those not yet running first, then the newest. Replicas not seen yet cannot be guarded: left for a later round.
+    const create: Pod[] = [];
+    if (live.length > spec.replicas) {
+      const seen = live.filter((l) => l.pod).map((l) => l.pod!);
+      const victims = seen
+        .sort((a, b) => Number(a.state === 'running') - Number(b.state === 'running') || newestFirst(a, b))
+        .slice(0, live.length - spec.replicas);
+      const gone = new Set(victims.map((v) => v.name));
+      for (const v of victims) remove.push({ name: v.name, modRevision: v.modRevision });
+      for (let i = keep.length - 1; i >= 0; i--) if (gone.has(keep[i]!)) keep.splice(i, 1);
+    } else if (live.length < spec.replicas) {
+      // Spread: avoid workers that already run a live replica while the template allows a healthy worker that does not.
+      const occupied = new Set(live.flatMap((l) => (l.pod?.workedBy ? [l.pod.workedBy] : [])));
+      const free = [...allowedWorkers(spec, observed.healthyWorkers)].filter((w) => !occupied.has(w));
+      const missing = spec.replicas - live.length;
+      for (let i = 0; i < missing; i++) {
+        let name: string | undefined;
+        for (let attempt = 0; attempt < 20 && name === undefined; attempt++) {
+          const candidate = replicaName(rs.name, options.suffix());
+          if (!taken.has(candidate)) name = candidate;
+        }
+        if (name === undefined) break; // the suffix source keeps colliding: try again next round
+        taken.add(name);
+        keep.push(name);
+        create.push(replicaPod(rs.name, spec, name, i < free.length && occupied.size > 0 ? [...occupied] : []));
+      }
+    }
+
+    const listChanged = !listValid || keep.length !== members.length || keep.some((n, i) => n !== members[i]);
+    if (listChanged || create.length + remove.length + release.length + forget.length + adopt.length > 0) {
+      actions.push({
+        kind: 'replicas',
+        replicaSet: rs.name,
+        replicaSetModRevision: rs.modRevision,
+        listModRevision,
+        list: { owner: rs.createRevision, replicas: keep },
+        create,
+        remove,
+        release,
+        forget,
+        adopt,
+      });
+    }
+
+    // Ended replicas outside the list: keep the newest few, delete the rest.
+    const inList = new Set(keep);
+    const ended = owned
+      .filter((p) => isTerminal(p.state) && !memberSet.has(p.name) && !inList.has(p.name))
+      .sort((a, b) => b.modRevision - a.modRevision);
+    for (const p of ended.slice(options.keepEnded)) {
+      actions.push({ kind: 'delete', pod: { name: p.name, modRevision: p.modRevision }, replicaSet: rs.name, reason: 'ended', ownerAbsent: false });
+    }
+  }
+  return actions;
+}

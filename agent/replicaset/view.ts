@@ -1,0 +1,98 @@
+import { replicaSet as replicaSetSchema } from '../../api/schemas.js';
+import type { StateEvent } from '../state.js';
+import type { DesiredReplicaSet, ObservedPod, ReplicaList } from './reconcile.js';
+import { PREFIXES } from './transactions.js';
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function parseJson(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A stored ReplicaSet that does not parse: the controller leaves it alone and says why. */
+export interface InvalidReplicaSet {
+  replicaSet: string;
+  field: string;
+  problem: string;
+}
+
+/**
+ * The controller's in-memory view of etcd, fed by state events: ReplicaSets,
+ * their replica lists, the pods that carry `metadata.replicaSet`, and the
+ * healthy workers. Bad stored values never throw.
+ */
+export class ReplicaSetView {
+  readonly replicaSets = new Map<string, DesiredReplicaSet>();
+  readonly lists = new Map<string, ReplicaList>();
+  readonly pods = new Map<string, ObservedPod>();
+  readonly healthyWorkers = new Set<string>();
+
+  /** Applies one event. Returns what was wrong with a ReplicaSet that does not parse. */
+  apply(ev: StateEvent): InvalidReplicaSet | undefined {
+    const k = ev.key;
+    if (k.startsWith(PREFIXES.pods)) this.onPod(k.slice(PREFIXES.pods.length), ev);
+    else if (k.startsWith(PREFIXES.replicaSets)) return this.onReplicaSet(k.slice(PREFIXES.replicaSets.length), ev);
+    else if (k.startsWith(PREFIXES.replicaLists)) this.onList(k.slice(PREFIXES.replicaLists.length), ev);
+    else if (k.startsWith(PREFIXES.healthyWorkers)) {
+      const w = k.slice(PREFIXES.healthyWorkers.length);
+      if (ev.type === 'put') this.healthyWorkers.add(w);
+      else this.healthyWorkers.delete(w);
+    }
+    return undefined;
+  }
+
+  private onPod(name: string, ev: StateEvent): void {
+    if (ev.type === 'delete') {
+      this.pods.delete(name);
+      return;
+    }
+    const v = parseJson(ev.value);
+    const meta = isObject(v) && isObject(v.metadata) ? v.metadata : undefined;
+    if (!isObject(v) || typeof meta?.replicaSet !== 'string') {
+      this.pods.delete(name);
+      return;
+    }
+    this.pods.set(name, {
+      name,
+      replicaSet: meta.replicaSet,
+      state: typeof v.state === 'string' ? v.state : 'created',
+      workedBy: typeof meta.workedBy === 'string' ? meta.workedBy : undefined,
+      createRevision: ev.createRevision,
+      modRevision: ev.modRevision,
+    });
+  }
+
+  private onReplicaSet(name: string, ev: StateEvent): InvalidReplicaSet | undefined {
+    if (ev.type === 'delete') {
+      this.replicaSets.delete(name);
+      return undefined;
+    }
+    const v = parseJson(ev.value);
+    const parsed = replicaSetSchema.safeParse(v);
+    this.replicaSets.set(name, {
+      name,
+      createRevision: ev.createRevision,
+      modRevision: ev.modRevision,
+      stored: isObject(v) ? v : {},
+      spec: parsed.success ? parsed.data.spec : undefined,
+    });
+    if (parsed.success) return undefined;
+    const issue = parsed.error.issues[0];
+    return { replicaSet: name, field: issue?.path.join('.') || '(value)', problem: issue?.message ?? 'not a ReplicaSet' };
+  }
+
+  private onList(rs: string, ev: StateEvent): void {
+    if (ev.type === 'delete') {
+      this.lists.delete(rs);
+      return;
+    }
+    const v = parseJson(ev.value);
+    const ok = isObject(v) && typeof v.owner === 'number' && Array.isArray(v.replicas) && v.replicas.every((r) => typeof r === 'string');
+    // A list that does not parse belongs to no ReplicaSet: the next change overwrites it.
+    this.lists.set(rs, { owner: ok ? (v.owner as number) : -1, replicas: ok ? (v.replicas as string[]) : [], modRevision: ev.modRevision });
+  }
+}
