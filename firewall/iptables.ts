@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import type { Logger } from 'pino';
-import { chainSetUp, chainTearDown, checkChain, podRules, ruleArgs, type PodFirewall, type Table } from './rules.js';
+import { chainSetUp, chainTearDown, checkChain, JUMPS, jumpFirst, podRules, ruleArgs, type PodFirewall, type Table } from './rules.js';
 
 /**
  * The iptables runner: the only place that runs iptables. It applies the rule
@@ -60,7 +60,7 @@ export class Iptables {
   private readonly command: string;
   private readonly timeoutMs: number;
   private readonly log: Logger | undefined;
-  /** iptables calls run one after another: rule order matters and iptables locks the table per call. */
+  /** Operations run one after another: rule order matters, and a listing must not go stale before it is acted on. */
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: IptablesOptions) {
@@ -72,11 +72,15 @@ export class Iptables {
     this.log = opts.log;
   }
 
-  /** Runs `iptables <args>`; resolves with stdout, rejects with an IptablesError on any non-zero exit. */
-  exec(args: readonly string[]): Promise<string> {
-    const run = this.queue.then(() => this.execNow(args));
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** Runs `iptables <args>`; resolves with stdout, rejects with an IptablesError on any non-zero exit. */
+  exec(args: readonly string[]): Promise<string> {
+    return this.exclusive(() => this.execNow(args));
   }
 
   private async execNow(args: readonly string[]): Promise<string> {
@@ -92,8 +96,30 @@ export class Iptables {
   }
 
   /** Creates the node's chains and the jumps to them. Run `removeStale()` first. */
-  async setUp(): Promise<void> {
-    for (const args of chainSetUp(this.chain)) await this.exec(args);
+  setUp(): Promise<void> {
+    return this.exclusive(async () => {
+      for (const args of chainSetUp(this.chain)) await this.execNow(args);
+    });
+  }
+
+  /**
+   * Puts the node's filter jumps back in first place in FORWARD and OUTPUT
+   * when something (podman's network backend) inserted its own above them.
+   * Returns the number of commands run. `applyPod` does this first.
+   */
+  keepFirst(): Promise<number> {
+    return this.exclusive(() => this.keepFirstNow());
+  }
+
+  private async keepFirstNow(): Promise<number> {
+    let n = 0;
+    for (const builtin of JUMPS.filter) {
+      const ops = jumpFirst(this.chain, builtin, await this.execNow(['-t', 'filter', '-S', builtin]));
+      if (ops.length) this.log?.info({ chain: this.chain, builtin }, 'put the pod firewall jump back in first place');
+      for (const args of ops) await this.execNow(args);
+      n += ops.length;
+    }
+    return n;
   }
 
   /**
@@ -101,20 +127,22 @@ export class Iptables {
    * (an unclean stop, a half-done set-up, duplicated jumps). Idempotent; returns
    * the number of commands it ran (0 when nothing was there).
    */
-  async removeStale(): Promise<number> {
-    let n = 0;
-    for (const table of ['nat', 'filter'] as Table[]) {
-      const listing = await this.exec(['-t', table, '-S']);
-      for (const args of chainTearDown(this.chain, table, listing)) {
-        try {
-          await this.exec(args);
-          n++;
-        } catch (err) {
-          if (!isAbsent(err)) throw err;
+  removeStale(): Promise<number> {
+    return this.exclusive(async () => {
+      let n = 0;
+      for (const table of ['nat', 'filter'] as Table[]) {
+        const listing = await this.execNow(['-t', table, '-S']);
+        for (const args of chainTearDown(this.chain, table, listing)) {
+          try {
+            await this.execNow(args);
+            n++;
+          } catch (err) {
+            if (!isAbsent(err)) throw err;
+          }
         }
       }
-    }
-    return n;
+      return n;
+    });
   }
 
   /** Removes the node's chains at stop: the same as `removeStale()`. */
@@ -123,21 +151,25 @@ export class Iptables {
   }
 
   /**
-   * Appends a pod's rules. On a failure, removes what it had appended and
-   * throws the failure: a pod is either fully firewalled or not at all.
+   * Appends a pod's rules (after making sure the node's jumps come first). On
+   * a failure, removes what it had appended and throws the failure: a pod is
+   * either fully firewalled or not at all.
    */
   async applyPod(pod: PodFirewall): Promise<void> {
     const rules = podRules(this.chain, pod);
-    const done: typeof rules = [];
-    try {
-      for (const rule of rules) {
-        await this.exec(ruleArgs(rule, '-A'));
-        done.push(rule);
+    return this.exclusive(async () => {
+      await this.keepFirstNow();
+      const done: typeof rules = [];
+      try {
+        for (const rule of rules) {
+          await this.execNow(ruleArgs(rule, '-A'));
+          done.push(rule);
+        }
+      } catch (err) {
+        for (const rule of done) await this.execNow(ruleArgs(rule, '-D')).catch(() => undefined);
+        throw err;
       }
-    } catch (err) {
-      for (const rule of done) await this.exec(ruleArgs(rule, '-D')).catch(() => undefined);
-      throw err;
-    }
+    });
   }
 
   /**
@@ -145,15 +177,18 @@ export class Iptables {
    * gone are fine; any other failure is thrown after trying every rule.
    */
   async removePod(pod: PodFirewall): Promise<void> {
-    let first: unknown;
-    for (const rule of podRules(this.chain, pod)) {
-      try {
-        await this.exec(ruleArgs(rule, '-D'));
-      } catch (err) {
-        if (!isAbsent(err)) first ??= err;
+    const rules = podRules(this.chain, pod);
+    return this.exclusive(async () => {
+      let first: unknown;
+      for (const rule of rules) {
+        try {
+          await this.execNow(ruleArgs(rule, '-D'));
+        } catch (err) {
+          if (!isAbsent(err)) first ??= err;
+        }
       }
-    }
-    if (first) throw first;
+      if (first) throw first;
+    });
   }
 
   /** The node chain's rules in one table as `iptables -S` lines, or [] when the chain does not exist. */

@@ -144,3 +144,26 @@ export function chainTearDown(chain: string, table: Table, listing: string): str
   if (exists) ops.push(['-t', table, '-F', chain], ['-t', table, '-X', chain]);
   return ops;
 }
+
+/**
+ * Keeping the node's filter jump first in a built-in chain (FORWARD, OUTPUT),
+ * given that chain's `iptables -t filter -S <builtin>` listing. podman's
+ * network backend inserts its own jump at the top of FORWARD when a network
+ * comes up, and that chain ACCEPTs every packet from the pod subnet: behind
+ * it, new connections between pods of one host would never meet the pod
+ * rules. Returns nothing when the jump is first and alone; else inserts it at
+ * position 1 and deletes the other copies by number (highest first).
+ */
+export function jumpFirst(chain: string, builtin: string, listing: string): string[][] {
+  checkChain(chain);
+  const rules = listing
+    .split('\n')
+    .map((l) => splitRuleLine(l.trim()))
+    .filter((a) => a[0] === '-A' && a[1] === builtin);
+  const isJump = (a: string[]) => a.length === 4 && a[2] === '-j' && a[3] === chain;
+  const copies = rules.map((a, i) => (isJump(a) ? i + 1 : 0)).filter((n) => n > 0);
+  if (copies.length === 1 && copies[0] === 1) return [];
+  const ops = [['-t', 'filter', '-I', builtin, '1', '-j', chain]];
+  for (const n of copies.reverse()) ops.push(['-t', 'filter', '-D', builtin, String(n + 1)]);
+  return ops;
+}

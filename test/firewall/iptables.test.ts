@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { bridgeNetfilterProblem, Iptables, IptablesError } from '../../firewall/iptables.js';
@@ -122,24 +125,60 @@ describe('firewall: real iptables in test hosts', function () {
   });
 
   it('a failing command is an error naming the command and iptables message, and leaves no partial pod', async () => {
-    // No chain set up: the first rule fails.
+    // No chain set up: the first command fails.
     const err = await fw.applyPod(pod8080).then(
       () => undefined,
       (e: unknown) => e,
     );
     expect(err).to.be.instanceOf(IptablesError);
-    expect((err as IptablesError).message).to.contain(`iptables -t nat -A ${chain} -d ${web8080.address}/32`);
-    expect((err as IptablesError).message).to.match(/No chain\/target\/match|does not exist/);
-    // Set up only the nat chain: the DNAT applies, the filter rule fails, and the DNAT is taken back.
-    await fw.exec(['-t', 'nat', '-N', chain]);
-    const err2 = await fw.applyPod(pod8080).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect((err2 as IptablesError).message).to.contain(`-t filter -A ${chain}`);
-    expect(await fw.list('nat')).to.deep.equal([`-N ${chain}`]);
-    await fw.tearDown();
+    expect((err as IptablesError).message).to.contain(`iptables -t filter -I FORWARD 1 -j ${chain}' failed (exit`);
+    expect((err as IptablesError).message).to.match(/No chain\/target\/match|does not exist|Couldn't load target/);
+    // A failure half-way (the REJECT rule, injected by a wrapper around the real iptables)
+    // takes back the DNAT and RETURN rules already appended.
+    const dir = mkdtempSync(join(tmpdir(), 'kith-fw-'));
+    try {
+      const wrapper = join(dir, 'iptables');
+      writeFileSync(wrapper, '#!/bin/sh\ncase "$*" in *REJECT*) echo "injected failure" >&2; exit 4;; esac\nexec iptables "$@"\n', { mode: 0o755 });
+      const failing = new Iptables({ chain, prefix: h1.wrap, command: wrapper });
+      await failing.setUp();
+      const err2 = await failing.applyPod(pod8080).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect((err2 as IptablesError).message).to.contain(`-t filter -A ${chain} -d ${web8080.address}/32 -m conntrack ! --ctstate RELATED,ESTABLISHED -j REJECT' failed (exit 4): injected failure`);
+      expect(await fw.list('nat')).to.deep.equal([`-N ${chain}`, `-A PREROUTING -j ${chain}`, `-A OUTPUT -j ${chain}`]);
+      expect(await fw.list('filter')).to.deep.equal([`-N ${chain}`, `-A FORWARD -j ${chain}`, `-A OUTPUT -j ${chain}`]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await fw.tearDown();
+    }
     expect(await fw.list('nat')).to.deep.equal([]);
+  });
+
+  it("a network backend's jump inserted above the node's (as netavark does) is put back below it", async () => {
+    // netavark's FORWARD chain accepts everything from its pod subnet.
+    await h1.run('iptables', ['-t', 'filter', '-N', 'KT-BACKEND']);
+    try {
+      await fw.setUp();
+      await fw.applyPod(pod80);
+      await h1.run('iptables', ['-t', 'filter', '-A', 'KT-BACKEND', '-s', '10.231.1.0/24', '-j', 'ACCEPT']);
+      await h1.run('iptables', ['-t', 'filter', '-I', 'FORWARD', '-j', 'KT-BACKEND']);
+      expect(await probe(c1, 'tcp', web80.address, 81), 'the gap such an insert opens').to.equal('answer:web80:81');
+      expect(await fw.keepFirst()).to.equal(2);
+      expect(await probe(c1, 'tcp', web80.address, 81)).to.equal('refused');
+      expect((await h1.run('iptables', ['-S', 'FORWARD'])).stdout.split('\n').slice(1, 3)).to.deep.equal([`-A FORWARD -j ${chain}`, '-A FORWARD -j KT-BACKEND']);
+      // applyPod does the same before adding a pod.
+      await h1.run('iptables', ['-t', 'filter', '-I', 'FORWARD', '-j', 'KT-BACKEND']);
+      await fw.applyPod(pod8080);
+      expect(await probe(c1, 'tcp', web8080.address, 81)).to.equal('refused');
+      expect(await fw.keepFirst()).to.equal(0);
+    } finally {
+      await fw.tearDown();
+      await h1.run('iptables', ['-t', 'filter', '-D', 'FORWARD', '-j', 'KT-BACKEND'], { reject: false });
+      await h1.run('iptables', ['-t', 'filter', '-D', 'FORWARD', '-j', 'KT-BACKEND'], { reject: false });
+      await h1.run('iptables', ['-t', 'filter', '-F', 'KT-BACKEND'], { reject: false });
+      await h1.run('iptables', ['-t', 'filter', '-X', 'KT-BACKEND'], { reject: false });
+    }
   });
 
   it('connections the host opens take nat OUTPUT, not PREROUTING: without that jump the host misses the mapping', async () => {

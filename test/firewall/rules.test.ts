@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { chainSetUp, chainTearDown, FirewallInputError, podRules, ruleArgs, splitRuleLine } from '../../firewall/rules.js';
+import { chainSetUp, chainTearDown, FirewallInputError, jumpFirst, podRules, ruleArgs, splitRuleLine } from '../../firewall/rules.js';
 
 const C = 'KITH-node1';
 const A = '10.244.1.5';
@@ -101,5 +101,24 @@ describe('firewall rules (pure)', () => {
     expect(splitRuleLine('-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD')).to.deep.equal([
       '-A', 'FORWARD', '-m', 'comment', '--comment', 'CNI firewall plugin rules', '-j', 'CNI-FORWARD',
     ]);
+  });
+
+  it('keeps the filter jump first: nothing to do when it is, else insert at 1 and delete the copies below by number', () => {
+    expect(jumpFirst(C, 'FORWARD', `-P FORWARD ACCEPT\n-A FORWARD -j ${C}\n-A FORWARD -j NETAVARK_FORWARD`)).to.deep.equal([]);
+    const listing = [
+      '-P FORWARD ACCEPT',
+      '-A FORWARD -m comment --comment "netavark firewall plugin rules" -j NETAVARK_FORWARD',
+      `-A FORWARD -j ${C}`,
+      '-A FORWARD -j OTHER',
+      `-A FORWARD -j ${C}`,
+    ].join('\n');
+    expect(jumpFirst(C, 'FORWARD', listing).map((a) => a.join(' '))).to.deep.equal([
+      `-t filter -I FORWARD 1 -j ${C}`,
+      '-t filter -D FORWARD 5',
+      '-t filter -D FORWARD 3',
+    ]);
+    expect(jumpFirst(C, 'OUTPUT', '-P OUTPUT ACCEPT').map((a) => a.join(' '))).to.deep.equal([`-t filter -I OUTPUT 1 -j ${C}`]);
+    // A rule that merely mentions the chain with extra matches is not the jump.
+    expect(jumpFirst(C, 'FORWARD', `-A FORWARD -j ${C}\n-A FORWARD -s 10.0.0.0/8 -j ${C}`)).to.deep.equal([]);
   });
 });
