@@ -1,5 +1,373 @@
-/** The `kith` client commands of SPEC §1.2. Returns the exit code. */
-export async function runClient(argv: string[]): Promise<number> {
-  process.stderr.write(`kith: unknown command '${argv[0]}'\n`);
-  return 2;
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { parseDomainName } from '../../api/namespace.js';
+import { NODE_TYPES } from '../../api/schemas.js';
+import { generateName } from '../names.js';
+import { DocumentError, manifests, samePod } from './apply.js';
+import { ApiClient, ApiError } from './http.js';
+import { podFromRun, UsageError, waitOutcome } from './run.js';
+import { data, resourceTable, table, type Format } from './table.js';
+
+type Options = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+interface Io {
+  api: ApiClient;
+  format: Format;
+  domain: string;
+  out(s: string): void;
+  err(s: string): void;
+}
+
+interface Command {
+  args: string;
+  options?: Options;
+  run(io: Io, values: Values, positionals: string[]): Promise<number>;
+}
+
+const GLOBAL: Options = {
+  api: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  'cluster-domain': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+const GLOBAL_WITH_VALUE = new Set(['--api', '--output', '-o', '--cluster-domain']);
+
+/** Longest `run --wait` waits by default, in seconds. */
+const WAIT_TIMEOUT_S = 600;
+const SCALE_ATTEMPTS = 5;
+
+const seg = ApiClient.path;
+const strings = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
+
+function exactly(positionals: string[], names: string[]): string[] {
+  if (positionals.length !== names.length) {
+    throw new UsageError(`expected ${names.join(' ')}, got ${positionals.length === 0 ? 'nothing' : `'${positionals.join(' ')}'`}`);
+  }
+  return positionals;
+}
+
+/** `pods` → `pod`, `rs` → `replicaset`; `node`/`nodes` stands for every node type. */
+function resourceTypes(t: string): string[] {
+  if (t === 'node' || t === 'nodes') return [...NODE_TYPES];
+  if (t === 'pods') return ['pod'];
+  if (t === 'rs' || t === 'replicasets') return ['replicaset'];
+  return [t];
+}
+
+function oneType(t: string): string {
+  const ts = resourceTypes(t);
+  if (ts.length !== 1) throw new UsageError(`'${t}' names several types; give one of ${ts.join(', ')}`);
+  return ts[0]!;
+}
+
+function show(io: Io, type: string, value: unknown[]): void {
+  if (io.format === 'table') {
+    if (value.length === 0) io.err('No resources found.\n');
+    else io.out(resourceTable(type, value));
+  } else {
+    io.out(data(value, io.format));
+  }
+}
+
+function alias(io: Io, fqdn: string): { ns: string; host: string } {
+  const p = parseDomainName(fqdn, io.domain);
+  if ('error' in p) throw new UsageError(p.error);
+  return { ns: p.namespace, host: p.host };
+}
+
+async function waitForPod(io: Io, name: string, timeoutS: number): Promise<number> {
+  const deadline = Date.now() + timeoutS * 1000;
+  let delay = 200;
+  let last: string | undefined;
+  for (;;) {
+    const { body } = await io.api.request('GET', seg('resources', 'pod', name));
+    const state = (body as { state?: string }).state;
+    if (state !== last) io.err(`${name}: ${state}\n`);
+    last = state;
+    const o = waitOutcome(state);
+    if (o.done) {
+      if (o.code !== 0) io.err(`kith: pod ${name} ended ${state}\n`);
+      return o.code;
+    }
+    if (Date.now() >= deadline) {
+      io.err(`kith: pod ${name} is still ${state} after ${timeoutS} s\n`);
+      return 1;
+    }
+    await sleep(delay);
+    delay = Math.min(delay * 2, 1000);
+  }
+}
+
+const COMMANDS: Record<string, Command> = {
+  run: {
+    args: '[--name N] [-p PORT|CLUSTER:CONTAINER[/NAME]]... [-e K=V]... [--entrypoint S] [--cpu-request D] [--cpu-limit D] [--memory-request MiB] [--memory-limit MiB] [--may-be-scheduled-on NODE]... [--cannot-be-scheduled-on NODE]... [--wait [--timeout S]] [--] IMAGE [CMD...]',
+    options: {
+      name: { type: 'string' },
+      publish: { type: 'string', short: 'p', multiple: true },
+      env: { type: 'string', short: 'e', multiple: true },
+      entrypoint: { type: 'string' },
+      'cpu-request': { type: 'string' },
+      'cpu-limit': { type: 'string' },
+      'memory-request': { type: 'string' },
+      'memory-limit': { type: 'string' },
+      'may-be-scheduled-on': { type: 'string', multiple: true },
+      'cannot-be-scheduled-on': { type: 'string', multiple: true },
+      wait: { type: 'boolean' },
+      timeout: { type: 'string' },
+    },
+    async run(io, v, pos) {
+      const [image, ...cmd] = pos;
+      if (image === undefined) throw new UsageError('run needs an IMAGE');
+      const timeout = v.timeout === undefined ? WAIT_TIMEOUT_S : Number(v.timeout);
+      if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout '${v.timeout}': must be a whole number of seconds`);
+      const pod = podFromRun({
+        name: (v.name as string | undefined) ?? generateName(),
+        image,
+        cmd,
+        entrypoint: v.entrypoint as string | undefined,
+        env: strings(v.env),
+        publish: strings(v.publish),
+        cpuRequest: v['cpu-request'] as string | undefined,
+        cpuLimit: v['cpu-limit'] as string | undefined,
+        memoryRequest: v['memory-request'] as string | undefined,
+        memoryLimit: v['memory-limit'] as string | undefined,
+        mayBeScheduledOn: strings(v['may-be-scheduled-on']),
+        cannotBeScheduledOn: strings(v['cannot-be-scheduled-on']),
+      });
+      const { body } = await io.api.request('POST', '/resources', pod);
+      io.out(io.format === 'table' ? `${pod.name}\n` : data(body, io.format));
+      return v.wait ? waitForPod(io, pod.name as string, timeout) : 0;
+    },
+  },
+
+  apply: {
+    args: '-f FILE|-',
+    options: { filename: { type: 'string', short: 'f' } },
+    async run(io, v, pos) {
+      const file = (v.filename as string | undefined) ?? pos[0];
+      if (file === undefined || pos.length > (v.filename ? 0 : 1)) throw new UsageError('apply needs exactly one -f FILE (or - for stdin)');
+      let text: string;
+      try {
+        text = readFileSync(file === '-' ? 0 : file, 'utf8');
+      } catch (err) {
+        io.err(`kith: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
+        return 1;
+      }
+      const items = manifests(text, file === '-' ? 'stdin' : file);
+      if (items.length === 0) throw new DocumentError(`${file}: no resources in it`);
+      let failed = 0;
+      const results: unknown[] = [];
+      for (const m of items) {
+        const id = `${m.type}/${m.name}`;
+        try {
+          try {
+            const { body } = await io.api.request('POST', '/resources', m);
+            results.push(body);
+            if (io.format === 'table') io.out(`${id} created\n`);
+            continue;
+          } catch (err) {
+            if (!(err instanceof ApiError && err.status === 409)) throw err;
+          }
+          const path = seg('resources', m.type, m.name);
+          if (m.type === 'pod') {
+            const { body } = await io.api.request('GET', path);
+            if (samePod(m, body)) {
+              results.push(body);
+              if (io.format === 'table') io.out(`${id} unchanged\n`);
+              continue;
+            }
+          }
+          const { name: _n, type: _t, ...patch } = m;
+          const { body } = await io.api.request('PATCH', path, patch);
+          results.push(body);
+          if (io.format === 'table') io.out(`${id} configured\n`);
+        } catch (err) {
+          if (!(err instanceof ApiError)) throw err;
+          io.err(`kith: ${id}: ${err.message}\n`);
+          failed++;
+        }
+      }
+      if (io.format !== 'table') io.out(data(results, io.format));
+      return failed > 0 ? 1 : 0;
+    },
+  },
+
+  list: {
+    args: 'TYPE',
+    async run(io, _v, pos) {
+      const [t] = exactly(pos, ['TYPE']);
+      const all: unknown[] = [];
+      for (const type of resourceTypes(t!)) {
+        const { body } = await io.api.request('GET', seg('resources', type));
+        all.push(...(body as unknown[]));
+      }
+      show(io, t!, all);
+      return 0;
+    },
+  },
+
+  get: {
+    args: 'TYPE NAME',
+    async run(io, _v, pos) {
+      const [t, name] = exactly(pos, ['TYPE', 'NAME']);
+      const type = oneType(t!);
+      const { body } = await io.api.request('GET', seg('resources', type, name!));
+      if (io.format === 'table') show(io, type, [body]);
+      else io.out(data(body, io.format));
+      return 0;
+    },
+  },
+
+  delete: {
+    args: 'TYPE NAME',
+    async run(io, _v, pos) {
+      const [t, name] = exactly(pos, ['TYPE', 'NAME']);
+      const type = oneType(t!);
+      await io.api.request('DELETE', seg('resources', type, name!));
+      io.out(io.format === 'table' ? `${type}/${name} deleted\n` : data({ deleted: { type, name } }, io.format));
+      return 0;
+    },
+  },
+
+  aliases: {
+    args: 'FQDN',
+    async run(io, _v, pos) {
+      const [from] = exactly(pos, ['FQDN']);
+      const a = alias(io, from!);
+      const { body } = await io.api.request('GET', seg('dns_aliases', a.ns, a.host));
+      const targets = body as string[];
+      if (io.format !== 'table') io.out(data(targets, io.format));
+      else if (targets.length === 0) io.err(`No aliases of ${from}.\n`);
+      else io.out(table(['FROM', 'TO'], targets.map((t) => [from!, t])));
+      return 0;
+    },
+  },
+
+  'create-alias': {
+    args: 'FROM TO',
+    async run(io, _v, pos) {
+      const [from, to] = exactly(pos, ['FROM', 'TO']);
+      const a = alias(io, from!);
+      const b = alias(io, to!);
+      await io.api.request('PUT', seg('dns_aliases', a.ns, a.host, b.ns, b.host));
+      io.out(io.format === 'table' ? `alias ${from} -> ${to} created\n` : data({ created: { from, to } }, io.format));
+      return 0;
+    },
+  },
+
+  'delete-alias': {
+    args: 'FROM TO',
+    async run(io, _v, pos) {
+      const [from, to] = exactly(pos, ['FROM', 'TO']);
+      const a = alias(io, from!);
+      const b = alias(io, to!);
+      await io.api.request('DELETE', seg('dns_aliases', a.ns, a.host, b.ns, b.host));
+      io.out(io.format === 'table' ? `alias ${from} -> ${to} deleted\n` : data({ deleted: { from, to } }, io.format));
+      return 0;
+    },
+  },
+
+  scale: {
+    args: 'replicaset NAME N',
+    async run(io, _v, pos) {
+      const [t, name, n] = exactly(pos, ['replicaset', 'NAME', 'N']);
+      if (oneType(t!) !== 'replicaset') throw new UsageError(`only replicasets can be scaled, not '${t}'`);
+      if (!/^\d{1,6}$/.test(n!)) throw new UsageError(`N '${n}': must be a whole number of replicas`);
+      const path = seg('resources', 'replicaset', name!);
+      // Read, change replicas, write back only if nothing changed in between (If-Match).
+      for (let attempt = 0; ; attempt++) {
+        const got = await io.api.request('GET', path);
+        const spec = (got.body as { spec?: Record<string, unknown> }).spec ?? {};
+        const etag = got.headers.get('etag');
+        try {
+          const { body } = await io.api.request('PATCH', path, { spec: { ...spec, replicas: Number(n) } }, etag ? { 'if-match': etag } : {});
+          io.out(io.format === 'table' ? `replicaset/${name} scaled to ${n}\n` : data(body, io.format));
+          return 0;
+        } catch (err) {
+          if (!(err instanceof ApiError && err.status === 412) || attempt + 1 >= SCALE_ATTEMPTS) throw err;
+        }
+      }
+    },
+  },
+
+  'gen-name': {
+    args: '',
+    async run(io, _v, pos) {
+      exactly(pos, []);
+      io.out(`${generateName()}\n`);
+      return 0;
+    },
+  },
+};
+
+export const CLIENT_USAGE = `client commands (global flags: --api URL or KITH_API, -o table|json|yaml, --cluster-domain D or KITH_CLUSTER_DOMAIN):
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  kith ${name} ${c.args}`.trimEnd())
+  .join('\n')}
+`;
+
+/** The `kith` client commands of SPEC §1.2. Returns the exit code: 0, 1 for an API error, 2 for a usage error. */
+export async function runClient(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const out = (s: string) => void process.stdout.write(s);
+  const err = (s: string) => void process.stderr.write(s);
+  try {
+    // Global flags may come before the command; the command's own flags after it.
+    const pre: string[] = [];
+    let i = 0;
+    for (; i < argv.length; i++) {
+      const t = argv[i]!;
+      if (GLOBAL_WITH_VALUE.has(t)) pre.push(t, argv[++i] ?? '');
+      else if (t.startsWith('-')) pre.push(t);
+      else break;
+    }
+    const name = argv[i];
+    if (name === undefined) {
+      out(CLIENT_USAGE);
+      return pre.some((p) => p === '-h' || p === '--help') ? 0 : 2;
+    }
+    const command = COMMANDS[name];
+    if (!command) throw new UsageError(`unknown command '${name}'; run 'kith help'`);
+    let values: Values;
+    let positionals: string[];
+    try {
+      const parsed = parseArgs({
+        args: [...pre, ...argv.slice(i + 1)],
+        options: { ...GLOBAL, ...command.options },
+        allowPositionals: true,
+        strict: true,
+      });
+      values = parsed.values as Values;
+      positionals = parsed.positionals;
+    } catch (e) {
+      throw new UsageError(`${name}: ${(e as Error).message.split('\n')[0]}`);
+    }
+    if (values.help) {
+      out(`usage: kith ${name} ${command.args}\n`);
+      return 0;
+    }
+    const format = (values.output as string | undefined) ?? 'table';
+    if (format !== 'table' && format !== 'json' && format !== 'yaml') throw new UsageError(`-o '${format}': must be table, json or yaml`);
+    const base = (values.api as string | undefined) ?? env.KITH_API ?? 'http://127.0.0.1:8080';
+    let api: ApiClient;
+    try {
+      api = new ApiClient(base);
+      if (api.base.protocol !== 'http:' && api.base.protocol !== 'https:') throw new Error('not http');
+    } catch {
+      throw new UsageError(`--api '${base}': must be an http:// or https:// URL`);
+    }
+    const domain = ((values['cluster-domain'] as string | undefined) ?? env.KITH_CLUSTER_DOMAIN ?? 'cluster.local').replace(/\.$/, '');
+    return await command.run({ api, format, domain, out, err }, values, positionals);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err(`kith: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof ApiError || e instanceof DocumentError) {
+      err(`kith: ${e.message.split('\n')[0]}\n`);
+      return 1;
+    }
+    throw e;
+  }
 }

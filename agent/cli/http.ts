@@ -1,0 +1,66 @@
+/** The REST client of the `kith` commands: Node's fetch, problem details turned into one-line errors. */
+
+/** An answer of the API that is not a success; `message` is the problem's detail. */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly type?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface Answer {
+  status: number;
+  body: unknown;
+  headers: Headers;
+}
+
+const REQUEST_TIMEOUT_MS = 30_000;
+
+export class ApiClient {
+  readonly base: URL;
+
+  constructor(base: string) {
+    this.base = new URL(base);
+  }
+
+  /** `/resources/<a>/<b>` with each segment escaped. */
+  static path(...segments: string[]): string {
+    return `/${segments.map(encodeURIComponent).join('/')}`;
+  }
+
+  /** Sends a request; any status but 2xx throws an ApiError carrying the problem detail. */
+  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
+    const url = new URL(path, this.base);
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message ?? (err as Error).message;
+      throw new ApiError(`cannot reach the API at ${this.base.origin} (${why}); is the agent running with the api plugin? (--api or KITH_API)`, 0);
+    }
+    const text = await res.text();
+    let parsed: unknown = undefined;
+    if (text !== '') {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = text;
+      }
+    }
+    if (res.ok) return { status: res.status, body: parsed, headers: res.headers };
+    const p = parsed as { detail?: unknown; type?: unknown } | undefined;
+    if (p && typeof p === 'object' && typeof p.detail === 'string') {
+      throw new ApiError(p.detail, res.status, typeof p.type === 'string' ? p.type : undefined);
+    }
+    throw new ApiError(`${method} ${url.pathname}: HTTP ${res.status} ${text.split('\n')[0]!.slice(0, 200)}`.trim(), res.status);
+  }
+}
