@@ -1,0 +1,79 @@
+import type { Container } from '../../api/schemas.js';
+import type { CreatePod } from './runtime.js';
+
+/**
+ * podman command lines as data (REFERENCE §7.4, with `--pull=never`,
+ * `--tty` and labels that mark every object as this node's).
+ */
+
+export const NODE_LABEL = 'kith.node';
+export const POD_LABEL = 'kith.pod';
+
+const labels = (node: string, pod?: string): string[] => [
+  '--label', `${NODE_LABEL}=${node}`,
+  ...(pod ? ['--label', `${POD_LABEL}=${pod}`] : []),
+];
+
+export function podCreateArgs(node: string, network: string, p: CreatePod): string[] {
+  return [
+    'pod', 'create',
+    `--name=${p.runtimeName}`,
+    `--infra-name=${p.runtimeName}-infra`,
+    `--network=${network}`,
+    `--dns=${p.dns}`,
+    ...labels(node, p.pod),
+  ];
+}
+
+export function containerRunArgs(node: string, p: CreatePod, c: Container): string[] {
+  const args = [
+    'container', 'run', '--detach', '--tty', '--pull=never',
+    `--pod=${p.runtimeName}`,
+    `--name=${p.runtimeName}-${c.name}`,
+    ...labels(node, p.pod),
+  ];
+  if (c.entrypoint !== undefined) args.push(`--entrypoint=${c.entrypoint}`);
+  for (const [k, v] of Object.entries(c.env ?? {})) args.push('--env', `${k}=${v}`);
+  const req = c.resources?.requests;
+  const lim = c.resources?.limits;
+  if (req?.memory !== undefined) args.push(`--memory-reservation=${req.memory}m`);
+  if (lim?.cpu !== undefined) args.push(`--cpus=${lim.cpu}`);
+  if (lim?.memory !== undefined) args.push(`--memory=${lim.memory}m`);
+  args.push(c.image, ...(c.cmd ?? []));
+  return args;
+}
+
+export function holderCreateArgs(node: string, network: string, name: string): string[] {
+  return ['pod', 'create', `--name=${name}`, `--infra-name=${name}-infra`, `--network=${network}`, ...labels(node)];
+}
+
+/** `podman ps` filtered to this node's containers (every pod's, the infra ones included). */
+export const psArgs = (node: string): string[] => ['ps', '--all', '--format=json', `--filter=label=${NODE_LABEL}=${node}`];
+export const podListArgs = (node: string): string[] => ['pod', 'ps', '--format=json', `--filter=label=${NODE_LABEL}=${node}`];
+export const podRemoveArgs = (names: string[]): string[] => ['pod', 'rm', '--force', '--time=0', ...names];
+
+export interface PsContainer {
+  IsInfra?: boolean;
+  Exited?: boolean;
+  ExitCode?: number;
+  State?: string;
+  Labels?: Record<string, string> | null;
+}
+
+/** Per kith pod: undefined while any container runs, else how they ended. */
+export function podExits(ps: PsContainer[]): Map<string, { running: number; exited: number; failed: number }> {
+  const out = new Map<string, { running: number; exited: number; failed: number }>();
+  for (const c of ps) {
+    const pod = c.Labels?.[POD_LABEL];
+    if (c.IsInfra || !pod) continue;
+    const s = out.get(pod) ?? { running: 0, exited: 0, failed: 0 };
+    if (c.Exited || c.State === 'exited' || c.State === 'stopped') {
+      s.exited++;
+      if ((c.ExitCode ?? 0) !== 0) s.failed++;
+    } else {
+      s.running++;
+    }
+    out.set(pod, s);
+  }
+  return out;
+}

@@ -1,0 +1,176 @@
+import { execa } from 'execa';
+import type { Logger } from 'pino';
+import type { Container } from '../../api/schemas.js';
+import {
+  containerRunArgs, holderCreateArgs, podCreateArgs, podExits, podListArgs, podRemoveArgs, psArgs, type PsContainer,
+} from './podman-args.js';
+import { holderName, type CreatePod, type PodExit, type PodRuntime } from './runtime.js';
+import { gatewayOf } from './subnet.js';
+
+export class PodmanError extends Error {}
+
+export interface PodmanOptions {
+  node: string;
+  log: Logger;
+  /** The podman binary (default `podman`). */
+  command?: string;
+  /** How often running pods are checked for exited containers (default 1000 ms). */
+  pollMs?: number;
+  /** Bound on one podman call (default 60 s). */
+  timeoutMs?: number;
+}
+
+interface Waiter {
+  pod: string;
+  containers: number;
+  resolve: (r: PodExit | 'aborted') => void;
+}
+
+/** Pods as podman pods: one shell around the podman CLI, every exit code checked. */
+export class PodmanRuntime implements PodRuntime {
+  readonly kind = 'podman';
+  private readonly node: string;
+  private readonly log: Logger;
+  private readonly command: string;
+  private readonly pollMs: number;
+  private readonly timeoutMs: number;
+  private network: string | undefined;
+  private readonly waiters = new Set<Waiter>();
+  private timer: NodeJS.Timeout | undefined;
+  private polling = false;
+  private closed = false;
+
+  constructor(opts: PodmanOptions) {
+    this.node = opts.node;
+    this.log = opts.log;
+    this.command = opts.command ?? 'podman';
+    this.pollMs = opts.pollMs ?? 1000;
+    this.timeoutMs = opts.timeoutMs ?? 60_000;
+  }
+
+  /** Runs podman; throws a PodmanError with podman's own message on a non-zero exit. */
+  async podman(args: string[], opts: { allowFail?: boolean } = {}): Promise<{ stdout: string; stderr: string; exitCode: number }> {
+    const r = await execa(this.command, args, { stdin: 'ignore', reject: false, timeout: this.timeoutMs });
+    const res = { stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode: r.exitCode ?? -1 };
+    if (res.exitCode !== 0 && !opts.allowFail) {
+      const msg = res.stderr.trim().split('\n').filter((l) => !/level=warning/.test(l)).join('; ') || (r.timedOut ? 'timed out' : 'no message');
+      throw new PodmanError(`podman ${args.slice(0, 2).join(' ')} failed (exit ${res.exitCode}): ${msg}`);
+    }
+    return res;
+  }
+
+  async prepareNetwork(network: string, subnet: string): Promise<{ gateway: string }> {
+    const gateway = gatewayOf(subnet);
+    const inspect = await this.podman(['network', 'inspect', network], { allowFail: true });
+    let exists = false;
+    if (inspect.exitCode === 0) {
+      const info = (JSON.parse(inspect.stdout) as { subnets?: { subnet: string; gateway?: string }[]; dns_enabled?: boolean }[])[0];
+      const same = info?.subnets?.length === 1 && info.subnets[0]!.subnet === subnet && info.subnets[0]!.gateway === gateway && !info.dns_enabled;
+      if (same) exists = true;
+      else {
+        this.log.warn({ network, want: subnet, have: info?.subnets }, 'pod network has another subnet or DNS on; recreating it');
+        const rm = await this.podman(['network', 'rm', network], { allowFail: true });
+        if (rm.exitCode !== 0) {
+          throw new PodmanError(`--pod-network '${network}' exists with another subnet and cannot be removed (${rm.stderr.trim()}); remove it or pick another name`);
+        }
+      }
+    }
+    if (!exists) {
+      const r = await this.podman(['network', 'create', '--disable-dns', `--subnet=${subnet}`, `--gateway=${gateway}`, network], { allowFail: true });
+      if (r.exitCode !== 0) {
+        throw new PodmanError(`--pod-network '${network}' with subnet ${subnet}: podman network create failed: ${r.stderr.trim()}`);
+      }
+    }
+    this.network = network;
+    // netavark makes the bridge (and binds the gateway) only while a pod is on it: keep one there.
+    const holder = holderName(this.node);
+    await this.podman(podRemoveArgs([holder]), { allowFail: true });
+    await this.podman(holderCreateArgs(this.node, network, holder));
+    await this.podman(['pod', 'start', holder]);
+    return { gateway };
+  }
+
+  async removeLeftovers(): Promise<string[]> {
+    const r = await this.podman(podListArgs(this.node));
+    const names = ((JSON.parse(r.stdout || '[]') as { Name: string }[]) ?? []).map((p) => p.Name).filter((n) => n !== holderName(this.node));
+    if (names.length > 0) await this.podman(podRemoveArgs(names));
+    return names;
+  }
+
+  async createPod(p: CreatePod): Promise<{ ip: string }> {
+    if (!this.network) throw new PodmanError('the pod network is not prepared');
+    await this.podman(podCreateArgs(this.node, this.network, p));
+    await this.podman(['pod', 'start', p.runtimeName]);
+    const r = await this.podman(['container', 'inspect', `${p.runtimeName}-infra`]);
+    const info = (JSON.parse(r.stdout) as { NetworkSettings?: { Networks?: Record<string, { IPAddress?: string }> } }[])[0];
+    const ip = info?.NetworkSettings?.Networks?.[this.network]?.IPAddress;
+    if (!ip) throw new PodmanError(`pod ${p.runtimeName} has no address on network ${this.network}`);
+    return { ip };
+  }
+
+  async runContainer(p: CreatePod, c: Container): Promise<void> {
+    await this.podman(containerRunArgs(this.node, p, c));
+  }
+
+  wait(p: CreatePod, containers: number, signal: AbortSignal): Promise<PodExit | 'aborted'> {
+    if (signal.aborted) return Promise.resolve('aborted');
+    if (containers === 0) return Promise.resolve('exitSuccess');
+    return new Promise((resolve) => {
+      const w: Waiter = {
+        pod: p.pod,
+        containers,
+        resolve: (r) => {
+          this.waiters.delete(w);
+          signal.removeEventListener('abort', onAbort);
+          resolve(r);
+        },
+      };
+      const onAbort = () => w.resolve('aborted');
+      signal.addEventListener('abort', onAbort);
+      this.waiters.add(w);
+      this.schedulePoll();
+    });
+  }
+
+  /** One `podman ps` for all pods of the node, at most every `pollMs`, only while someone waits. */
+  private schedulePoll(): void {
+    if (this.timer || this.polling || this.closed || this.waiters.size === 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.poll();
+    }, this.pollMs);
+  }
+
+  private async poll(): Promise<void> {
+    this.polling = true;
+    try {
+      const r = await this.podman(psArgs(this.node));
+      const exits = podExits(JSON.parse(r.stdout || '[]') as PsContainer[]);
+      for (const w of [...this.waiters]) {
+        const s = exits.get(w.pod);
+        // A pod whose containers are all gone was removed under us: count it as failed.
+        if (!s) w.resolve('exitFailure');
+        else if (s.running === 0 && s.exited >= w.containers) w.resolve(s.failed > 0 ? 'exitFailure' : 'exitSuccess');
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'podman ps failed; trying again');
+    } finally {
+      this.polling = false;
+      this.schedulePoll();
+    }
+  }
+
+  async removePod(name: string): Promise<void> {
+    const r = await this.podman(podRemoveArgs([name]), { allowFail: true });
+    if (r.exitCode !== 0 && !/no such pod|no pod with name/i.test(r.stderr)) {
+      throw new PodmanError(`podman pod rm ${name} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const w of [...this.waiters]) w.resolve('aborted');
+    await this.podman(podRemoveArgs([holderName(this.node)]), { allowFail: true });
+  }
+}

@@ -1,0 +1,46 @@
+import type { Container } from '../../api/schemas.js';
+
+/**
+ * What a worker needs from a container runtime. `PodmanRuntime` runs real
+ * podman pods; `SimulatedRuntime` starts nothing and exists for benchmarks
+ * of the scheduling path.
+ */
+
+/** How a pod's containers ended. */
+export type PodExit = 'exitSuccess' | 'exitFailure';
+
+export interface CreatePod {
+  /** The runtime's name of the pod (`<node>-<pod>`). */
+  runtimeName: string;
+  /** The kith pod name. */
+  pod: string;
+  /** The DNS server the pod's containers use (the cluster address). */
+  dns: string;
+}
+
+export interface PodRuntime {
+  /** 'podman' or 'simulated', for logs. */
+  readonly kind: string;
+  /**
+   * Ensures the pod network exists with `subnet` and that its gateway address
+   * is bound on this host (so the agent can listen on it). Returns the gateway.
+   */
+  prepareNetwork(network: string, subnet: string): Promise<{ gateway: string }>;
+  /** Removes every pod this node left behind (an unclean stop); returns their runtime names. */
+  removeLeftovers(): Promise<string[]>;
+  /** Creates the pod on the network and starts its infra part; returns the pod's IP. */
+  createPod(p: CreatePod): Promise<{ ip: string }>;
+  /** Starts one container in the pod (detached). Throws with the runtime's message on failure. */
+  runContainer(p: CreatePod, container: Container): Promise<void>;
+  /** Resolves when every container of the pod has ended, or with 'aborted' when `signal` fires first. */
+  wait(p: CreatePod, containers: number, signal: AbortSignal): Promise<PodExit | 'aborted'>;
+  /** Removes the pod and its containers at once; a pod already gone is not an error. */
+  removePod(runtimeName: string): Promise<void>;
+  /** Stops the runtime's own background work and removes what `prepareNetwork` started. */
+  close(): Promise<void>;
+}
+
+/** The runtime name of a pod of this node: recognisable as the node's, and removed with it. */
+export const runtimeName = (node: string, pod: string): string => `${node}-${pod}`;
+/** The holder pod that keeps the bridge (and so the gateway address) up; `--` never occurs in `<node>-<pod>`. */
+export const holderName = (node: string): string => `${node}--holder`;

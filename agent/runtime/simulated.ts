@@ -1,0 +1,63 @@
+import type { Container } from '../../api/schemas.js';
+import { gatewayOf, intToIp, ipToInt } from './subnet.js';
+import { type CreatePod, type PodExit, type PodRuntime } from './runtime.js';
+
+/**
+ * A SIMULATED runtime: it starts no containers and touches no network. Pods
+ * get made-up addresses from the subnet and "run" until they are removed,
+ * after an optional delay per step. It exists so benchmarks can measure the
+ * scheduling path (API → scheduler → worker claim → running) with many
+ * workers on one machine; it is never chosen by `kith agent`.
+ */
+export class SimulatedRuntime implements PodRuntime {
+  readonly kind = 'simulated';
+  private subnet = '10.0.0.0/24';
+  private next = 2;
+  private readonly running = new Map<string, () => void>();
+
+  constructor(private readonly opts: { stepMs?: number } = {}) {}
+
+  private async step(): Promise<void> {
+    if (this.opts.stepMs) await new Promise((r) => setTimeout(r, this.opts.stepMs));
+  }
+
+  async prepareNetwork(_network: string, subnet: string): Promise<{ gateway: string }> {
+    this.subnet = subnet;
+    return { gateway: gatewayOf(subnet) };
+  }
+
+  async removeLeftovers(): Promise<string[]> {
+    return [];
+  }
+
+  async createPod(_p: CreatePod): Promise<{ ip: string }> {
+    await this.step();
+    const base = ipToInt(this.subnet.split('/')[0]!);
+    const ip = intToIp(base + (this.next++ % 250) + 2);
+    return { ip };
+  }
+
+  async runContainer(_p: CreatePod, _c: Container): Promise<void> {
+    await this.step();
+  }
+
+  wait(p: CreatePod, _containers: number, signal: AbortSignal): Promise<PodExit | 'aborted'> {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve('aborted');
+      const done = () => {
+        this.running.delete(p.runtimeName);
+        resolve('aborted');
+      };
+      this.running.set(p.runtimeName, done);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  async removePod(name: string): Promise<void> {
+    this.running.get(name)?.();
+  }
+
+  async close(): Promise<void> {
+    for (const done of [...this.running.values()]) done();
+  }
+}

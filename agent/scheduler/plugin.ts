@@ -1,0 +1,174 @@
+import { Counter } from 'prom-client';
+import { pod as podSchema, type Pod } from '../../api/schemas.js';
+import { podRequest } from '../capacity.js';
+import {
+  HEALTHY_PREFIX, INBOX_PREFIX, LIMITS_PREFIX, nameUnder, POD_PREFIX, UNSCHEDULED_PREFIX, inboxKey, podKey, unscheduledKey,
+} from '../pod-keys.js';
+import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
+import { choose } from './choose.js';
+import { SchedulerView } from './view.js';
+
+/** Retry timing: `KITH_SCHEDULER_RETRY_MS` (default 10 000) and `KITH_SCHEDULER_MAX_TRIES` (default 6). */
+export function retryPolicy(env: NodeJS.ProcessEnv = process.env): { intervalMs: number; maxTries: number } {
+  const ms = Number(env.KITH_SCHEDULER_RETRY_MS);
+  const tries = Number(env.KITH_SCHEDULER_MAX_TRIES);
+  return {
+    intervalMs: Number.isFinite(ms) && ms > 0 ? ms : 10_000,
+    maxTries: Number.isInteger(tries) && tries > 0 ? tries : 6,
+  };
+}
+
+interface Pending {
+  pod: Pod;
+  value: string;
+  modRevision: number;
+  tries: number;
+  busy: boolean;
+}
+
+/** How many schedule transactions may be in flight at once. */
+const IN_FLIGHT = 32;
+
+export async function startScheduler(ctx: PluginContext, policy = retryPolicy()): Promise<RunningPlugin> {
+  const { state, log, config } = ctx;
+  const me = config.name;
+  const view = new SchedulerView();
+  const pending = new Map<string, Pending>();
+  const ready: string[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  let inFlight = 0;
+  let stopped = false;
+  let synced = false;
+
+  const placed = new Counter({ name: 'kith_scheduler_pods_total', help: 'Pods placed or abandoned by this scheduler', labelNames: ['outcome'], registers: [ctx.metrics] });
+
+  const later = (name: string) => {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      if (pending.has(name)) {
+        ready.push(name);
+        drain();
+      }
+    }, policy.intervalMs);
+    timers.add(t);
+  };
+
+  const abandon = async (p: Pending, reason: string) => {
+    const value = JSON.stringify({ ...p.pod, state: 'abandoned', metadata: { ...p.pod.metadata, scheduledBy: me } });
+    const r = await state.txn({
+      if: [{ key: unscheduledKey(p.pod.name), modRevision: p.modRevision }],
+      then: [{ delete: unscheduledKey(p.pod.name) }, { put: podKey(p.pod.name), value }],
+    });
+    if (r.succeeded) {
+      placed.inc({ outcome: 'abandoned' });
+      log.warn({ pod: p.pod.name, tries: p.tries, reason }, 'pod abandoned');
+    }
+  };
+
+  const place = async (p: Pending, worker: string) => {
+    const value = JSON.stringify({ ...p.pod, state: 'scheduled', metadata: { ...p.pod.metadata, scheduledBy: me, workedBy: worker } });
+    const r = await state.txn({
+      if: [{ key: unscheduledKey(p.pod.name), modRevision: p.modRevision }],
+      then: [
+        { delete: unscheduledKey(p.pod.name) },
+        { put: podKey(p.pod.name), value },
+        { put: inboxKey(worker, p.pod.name), value },
+      ],
+    });
+    if (r.succeeded) {
+      placed.inc({ outcome: 'scheduled' });
+      log.debug({ pod: p.pod.name, worker }, 'pod scheduled');
+    } else {
+      // Another scheduler placed it, or it was deleted or re-created: nothing to do for this copy.
+      view.unreserve(p.pod.name);
+      log.debug({ pod: p.pod.name }, 'pod already scheduled or gone');
+    }
+    if (pending.get(p.pod.name) === p) pending.delete(p.pod.name);
+  };
+
+  const attempt = (p: Pending) => {
+    const request = podRequest(p.pod.spec);
+    const c = p.pod.spec.schedulingConstraints;
+    const replicaSet = p.pod.metadata.replicaSet;
+    const choice = choose(
+      { request, mayBeScheduledOn: c?.mayBeScheduledOn, cannotBeScheduledOn: c?.cannotBeScheduledOn },
+      view.workers(replicaSet),
+    );
+    if ('worker' in choice) {
+      view.reserve(p.pod.name, choice.worker, request, replicaSet);
+      return place(p, choice.worker).catch((err) => {
+        view.unreserve(p.pod.name);
+        log.warn({ pod: p.pod.name, err: (err as Error).message }, 'schedule transaction failed; retrying');
+        later(p.pod.name);
+      });
+    }
+    if (!choice.wait) p.tries++;
+    if (p.tries >= policy.maxTries) {
+      return abandon(p, choice.reason).catch((err) => {
+        log.warn({ pod: p.pod.name, err: (err as Error).message }, 'abandon transaction failed; retrying');
+        later(p.pod.name);
+      });
+    }
+    log.info({ pod: p.pod.name, reason: choice.reason, tries: p.tries, retryInMs: policy.intervalMs }, 'pod not schedulable yet');
+    later(p.pod.name);
+    return undefined;
+  };
+
+  const drain = () => {
+    if (!synced || stopped) return;
+    while (ready.length > 0 && inFlight < IN_FLIGHT) {
+      const name = ready.shift()!;
+      const p = pending.get(name);
+      if (!p || p.busy) continue;
+      const work = attempt(p);
+      if (!work) continue;
+      p.busy = true;
+      inFlight++;
+      void work.finally(() => {
+        p.busy = false;
+        inFlight--;
+        drain();
+      });
+    }
+  };
+
+  const sub = state.watch(
+    [HEALTHY_PREFIX, LIMITS_PREFIX, INBOX_PREFIX, POD_PREFIX, UNSCHEDULED_PREFIX],
+    (ev) => {
+      const name = nameUnder(ev.key, UNSCHEDULED_PREFIX);
+      if (name === undefined) {
+        view.apply(ev);
+        return;
+      }
+      if (ev.type === 'delete') {
+        pending.delete(name);
+        return;
+      }
+      let pod: Pod;
+      try {
+        pod = podSchema.parse(JSON.parse(ev.value));
+      } catch (err) {
+        log.error({ pod: name, err: (err as Error).message }, 'unscheduled entry is not a valid pod; skipping it');
+        return;
+      }
+      pending.set(name, { pod, value: ev.value, modRevision: ev.modRevision, tries: 0, busy: false });
+      ready.push(name);
+      drain();
+    },
+    { name: 'scheduler', onSynced: () => ((synced = true), drain()) },
+  );
+
+  return {
+    async stop() {
+      stopped = true;
+      for (const t of timers) clearTimeout(t);
+      await sub.close();
+    },
+  };
+}
+
+export const schedulerPlugin: Plugin = {
+  name: 'scheduler',
+  role: 'scheduler',
+  start: (ctx) => startScheduler(ctx),
+};

@@ -1,0 +1,242 @@
+import { Gauge, Counter } from 'prom-client';
+import { pod as podSchema, type Pod } from '../../api/schemas.js';
+import { describeAmount, fits, formatCpu, minus, plus, podRequest, toMilli, type Amount } from '../capacity.js';
+import { nodeResourceKey } from '../node.js';
+import {
+  ALIVE_PREFIX, SUBNET_PREFIX, claimedKey, inboxKey, inboxPrefix, limitsKey, nameUnder, podKey, unscheduledKey, workerDnsKey,
+} from '../pod-keys.js';
+import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
+import { PodmanRuntime } from '../runtime/podman.js';
+import type { PodRuntime } from '../runtime/runtime.js';
+import { subnetFromKeyName } from '../runtime/subnet.js';
+import type { Op, Subscription } from '../state.js';
+import { PodTask, retrying, type PodHooks } from './pod-task.js';
+import { desiredRoutes, RouteTable } from './routes.js';
+import { claimSubnet, parseSubnetOwner, type SubnetOwner } from './subnet-claim.js';
+
+export interface WorkerOptions {
+  hooks?: PodHooks;
+}
+
+/**
+ * The worker: claims pods from its inbox and runs them with `runtime`
+ * (README.md). `workerPlugin` runs it with podman; benchmarks call this with
+ * a simulated runtime.
+ */
+export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts: WorkerOptions = {}): Promise<RunningPlugin> {
+  const { config, state, log } = ctx;
+  const me = config.name;
+  const domain = config.clusterDomain;
+  const hooks = opts.hooks ?? {};
+
+  const leftovers = await runtime.removeLeftovers();
+  if (leftovers.length) log.warn({ pods: leftovers }, 'removed pods left behind by an unclean stop');
+
+  const subnet = await claimSubnet(state, { worker: me, clusterCidr: config.clusterCidr, podSubnet: config.podSubnet, hostAddress: config.hostAddress });
+  const { gateway } = await runtime.prepareNetwork(config.podNetwork, subnet);
+  const clusterAddress = config.clusterAddress ?? gateway;
+  // The dns and api plugins start after this one and bind here.
+  ctx.node.clusterAddress = clusterAddress;
+  log.info({ subnet, gateway, clusterAddress, network: config.podNetwork, runtime: runtime.kind }, 'pod network ready');
+
+  const capacity: Amount = { cpu: toMilli(config.podCpuLimit), memory: config.podMemoryLimit };
+  let free: Amount = { ...capacity };
+  const limitOps = (): Op[] => [
+    { put: limitsKey('cpu', me), value: formatCpu(free.cpu), lease: 'alive' },
+    { put: limitsKey('memory', me), value: String(free.memory), lease: 'alive' },
+  ];
+  await state.txn({
+    if: [],
+    then: [
+      {
+        put: nodeResourceKey('worker', me),
+        value: JSON.stringify({
+          name: me, type: 'node.worker', state: 'healthy', metadata: {},
+          spec: {
+            address: clusterAddress,
+            ...(config.hostAddress ? { hostAddress: config.hostAddress } : {}),
+            subnet,
+            limits: { cpu: formatCpu(capacity.cpu), memory: capacity.memory },
+          },
+        }),
+      },
+      { put: workerDnsKey(me, domain), value: clusterAddress, lease: 'alive' },
+      ...limitOps(),
+    ],
+  });
+
+  const running = new Gauge({ name: 'kith_worker_pods', help: 'Pods this worker has claimed and not yet ended', registers: [ctx.metrics] });
+  const ended = new Counter({ name: 'kith_worker_pods_ended_total', help: 'Pods ended, by final state', labelNames: ['state'], registers: [ctx.metrics] });
+
+  // ---- routes to other workers' pods (host-gw) ------------------------------------
+  let routeSub: Subscription | undefined;
+  const routes = new RouteTable(log);
+  if (config.hostAddress) {
+    const subnets = new Map<string, SubnetOwner>();
+    const alive = new Set<string>();
+    let synced = false;
+    const sync = () => {
+      if (synced) void routes.sync(desiredRoutes({ worker: me, hostAddress: config.hostAddress! }, subnets, alive));
+    };
+    routeSub = state.watch(
+      [SUBNET_PREFIX, ALIVE_PREFIX],
+      (ev) => {
+        const w = nameUnder(ev.key, ALIVE_PREFIX);
+        if (w !== undefined) {
+          if (ev.type === 'put') alive.add(w);
+          else alive.delete(w);
+        } else {
+          const cidr = subnetFromKeyName(ev.key.slice(SUBNET_PREFIX.length));
+          if (!cidr) return;
+          const owner = ev.type === 'put' ? parseSubnetOwner(ev.value) : undefined;
+          if (owner) subnets.set(cidr, owner);
+          else subnets.delete(cidr);
+        }
+        sync();
+      },
+      { name: 'worker routes', onSynced: () => ((synced = true), sync()) },
+    );
+  }
+
+  // ---- the inbox, the claim and the pods -------------------------------------------
+  const tasks = new Map<string, PodTask>();
+  const inbox = new Map<string, { value: string; modRevision: number }>();
+  let stopping = false;
+  let pumping: Promise<void> | undefined;
+  // Every change of `free` and its publication go through this lane, so etcd sees them in order.
+  let lane: Promise<unknown> = Promise.resolve();
+  const inLane = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = lane.then(fn);
+    lane = p.catch(() => undefined);
+    return p;
+  };
+
+  const release = (task: PodTask, req: Amount) =>
+    inLane(async () => {
+      free = plus(free, req);
+      await retrying('releasing a pod\'s claim', log, () =>
+        state.txn({
+          if: [{ key: claimedKey(task.pod.name), value: me }],
+          then: [{ delete: claimedKey(task.pod.name) }, ...limitOps()],
+          else: limitOps(),
+        }),
+      ).catch((err) => log.error({ pod: task.pod.name, err: (err as Error).message }, 'could not release the claim'));
+    });
+
+  const dropInboxEntry = (pod: string, modRevision: number) =>
+    state.txn({ if: [{ key: inboxKey(me, pod), modRevision }], then: [{ delete: inboxKey(me, pod) }] });
+
+  const claim = async (name: string, entry: { value: string; modRevision: number }): Promise<void> => {
+    let pod: Pod;
+    try {
+      pod = podSchema.parse(JSON.parse(entry.value));
+    } catch (err) {
+      log.error({ pod: name, err: (err as Error).message }, 'inbox entry is not a valid pod; dropping it');
+      await dropInboxEntry(name, entry.modRevision);
+      return;
+    }
+    const previous = tasks.get(name);
+    if (previous) await previous.done; // an earlier pod of the same name is still being torn down
+    const req = podRequest(pod.spec);
+    await inLane(async () => {
+      if (!fits(free, req)) {
+        // Never run a pod the worker cannot hold: hand it back to the scheduler.
+        const back = { ...pod, state: 'created', metadata: Object.fromEntries(Object.entries(pod.metadata).filter(([k]) => k !== 'scheduledBy' && k !== 'workedBy')) };
+        const value = JSON.stringify(back);
+        const r = await state.txn({
+          if: [{ key: podKey(name), createRevision: 0, op: '!=' }, { key: inboxKey(me, name), modRevision: entry.modRevision }],
+          then: [{ delete: inboxKey(me, name) }, { put: podKey(name), value }, { put: unscheduledKey(name), value }],
+        });
+        if (r.succeeded) log.warn({ pod: name, needs: describeAmount(req), free: describeAmount(free) }, 'not enough free for the pod; returned it to the scheduler');
+        else await dropInboxEntry(name, entry.modRevision);
+        return;
+      }
+      const accepted = { ...pod, state: 'accepted' as const };
+      const after = minus(free, req);
+      const r = await state.txn({
+        if: [{ key: podKey(name), createRevision: 0, op: '!=' }, { key: inboxKey(me, name), modRevision: entry.modRevision }],
+        then: [
+          { delete: inboxKey(me, name) },
+          { put: claimedKey(name), value: me, lease: 'alive' },
+          { put: podKey(name), value: JSON.stringify(accepted) },
+          { put: limitsKey('cpu', me), value: formatCpu(after.cpu), lease: 'alive' },
+          { put: limitsKey('memory', me), value: String(after.memory), lease: 'alive' },
+        ],
+      });
+      if (!r.succeeded) {
+        // The pod was deleted before its claim: nothing to run.
+        await dropInboxEntry(name, entry.modRevision);
+        log.info({ pod: name }, 'pod deleted before its claim');
+        return;
+      }
+      free = after;
+      const task = new PodTask(accepted, { state, runtime, log, node: me, domain, clusterAddress, hooks }).start();
+      tasks.set(name, task);
+      running.set(tasks.size);
+      log.info({ pod: name, commits: describeAmount(req) }, 'pod claimed');
+      void task.done.then(async (outcome) => {
+        ended.inc({ state: outcome });
+        await release(task, req);
+        if (tasks.get(name) === task) tasks.delete(name);
+        running.set(tasks.size);
+      });
+    });
+  };
+
+  const pump = () => {
+    pumping ??= (async () => {
+      while (!stopping && inbox.size > 0) {
+        const [name, entry] = inbox.entries().next().value as [string, { value: string; modRevision: number }];
+        inbox.delete(name);
+        try {
+          await claim(name, entry);
+        } catch (err) {
+          log.error({ pod: name, err: (err as Error).message }, 'claim failed; trying again shortly');
+          setTimeout(() => {
+            if (!inbox.has(name)) inbox.set(name, entry);
+            pump();
+          }, 1000).unref();
+        }
+      }
+    })().finally(() => (pumping = undefined));
+    return pumping;
+  };
+
+  const inboxSub = state.watch(
+    [inboxPrefix(me)],
+    (ev) => {
+      const name = nameUnder(ev.key, inboxPrefix(me));
+      if (!name) return;
+      if (ev.type === 'put') inbox.set(name, { value: ev.value, modRevision: ev.modRevision });
+      else inbox.delete(name);
+      if (ev.type === 'put') void pump();
+    },
+    { name: 'worker inbox' },
+  );
+
+  return {
+    async stop() {
+      stopping = true;
+      await inboxSub.close();
+      await pumping;
+      for (const t of tasks.values()) t.kill('stopping');
+      await Promise.race([
+        Promise.allSettled([...tasks.values()].map((t) => t.done)),
+        new Promise((r) => setTimeout(r, 60_000).unref()),
+      ]);
+      await lane;
+      await routeSub?.close();
+      await routes.sync(new Map());
+      await runtime.close();
+    },
+  };
+}
+
+export const workerPlugin: Plugin = {
+  name: 'worker',
+  role: 'worker',
+  start(ctx) {
+    const pollMs = Number(process.env.KITH_WORKER_POLL_MS ?? 1000);
+    return startWorker(ctx, new PodmanRuntime({ node: ctx.config.name, log: ctx.log, pollMs: pollMs > 0 ? pollMs : 1000 }));
+  },
+};

@@ -1,0 +1,166 @@
+import type { Logger } from 'pino';
+import type { Pod } from '../../api/schemas.js';
+import { podDnsKey, podKey } from '../pod-keys.js';
+import type { CreatePod, PodRuntime } from '../runtime/runtime.js';
+import type { StateLayer, Subscription } from '../state.js';
+
+/** Final states a worker writes (SPEC §3 pod states). */
+export type PodOutcome = 'exitSuccess' | 'exitFailure' | 'errored' | 'killed';
+
+/**
+ * Around a pod's network life: called with its address before its containers
+ * start (a throw makes the pod `errored`) and before it is removed. The
+ * firewall hangs its rules here.
+ */
+export interface PodHooks {
+  podStarting?(pod: Pod, ip: string): Promise<void>;
+  podStopping?(pod: Pod, ip: string): Promise<void>;
+}
+
+export interface PodTaskDeps {
+  state: StateLayer;
+  runtime: PodRuntime;
+  log: Logger;
+  node: string;
+  domain: string;
+  clusterAddress: string;
+  hooks: PodHooks;
+}
+
+/** Retries an etcd write a bounded number of times (about 30 s in all). */
+export async function retrying<T>(what: string, log: Logger, fn: () => Promise<T>): Promise<T> {
+  let delay = 100;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt >= 10) throw err;
+      log.warn({ err: (err as Error).message, attempt }, `${what} failed; retrying`);
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+}
+
+/**
+ * One claimed pod, from `accepted` to its final state. It follows its own
+ * resource key from the moment it is claimed, so a delete at any point (also
+ * between the claim and the start) kills it.
+ */
+export class PodTask {
+  private readonly ctrl = new AbortController();
+  private killReason: 'deleted' | 'stopping' | undefined;
+  /** The resource's create revision seen when following began: every write is guarded by it. */
+  private createRevision: number | undefined;
+  private sub: Subscription | undefined;
+  readonly runtimeName: string;
+  outcome: PodOutcome | undefined;
+  ip: string | undefined;
+  done!: Promise<PodOutcome>;
+
+  constructor(
+    readonly pod: Pod,
+    private readonly deps: PodTaskDeps,
+  ) {
+    this.runtimeName = `${deps.node}-${pod.name}`;
+  }
+
+  get killed(): boolean {
+    return this.ctrl.signal.aborted;
+  }
+
+  kill(reason: 'deleted' | 'stopping'): void {
+    if (this.killed) return;
+    this.killReason = reason;
+    this.deps.log.info({ pod: this.pod.name, reason }, 'killing pod');
+    this.ctrl.abort();
+  }
+
+  start(): this {
+    this.done = this.run();
+    return this;
+  }
+
+  private write(state: PodOutcome | 'running', extra: { dns?: 'put'; error?: string } = {}) {
+    const { state: etcd, domain, log } = this.deps;
+    const metadata = { ...this.pod.metadata, ...(extra.error ? { error: extra.error.slice(0, 300) } : {}) };
+    const value = JSON.stringify({ ...this.pod, state, metadata });
+    return retrying(`writing pod ${this.pod.name} ${state}`, log, () =>
+      etcd.txn({
+        if: [{ key: podKey(this.pod.name), createRevision: this.createRevision ?? -1 }],
+        then: [
+          { put: podKey(this.pod.name), value },
+          ...(extra.dns === 'put' && this.ip ? [{ put: podDnsKey(this.pod.name, domain), value: this.ip, lease: 'alive' as const }] : []),
+        ],
+      }),
+    );
+  }
+
+  private async run(): Promise<PodOutcome> {
+    const { state, runtime, log, hooks, domain } = this.deps;
+    const name = this.pod.name;
+    const key = podKey(name);
+    this.sub = state.watch(
+      [key],
+      (ev) => {
+        if (ev.key !== key) return;
+        if (ev.type === 'delete') this.kill('deleted');
+        else if (this.createRevision === undefined) this.createRevision = ev.createRevision;
+        else if (ev.createRevision !== this.createRevision) this.kill('deleted');
+      },
+      { name: `pod ${name}` },
+    );
+    await Promise.race([this.sub.synced, new Promise((r) => this.ctrl.signal.addEventListener('abort', r, { once: true }))]);
+    // Deleted between the claim and now: nothing was started, nothing runs.
+    if (this.createRevision === undefined) this.kill('deleted');
+
+    const p: CreatePod = { runtimeName: this.runtimeName, pod: name, dns: this.deps.clusterAddress };
+    const signal = this.ctrl.signal;
+    let outcome: PodOutcome | undefined;
+    let error: string | undefined;
+    let published = false;
+    try {
+      if (!this.killed) this.ip = (await runtime.createPod(p)).ip;
+      if (!this.killed && this.ip) await hooks.podStarting?.(this.pod, this.ip);
+      for (const c of this.pod.spec.containers) {
+        if (this.killed) break;
+        await runtime.runContainer(p, c);
+      }
+      if (!this.killed) {
+        const r = await this.write('running', { dns: 'put' });
+        if (r.succeeded) {
+          published = true;
+          log.info({ pod: name, ip: this.ip }, 'pod running');
+        } else this.kill('deleted');
+      }
+      if (!this.killed) {
+        const r = await runtime.wait(p, this.pod.spec.containers.length, signal);
+        if (r !== 'aborted') outcome = r;
+      }
+    } catch (err) {
+      error = (err as Error).message;
+      outcome = 'errored';
+      log.error({ pod: name, err: error }, 'pod failed to start');
+    }
+    if (this.killed && outcome === undefined) outcome = 'killed';
+    outcome ??= 'killed';
+
+    // Tear down: the name first, then the rules, then the pod itself.
+    if (published) {
+      await retrying(`deleting the DNS name of ${name}`, log, () => state.delete(podDnsKey(name, domain))).catch((err) =>
+        log.error({ pod: name, err: (err as Error).message }, 'could not delete the pod\'s DNS name'),
+      );
+    }
+    if (this.ip) {
+      await hooks.podStopping?.(this.pod, this.ip).catch((err) => log.error({ pod: name, err: (err as Error).message }, 'pod stop hook failed'));
+    }
+    await runtime.removePod(this.runtimeName).catch((err) => log.error({ pod: name, err: (err as Error).message }, 'could not remove the pod'));
+    await this.sub.close();
+    if (this.createRevision !== undefined && this.killReason !== 'deleted') {
+      await this.write(outcome, { error }).catch((err) => log.error({ pod: name, err: (err as Error).message }, 'could not write the final state'));
+    }
+    this.outcome = outcome;
+    log.info({ pod: name, state: outcome, reason: this.killReason }, 'pod ended');
+    return outcome;
+  }
+}

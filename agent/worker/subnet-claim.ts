@@ -1,0 +1,68 @@
+import type { StateLayer } from '../state.js';
+import { SUBNET_PREFIX } from '../pod-keys.js';
+import { normalizeCidr, overlaps, pickSubnet, subnetFromKeyName, subnetKeyName, subnetsOf } from '../runtime/subnet.js';
+
+export interface SubnetOwner {
+  worker: string;
+  hostAddress?: string;
+}
+
+export class SubnetError extends Error {}
+
+export const subnetKey = (cidr: string): string => `${SUBNET_PREFIX}${subnetKeyName(cidr)}`;
+
+export function parseSubnetOwner(value: string): SubnetOwner | undefined {
+  try {
+    const v = JSON.parse(value) as SubnetOwner;
+    return typeof v?.worker === 'string' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The worker's pod subnet: `--pod-subnet` when given, else the /24 of the
+ * cluster CIDR this worker already holds (so a restart gets it back), else
+ * the first free one. Each claim is one transaction that succeeds only if the
+ * key is still absent (or still ours), so two workers never share a subnet.
+ */
+export async function claimSubnet(
+  state: StateLayer,
+  opts: { worker: string; clusterCidr: string; podSubnet?: string; hostAddress?: string },
+): Promise<string> {
+  const owner = JSON.stringify({ worker: opts.worker, ...(opts.hostAddress ? { hostAddress: opts.hostAddress } : {}) });
+  if (!opts.podSubnet) subnetsOf(opts.clusterCidr); // throws on a CIDR smaller than a /24
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const { kvs } = await state.list(SUBNET_PREFIX);
+    const held = new Map<string, { owner: SubnetOwner; modRevision: number }>();
+    for (const kv of kvs) {
+      const cidr = subnetFromKeyName(kv.key.slice(SUBNET_PREFIX.length));
+      const o = parseSubnetOwner(kv.value);
+      if (cidr && o) held.set(cidr, { owner: o, modRevision: kv.modRevision });
+    }
+    const mine = [...held].filter(([, h]) => h.owner.worker === opts.worker).map(([c]) => c);
+    let want: string | undefined;
+    if (opts.podSubnet) {
+      want = normalizeCidr(opts.podSubnet);
+      for (const [cidr, h] of held) {
+        if (h.owner.worker !== opts.worker && overlaps(cidr, want)) {
+          throw new SubnetError(`--pod-subnet '${opts.podSubnet}' overlaps ${cidr}, held by worker '${h.owner.worker}'; pick another subnet`);
+        }
+      }
+    } else {
+      want = mine.find((c) => subnetsOf(opts.clusterCidr).includes(c)) ?? pickSubnet(opts.clusterCidr, new Set(held.keys()));
+      if (!want) throw new SubnetError(`--cluster-cidr '${opts.clusterCidr}': every /24 is held by another worker; give a larger CIDR or --pod-subnet`);
+    }
+    const current = held.get(want);
+    const res = await state.txn({
+      if: [current ? { key: subnetKey(want), modRevision: current.modRevision } : { key: subnetKey(want), createRevision: 0 }],
+      then: [
+        { put: subnetKey(want), value: owner },
+        // A worker holds one subnet: give back any other it held before.
+        ...mine.filter((c) => c !== want).map((c) => ({ delete: subnetKey(c) })),
+      ],
+    });
+    if (res.succeeded) return want;
+  }
+  throw new SubnetError('could not claim a pod subnet: etcd kept changing under 20 attempts');
+}

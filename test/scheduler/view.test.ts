@@ -1,0 +1,64 @@
+import { expect } from 'chai';
+import { SchedulerView } from '../../agent/scheduler/view.js';
+import type { StateEvent } from '../../agent/state.js';
+
+let rev = 1;
+const put = (key: string, value: string): StateEvent => ({ type: 'put', key, value, createRevision: rev, modRevision: rev++ });
+const del = (key: string): StateEvent => ({ type: 'delete', key, modRevision: rev++ });
+const pod = (name: string, memory: number, metadata: Record<string, string> = {}, state = 'scheduled') =>
+  JSON.stringify({ name, type: 'pod', state, metadata, spec: { containers: [{ name: 'c', image: 'i', resources: { requests: { cpu: '0.1', memory } } }] } });
+
+describe('scheduler view', () => {
+  it('free = published limits minus inbox, claimed-not-yet-published and reservations', () => {
+    let now = 0;
+    const v = new SchedulerView(() => now);
+    v.apply(put('node.worker/heartbeat/healthy/w1', 'x'));
+    v.apply(put('node.worker/limits/cpu/w1', '1'));
+    v.apply(put('node.worker/limits/memory/w1', '1024'));
+    expect(v.workers()).to.deep.equal([{ name: 'w1', healthy: true, free: { cpu: 1000, memory: 1024 }, replicas: 0 }]);
+
+    v.reserve('p1', 'w1', { cpu: 100, memory: 200 });
+    expect(v.workers()[0]!.free).to.deep.equal({ cpu: 900, memory: 824 });
+    // The inbox entry replaces the reservation (counted once).
+    v.apply(put('node.worker/inbox/w1/p1', pod('p1', 200)));
+    expect(v.workers()[0]!.free).to.deep.equal({ cpu: 900, memory: 824 });
+    // Claimed: out of the inbox, still counted until the worker publishes its limits again.
+    v.apply(del('node.worker/inbox/w1/p1'));
+    expect(v.workers()[0]!.free).to.deep.equal({ cpu: 900, memory: 824 });
+    v.apply(put('node.worker/limits/cpu/w1', '0.9'));
+    v.apply(put('node.worker/limits/memory/w1', '824'));
+    expect(v.workers()[0]!.free).to.deep.equal({ cpu: 900, memory: 824 });
+
+    // An unconfirmed reservation expires.
+    v.reserve('p2', 'w1', { cpu: 100, memory: 100 });
+    expect(v.workers()[0]!.free!.memory).to.equal(724);
+    now += 60_000;
+    expect(v.workers()[0]!.free!.memory).to.equal(824);
+
+    v.apply(del('node.worker/heartbeat/healthy/w1'));
+    expect(v.workers()[0]!.healthy).to.equal(false);
+    v.apply(del('node.worker/limits/memory/w1'));
+    expect(v.workers()[0]!.free).to.equal(undefined);
+  });
+
+  it('counts live replicas of a ReplicaSet per worker, reservations included', () => {
+    const v = new SchedulerView();
+    for (const w of ['a', 'b']) {
+      v.apply(put(`node.worker/heartbeat/healthy/${w}`, 'x'));
+      v.apply(put(`node.worker/limits/cpu/${w}`, '4'));
+      v.apply(put(`node.worker/limits/memory/${w}`, '4096'));
+    }
+    v.apply(put('resource/pod/web-1', pod('web-1', 10, { replicaSet: 'web', workedBy: 'a' }, 'running')));
+    v.apply(put('resource/pod/web-2', pod('web-2', 10, { replicaSet: 'web', workedBy: 'a' }, 'exitFailure')));
+    v.apply(put('resource/pod/other', pod('other', 10, { replicaSet: 'db', workedBy: 'b' }, 'running')));
+    const count = (rs?: string) => Object.fromEntries(v.workers(rs).map((w) => [w.name, w.replicas]));
+    expect(count('web')).to.deep.equal({ a: 1, b: 0 });
+    v.reserve('web-3', 'b', { cpu: 1, memory: 1 }, 'web');
+    expect(count('web')).to.deep.equal({ a: 1, b: 1 });
+    v.apply(put('resource/pod/web-3', pod('web-3', 1, { replicaSet: 'web', workedBy: 'b' })));
+    expect(count('web')).to.deep.equal({ a: 1, b: 1 });
+    v.apply(del('resource/pod/web-1'));
+    expect(count('web')).to.deep.equal({ a: 0, b: 1 });
+    expect(count()).to.deep.equal({ a: 0, b: 0 });
+  });
+});
