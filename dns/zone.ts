@@ -120,8 +120,10 @@ export class Zone {
   private readonly ents = new Map<string, number>();
   /** Reverse zone apex -> reference count (fixed CIDRs hold one reference forever). */
   private readonly reverseApexes = new Map<string, number>();
-  /** Resolved addresses of alias sources and ReplicaSet names. */
-  private readonly memo = new Map<string, string[]>();
+  /** Resolved addresses of alias sources and ReplicaSet names, with every name the resolution looked at. */
+  private readonly memo = new Map<string, { addresses: string[]; visited: string[] }>();
+  /** name -> the memoised names whose resolution looked at it: what a change of it invalidates. */
+  private readonly dependents = new Map<string, Set<string>>();
   /** Reverse apexes of the configured CIDRs. */
   private readonly fixedApexes: string[];
   private readonly podSuffix: string;
@@ -326,32 +328,23 @@ export class Zone {
     }
   }
 
-  /** A name's data changed: drop memoised answers of it and of every name that aliases to it, transitively. */
+  /** A name's data changed: drop the memoised answers that looked at it (and only those). */
   private changed(name: string): void {
     this.generation++;
-    const todo = [name];
-    const seen = new Set<string>(todo);
-    // A pod's address feeds its ReplicaSet's answer.
-    if (name.endsWith(this.podSuffix)) {
-      const rs = this.pods.get(name.slice(0, -this.podSuffix.length))?.replicaSet;
-      if (rs) {
-        const rsName = `${rs}${this.rsSuffix}`;
-        seen.add(rsName);
-        todo.push(rsName);
-      }
-    }
-    while (todo.length > 0) {
-      const n = todo.pop()!;
-      this.memo.delete(n);
-      const sources = this.aliasedBy.get(n);
-      if (sources) {
-        for (const s of sources) {
-          if (!seen.has(s)) {
-            seen.add(s);
-            todo.push(s);
-          }
-        }
-      }
+    const deps = this.dependents.get(name);
+    if (!deps) return;
+    for (const y of [...deps]) this.dropMemo(y);
+  }
+
+  private dropMemo(name: string): void {
+    const m = this.memo.get(name);
+    if (!m) return;
+    this.memo.delete(name);
+    for (const v of m.visited) {
+      const s = this.dependents.get(v);
+      if (!s) continue;
+      s.delete(name);
+      if (s.size === 0) this.dependents.delete(v);
     }
   }
 
@@ -403,7 +396,7 @@ export class Zone {
     const own = this.records.get(name);
     if (own !== undefined) return [own];
     const memo = this.memo.get(name);
-    if (memo) return memo;
+    if (memo) return memo.addresses;
     if (!this.aliases.has(name) && !this.isReplicaSetName(name)) return [];
     // Breadth-first over alias edges; a name with its own record ends its branch; cycles end at `seen`.
     const out = new Set<string>();
@@ -416,7 +409,7 @@ export class Zone {
         out.add(a);
         continue;
       }
-      this.replicaAddresses(n, out);
+      this.replicaAddresses(n, out, seen);
       const targets = this.aliases.get(n);
       if (targets) {
         for (const t of targets) {
@@ -428,7 +421,16 @@ export class Zone {
       }
     }
     const result = [...out];
-    this.memo.set(name, result);
+    const visited = [...seen];
+    this.memo.set(name, { addresses: result, visited });
+    for (const v of visited) {
+      let s = this.dependents.get(v);
+      if (!s) {
+        s = new Set();
+        this.dependents.set(v, s);
+      }
+      s.add(name);
+    }
     return result;
   }
 
@@ -436,12 +438,14 @@ export class Zone {
     return name.endsWith(this.rsSuffix) && this.replicaSets.has(name.slice(0, -this.rsSuffix.length));
   }
 
-  private replicaAddresses(name: string, out: Set<string>): void {
+  private replicaAddresses(name: string, out: Set<string>, seen: Set<string>): void {
     if (!name.endsWith(this.rsSuffix)) return;
     const members = this.replicaSets.get(name.slice(0, -this.rsSuffix.length));
     if (!members) return;
     for (const pod of members) {
-      const a = this.records.get(`${pod}${this.podSuffix}`);
+      const podName = `${pod}${this.podSuffix}`;
+      seen.add(podName); // the answer depends on the replica's record
+      const a = this.records.get(podName);
       if (a !== undefined) out.add(a);
     }
   }
