@@ -3,7 +3,7 @@ import { pod as podSchema, type Pod } from '../../api/schemas.js';
 import { describeAmount, fits, formatCpu, minus, plus, podRequest, toMilli, type Amount } from '../capacity.js';
 import { nodeResourceKey } from '../node.js';
 import {
-  ALIVE_PREFIX, SUBNET_PREFIX, claimedKey, inboxKey, inboxPrefix, limitsKey, nameUnder, podKey, unscheduledKey, workerDnsKey,
+  ALIVE_PREFIX, POD_PREFIX, SUBNET_PREFIX, claimedKey, inboxKey, inboxPrefix, limitsKey, nameUnder, podKey, unscheduledKey, workerDnsKey,
 } from '../pod-keys.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
 import { PodmanRuntime } from '../runtime/podman.js';
@@ -31,6 +31,8 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
 
   const leftovers = await runtime.removeLeftovers();
   if (leftovers.length) log.warn({ pods: leftovers }, 'removed pods left behind by an unclean stop');
+
+  await markOrphansDead(ctx);
 
   const subnet = await claimSubnet(state, { worker: me, clusterCidr: config.clusterCidr, podSubnet: config.podSubnet, hostAddress: config.hostAddress });
   const { gateway } = await runtime.prepareNetwork(config.podNetwork, subnet);
@@ -230,6 +232,41 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
       await runtime.close();
     },
   };
+}
+
+/**
+ * Pods this worker was running when it stopped uncleanly: their podman pods
+ * are gone (removed above) and so is their claim (it lived on the old alive
+ * lease), but the resources still say `accepted` or `running`. No reaper
+ * sees them, as their worker is alive again: mark them `dead` here.
+ */
+async function markOrphansDead(ctx: PluginContext): Promise<void> {
+  const { state, log, config } = ctx;
+  const me = config.name;
+  const orphans: { key: string; value: Record<string, unknown>; modRevision: number }[] = [];
+  const sub = state.watch(
+    [POD_PREFIX],
+    (ev) => {
+      if (ev.type !== 'put') return;
+      try {
+        const v = JSON.parse(ev.value) as { state?: string; metadata?: Record<string, string> };
+        if (v.metadata?.workedBy === me && (v.state === 'accepted' || v.state === 'running')) orphans.push({ key: ev.key, value: v, modRevision: ev.modRevision });
+      } catch {
+        /* not ours to judge */
+      }
+    },
+    { name: 'worker orphans' },
+  );
+  await sub.synced;
+  await sub.close();
+  for (const o of orphans) {
+    const md = (o.value.metadata ?? {}) as Record<string, string>;
+    const r = await state.txn({
+      if: [{ key: o.key, modRevision: o.modRevision }],
+      then: [{ put: o.key, value: JSON.stringify({ ...o.value, state: 'dead', metadata: { ...md, reapedBy: me } }) }],
+    });
+    if (r.succeeded) log.warn({ pod: o.value.name }, 'pod left running by an unclean stop marked dead');
+  }
 }
 
 export const workerPlugin: Plugin = {

@@ -1,0 +1,57 @@
+import { randomInt } from 'node:crypto';
+import { execa } from 'execa';
+import { TestAgent } from '../support/agent.js';
+import type { TestEtcd } from '../support/etcd.js';
+import type { TestHost, TestLan } from '../support/hosts.js';
+
+/** Fast timings for tests: scheduler retries and worker polling. */
+export const FAST_ENV = { KITH_SCHEDULER_RETRY_MS: '200', KITH_SCHEDULER_MAX_TRIES: '3', KITH_WORKER_POLL_MS: '250' };
+
+/** A /16 that no other run is likely to use at the same time (podman refuses overlapping networks). */
+export function randomClusterCidr(): string {
+  return `10.${randomInt(100, 250)}.0.0/16`;
+}
+
+export interface WorkerAgentOptions {
+  lan: TestLan;
+  host: TestHost;
+  etcd: TestEtcd;
+  etcdUrl: string;
+  clusterCidr: string;
+  plugins?: string;
+  extra?: string[];
+}
+
+/** A `kith agent` running a worker inside a test host, named after the host, with short leases. */
+export function startWorkerAgent(o: WorkerAgentOptions): TestAgent {
+  return TestAgent.start({
+    wrap: o.host.wrap,
+    env: FAST_ENV,
+    args: [
+      '--name', o.host.name,
+      '--plugins', o.plugins ?? 'worker',
+      '--etcd-endpoints', o.etcdUrl,
+      '--pod-network', o.host.name,
+      '--cluster-cidr', o.clusterCidr,
+      '--host-address', o.host.address,
+      '--upstream-dns', 'none',
+      '--healthy-ttl', '2',
+      '--alive-ttl', '4',
+      '--iptables-chain', `K-${o.host.name}`.slice(0, 28),
+      ...(o.extra ?? []),
+    ],
+  });
+}
+
+/** `podman` inside a host. */
+export async function podmanIn(host: TestHost, args: string[]): Promise<string> {
+  const r = await execa(host.wrap[0]!, [...host.wrap.slice(1), 'podman', ...args], { stdin: 'ignore', reject: false, timeout: 30_000 });
+  if (r.exitCode !== 0) throw new Error(`podman ${args.join(' ')}: ${r.stderr}`);
+  return String(r.stdout);
+}
+
+/** Names of the podman pods in a host labelled as `node`'s. */
+export async function podmanPods(host: TestHost, node: string): Promise<string[]> {
+  const out = await podmanIn(host, ['pod', 'ps', '--format', '{{.Name}}', '--filter', `label=kith.node=${node}`]);
+  return out.split('\n').map((s) => s.trim()).filter(Boolean).sort();
+}

@@ -1,0 +1,146 @@
+import { expect } from 'chai';
+import { StateLayer } from '../../agent/state.js';
+import type { TestAgent } from '../support/agent.js';
+import { TestEtcd } from '../support/etcd.js';
+import { TestLan, type TestHost } from '../support/hosts.js';
+import { testLog } from '../support/log.js';
+import { waitUntil } from '../support/wait.js';
+import { createPod } from '../scheduler/context.js';
+import { podmanIn, podmanPods, randomClusterCidr, startWorkerAgent } from './cluster.js';
+
+const IMAGE = 'localhost/kith/busybox';
+const DOMAIN = 'cluster.local';
+
+describe('worker plugin (real podman in a test host, real etcd)', function () {
+  this.timeout(120_000);
+  let etcd: TestEtcd;
+  let lan: TestLan;
+  let host: TestHost;
+  let etcdUrl: string;
+  let state: StateLayer;
+  let agent: TestAgent | undefined;
+  const clusterCidr = randomClusterCidr();
+
+  before(async () => {
+    etcd = await TestEtcd.start();
+    lan = await TestLan.create({ hosts: 1 });
+    host = lan.hosts[0]!;
+    etcdUrl = `http://${lan.gateway}:${await lan.relay(etcd.clientPort)}`;
+    const client = etcd.client();
+    state = new StateLayer(client, '/kith', testLog);
+    agent = startWorkerAgent({ lan, host, etcd, etcdUrl, clusterCidr, plugins: 'worker,scheduler,reaper' });
+    await agent.ready(60_000);
+  });
+
+  after(async () => {
+    await agent?.stop('SIGKILL').catch(() => undefined);
+    await state?.close();
+    state?.client.close();
+    await lan?.destroy();
+    await etcd?.stop();
+  });
+
+  const podOf = async (name: string) => {
+    const kv = await state.get(`resource/pod/${name}`);
+    return kv ? (JSON.parse(kv.value) as { state: string; metadata: Record<string, string> }) : undefined;
+  };
+  const waitState = (name: string, want: string, timeoutMs = 30_000) =>
+    waitUntil(async () => (await podOf(name))?.state === want, { timeoutMs, what: `pod ${name} ${want}` });
+  const dnsOf = async (name: string) => (await state.get(`dns/${name}.pod.${DOMAIN}.`))?.value;
+
+  it('claims a subnet, publishes its node, name and capacity', async () => {
+    const subnets = (await state.list('node.worker/subnet/')).kvs;
+    expect(subnets).to.have.length(1);
+    expect(JSON.parse(subnets[0]!.value)).to.deep.equal({ worker: host.name, hostAddress: host.address });
+    const subnet = subnets[0]!.key.split('/').pop()!.replace('_', '/');
+    expect(subnet.startsWith(clusterCidr.split('.').slice(0, 2).join('.'))).to.equal(true);
+    const gw = subnet.replace(/\.0\/24$/, '.1');
+    const node = JSON.parse((await state.get(`resource/node.worker/${host.name}`))!.value);
+    expect(node.spec).to.deep.equal({ address: gw, hostAddress: host.address, subnet, limits: { cpu: '1', memory: 1024 } });
+    expect(await state.get(`dns/${host.name}.worker.node.${DOMAIN}.`)).to.include({ value: gw });
+    expect((await state.get(`node.worker/limits/cpu/${host.name}`))?.value).to.equal('1');
+    expect((await state.get(`node.worker/limits/memory/${host.name}`))?.value).to.equal('1024');
+    // The gateway is bound in the host (a holder keeps the bridge up), so the agent can listen there.
+    const addrs = (await host.run('ip', ['-4', '-o', 'addr'])).stdout;
+    expect(addrs).to.include(`${gw}/24`);
+  });
+
+  it('runs a pod: env, entrypoint and cmd reach podman, the name points at its IP, CPU and memory are committed', async () => {
+    await createPod(state, {
+      name: 'envy',
+      spec: {
+        containers: [{
+          name: 'main', image: IMAGE, entrypoint: '/bin/sh', cmd: ['-c', 'echo "$GREETING" > /tmp/out; exec sleep 600'],
+          env: { GREETING: 'hello there' }, resources: { requests: { cpu: '0.25', memory: 200 }, limits: { cpu: '0.5', memory: 256 } },
+        }],
+      },
+    });
+    await waitState('envy', 'running');
+    const ip = await dnsOf('envy');
+    expect(ip).to.match(/^10\.\d+\.\d+\.\d+$/);
+    const out = await podmanIn(host, ['exec', `${host.name}-envy-main`, 'cat', '/tmp/out']);
+    expect(out.trim()).to.equal('hello there');
+    const inspect = JSON.parse(await podmanIn(host, ['container', 'inspect', `${host.name}-envy-main`]))[0];
+    expect(inspect.HostConfig.Memory).to.equal(256 * 1024 * 1024);
+    expect(inspect.HostConfig.NanoCpus).to.equal(500_000_000);
+    expect((await state.get(`node.worker/limits/cpu/${host.name}`))?.value).to.equal('0.75');
+    expect((await state.get(`node.worker/limits/memory/${host.name}`))?.value).to.equal('824');
+    expect((await state.get('pod/claimed/envy'))?.value).to.equal(host.name);
+    const p = await podOf('envy');
+    expect(p!.metadata).to.include({ workedBy: host.name });
+
+    // Deleting the pod kills it: its container and its name go, its capacity comes back.
+    await state.txn({ if: [], then: [{ delete: 'resource/pod/envy' }, { delete: 'pod/unscheduled/envy' }] });
+    await waitUntil(async () => !(await podmanPods(host, host.name)).includes(`${host.name}-envy`), { timeoutMs: 20_000, what: 'podman pod removed' });
+    await waitUntil(async () => (await dnsOf('envy')) === undefined, { what: 'DNS name removed' });
+    await waitUntil(async () => (await state.get(`node.worker/limits/memory/${host.name}`))?.value === '1024', { what: 'memory released' });
+    expect(await state.get('pod/claimed/envy')).to.equal(undefined);
+  });
+
+  it('writes how pods end: exitSuccess, exitFailure, errored (with the reason)', async () => {
+    await createPod(state, { name: 'ok', spec: { containers: [{ name: 'a', image: IMAGE, cmd: ['true'] }, { name: 'b', image: IMAGE, cmd: ['sleep', '1'] }] } });
+    await createPod(state, { name: 'bad', spec: { containers: [{ name: 'a', image: IMAGE, cmd: ['sh', '-c', 'exit 3'] }] } });
+    await createPod(state, { name: 'noimage', spec: { containers: [{ name: 'a', image: 'localhost/kith/no-such-image' }] } });
+    await waitState('ok', 'exitSuccess');
+    await waitState('bad', 'exitFailure');
+    await waitState('noimage', 'errored');
+    expect((await podOf('noimage'))!.metadata.error).to.match(/no-such-image/);
+    await waitUntil(async () => (await podmanPods(host, host.name)).length === 1, { what: 'ended pods removed (the holder stays)' });
+    for (const p of ['ok', 'bad', 'noimage']) {
+      expect(await dnsOf(p)).to.equal(undefined);
+      expect(await state.get(`pod/claimed/${p}`)).to.equal(undefined);
+    }
+  });
+
+  it('kills a pod deleted right after its claim, before it starts', async () => {
+    await createPod(state, { name: 'shortlived', spec: { containers: [{ name: 'a', image: IMAGE, cmd: ['sleep', '600'] }] } });
+    await waitUntil(async () => ['accepted', 'running'].includes((await podOf('shortlived'))?.state ?? ''), { what: 'claimed', intervalMs: 5 });
+    await state.txn({ if: [], then: [{ delete: 'resource/pod/shortlived' }, { delete: 'pod/unscheduled/shortlived' }] });
+    await waitUntil(async () => (await state.get('pod/claimed/shortlived')) === undefined, { timeoutMs: 20_000, what: 'claim released' });
+    expect(await podmanPods(host, host.name)).to.deep.equal([`${host.name}--holder`]);
+    expect(await dnsOf('shortlived')).to.equal(undefined);
+  });
+
+  it('after kill -9 and a restart, removes the pods it left behind; a clean stop kills its pods', async () => {
+    await createPod(state, { name: 'orphan', spec: { containers: [{ name: 'a', image: IMAGE, cmd: ['sleep', '600'] }] } });
+    await waitState('orphan', 'running');
+    await agent!.stop('SIGKILL');
+    expect(await podmanPods(host, host.name)).to.include(`${host.name}-orphan`);
+    // The old alive lease (4 s) must run out before the name can be used again; the reaper ran in the dead agent.
+    await waitUntil(async () => (await state.get(`node.worker/heartbeat/alive/${host.name}`)) === undefined, { timeoutMs: 15_000, what: 'old lease expired' });
+    agent = startWorkerAgent({ lan, host, etcd, etcdUrl, clusterCidr, plugins: 'worker,scheduler,reaper' });
+    await agent.ready(60_000);
+    expect(agent.lines.some((l) => l.includes('removed pods left behind'))).to.equal(true);
+    expect(await podmanPods(host, host.name)).to.deep.equal([`${host.name}--holder`]);
+    await waitState('orphan', 'dead'); // the restarted agent's reaper found the death
+
+    await createPod(state, { name: 'last', spec: { containers: [{ name: 'a', image: IMAGE, cmd: ['sleep', '600'] }] } });
+    await waitState('last', 'running');
+    expect(await agent.stop('SIGTERM')).to.equal(0);
+    agent = undefined;
+    expect((await podOf('last'))!.state).to.equal('killed');
+    expect(await podmanPods(host, host.name)).to.deep.equal([]);
+    expect(await dnsOf('last')).to.equal(undefined);
+    expect(await state.get(`node.worker/limits/cpu/${host.name}`)).to.equal(undefined);
+  });
+});
