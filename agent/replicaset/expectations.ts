@@ -20,15 +20,18 @@ export class Expectations {
     return this.created.size + this.deleted.size + this.listWritten.size + this.statusWritten.size;
   }
 
-  /** Records an action that committed at `revision`. */
-  committed(action: Action, revision: number, now: number): void {
+  /** Records one step of a replica change that committed at `revision`. */
+  stepCommitted(replicaSet: string, step: { created?: string; removed?: string }, revision: number, now: number): void {
+    const until = now + this.ttlMs;
+    this.listWritten.set(replicaSet, { revision, until });
+    if (step.created) this.created.set(step.created, until);
+    if (step.removed) this.deleted.set(step.removed, until);
+  }
+
+  /** Records an action other than a replica change that committed at `revision`. */
+  committed(action: Exclude<Action, { kind: 'replicas' }>, revision: number, now: number): void {
     const until = now + this.ttlMs;
     switch (action.kind) {
-      case 'replicas':
-        this.listWritten.set(action.replicaSet, { revision, until });
-        for (const p of action.create) this.created.set(p.name, until);
-        for (const p of action.remove) this.deleted.set(p.name, until);
-        break;
       case 'delete':
         this.deleted.set(action.pod.name, until);
         break;

@@ -4,7 +4,7 @@ import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
 import type { StateEvent, Subscription } from '../state.js';
 import { Expectations } from './expectations.js';
 import { reconcile, type Action } from './reconcile.js';
-import { PREFIXES, transaction } from './transactions.js';
+import { PREFIXES, replicaSteps, stepTransaction, transaction, type Transaction } from './transactions.js';
 import { ReplicaSetView } from './view.js';
 
 /** Events are gathered this long before a round, and a round waits at most MAX_WAIT_MS after the first of them. */
@@ -146,38 +146,13 @@ class Controller implements RunningPlugin {
     return retry;
   }
 
-  /** Performs one action as one transaction. True when it committed. */
+  /** Performs one action: one transaction, or for a replica change a chain of them. True when all committed. */
   private async perform(action: Action): Promise<boolean> {
-    const t = transaction(action);
-    let res;
-    try {
-      res = await this.ctx.state.txn(t);
-    } catch (err) {
-      this.actionsTotal.inc({ kind: action.kind, result: 'error' });
-      this.ctx.log.warn({ err: (err as Error).message, action: action.kind }, 'replicaset transaction failed');
-      return false;
-    }
-    this.actionsTotal.inc({ kind: action.kind, result: res.succeeded ? 'committed' : 'conflict' });
-    if (!res.succeeded) {
-      this.ctx.log.debug({ action: action.kind, replicaSet: action.replicaSet }, 'replicaset transaction lost a race; deciding again');
-      return false;
-    }
+    if (action.kind === 'replicas') return this.performReplicas(action);
+    const res = await this.commit(action.kind, action.replicaSet, transaction(action));
+    if (!res) return false;
     this.expectations.committed(action, res.revision, Date.now());
     switch (action.kind) {
-      case 'replicas':
-        this.ctx.log.info(
-          {
-            replicaSet: action.replicaSet,
-            created: action.create.map((p) => p.name),
-            removed: action.remove.map((p) => p.name),
-            released: action.release.map((p) => p.name),
-            forgotten: action.forget,
-            adopted: action.adopt.map((p) => p.name),
-            replicas: action.list.replicas.length,
-          },
-          'replicas updated',
-        );
-        break;
       case 'delete':
         this.ctx.log.info({ replicaSet: action.replicaSet, pod: action.pod.name, reason: action.reason }, 'replica deleted');
         break;
@@ -189,6 +164,55 @@ class Controller implements RunningPlugin {
         break;
     }
     return true;
+  }
+
+  private async performReplicas(action: Extract<Action, { kind: 'replicas' }>): Promise<boolean> {
+    let listModRevision = action.listModRevision;
+    const steps = replicaSteps(action);
+    let done = 0;
+    for (const step of steps) {
+      if (this.stopped) break;
+      const res = await this.commit(action.kind, action.replicaSet, stepTransaction(action, step, listModRevision));
+      if (!res) break;
+      listModRevision = res.revision;
+      this.expectations.stepCommitted(action.replicaSet, step, res.revision, Date.now());
+      done++;
+    }
+    const committed = steps.slice(0, done);
+    if (done > 0) {
+      this.ctx.log.info(
+        {
+          replicaSet: action.replicaSet,
+          created: committed.flatMap((s) => (s.created ? [s.created] : [])),
+          removed: committed.flatMap((s) => (s.removed ? [s.removed] : [])),
+          released: action.release.map((p) => p.name),
+          forgotten: action.forget,
+          adopted: action.adopt.map((p) => p.name),
+          replicas: committed.at(-1)!.list.length,
+          ...(done < steps.length ? { unfinished: steps.length - done } : {}),
+        },
+        'replicas updated',
+      );
+    }
+    return done === steps.length;
+  }
+
+  /** One guarded transaction; its result when it committed, undefined when it lost a race or failed. */
+  private async commit(kind: Action['kind'], replicaSet: string, t: Transaction): Promise<{ revision: number } | undefined> {
+    let res;
+    try {
+      res = await this.ctx.state.txn(t);
+    } catch (err) {
+      this.actionsTotal.inc({ kind, result: 'error' });
+      this.ctx.log.warn({ err: (err as Error).message, action: kind, replicaSet }, 'replicaset transaction failed');
+      return undefined;
+    }
+    this.actionsTotal.inc({ kind, result: res.succeeded ? 'committed' : 'conflict' });
+    if (!res.succeeded) {
+      this.ctx.log.debug({ action: kind, replicaSet }, 'replicaset transaction lost a race; deciding again');
+      return undefined;
+    }
+    return res;
   }
 
   async stop(): Promise<void> {

@@ -80,6 +80,8 @@ export type Action =
       replicaSetModRevision: number;
       /** Mod revision of the list as seen (0: absent). */
       listModRevision: number;
+      /** The names the list held as seen (empty when absent or left by an earlier ReplicaSet). */
+      members: string[];
       /** The list to write. */
       list: { owner: number; replicas: string[] };
       /** New replicas: put with their `pod/unscheduled/` marker, guarded by create revision 0. */
@@ -195,18 +197,11 @@ export function reconcile(
     const owned = byOwner.get(rs.name) ?? [];
     const spec = rs.spec;
 
-    const statusPending = (observed.statusWritten.get(rs.name) ?? 0) > rs.modRevision;
-    if (!statusPending) {
-      const { status, state } = statusOf(spec, owned);
-      if (!sameStatus(rs.stored, status, state)) {
-        actions.push({ kind: 'status', replicaSet: rs.name, modRevision: rs.modRevision, value: { ...rs.stored, state, status }, status, state });
-      }
-    }
-
     const list = observed.replicaLists.get(rs.name);
     const listModRevision = list?.modRevision ?? 0;
     // Our own last change to the list is not in view yet: plan nothing until it is.
     if ((observed.listWritten.get(rs.name) ?? 0) > listModRevision) continue;
+    const planned = actions.length;
     const listValid = list !== undefined && list.owner === rs.createRevision;
     const members = listValid ? list.replicas : [];
     const memberSet = new Set(members);
@@ -281,6 +276,7 @@ export function reconcile(
         replicaSet: rs.name,
         replicaSetModRevision: rs.modRevision,
         listModRevision,
+        members: [...members],
         list: { owner: rs.createRevision, replicas: keep },
         create,
         remove,
@@ -288,6 +284,15 @@ export function reconcile(
         forget,
         adopt,
       });
+    }
+
+    // Status once the replicas are settled: a status write changes the ReplicaSet's mod revision, which guards the replica changes.
+    const statusPending = (observed.statusWritten.get(rs.name) ?? 0) > rs.modRevision;
+    if (actions.length === planned && !statusPending) {
+      const { status, state } = statusOf(spec, owned);
+      if (!sameStatus(rs.stored, status, state)) {
+        actions.push({ kind: 'status', replicaSet: rs.name, modRevision: rs.modRevision, value: { ...rs.stored, state, status }, status, state });
+      }
     }
 
     // Ended replicas outside the list: keep the newest few, delete the rest.

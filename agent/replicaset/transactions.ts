@@ -21,29 +21,92 @@ export interface Transaction {
   then: Op[];
 }
 
-/** The etcd transaction that performs one action, all or nothing. */
-export function transaction(action: Action): Transaction {
-  switch (action.kind) {
-    case 'replicas': {
-      const compare: Compare[] = [
-        { key: keys.replicaSet(action.replicaSet), modRevision: action.replicaSetModRevision },
-        { key: keys.replicaList(action.replicaSet), modRevision: action.listModRevision },
-      ];
-      const ops: Op[] = [{ put: keys.replicaList(action.replicaSet), value: JSON.stringify(action.list) }];
-      for (const pod of action.create) {
-        // Exactly the API's create: the resource and its unscheduled marker, the name still free.
-        const value = JSON.stringify(pod);
-        compare.push({ key: keys.pod(pod.name), createRevision: 0 });
-        ops.push({ put: keys.pod(pod.name), value }, { put: keys.unscheduled(pod.name), value });
-      }
-      for (const p of action.remove) {
-        compare.push({ key: keys.pod(p.name), modRevision: p.modRevision });
-        ops.push({ delete: keys.pod(p.name) }, { delete: keys.unscheduled(p.name) });
-      }
-      for (const p of [...action.release, ...action.adopt]) compare.push({ key: keys.pod(p.name), modRevision: p.modRevision });
-      for (const name of action.forget) compare.push({ key: keys.pod(name), createRevision: 0 });
-      return { if: compare, then: ops };
+/** Compares per transaction besides the ReplicaSet's and the list's (etcd refuses more than 128 by default). */
+export const MAX_GUARDS = 100;
+
+type ReplicasAction = Extract<Action, { kind: 'replicas' }>;
+
+/**
+ * One transaction of a replica change. A step writes at most one pod (its
+ * resource and marker): watchers of a prefix get one event per revision
+ * there, and etcd bounds the operations of a transaction.
+ */
+export interface ReplicaStep {
+  /** Compares on pods (the ReplicaSet's and the list's are added per step). */
+  if: Compare[];
+  then: Op[];
+  /** The list as this step leaves it. */
+  list: string[];
+  created?: string;
+  removed?: string;
+}
+
+/**
+ * Splits a replica change into steps that are each a valid state of the list:
+ * ended and vanished replicas leave it, strays join it, removed ones leave it
+ * with their pod, new ones join it with their pod. Every step is guarded on
+ * the list the previous one wrote, so a chain that loses a race stops there.
+ */
+export function replicaSteps(action: ReplicasAction): ReplicaStep[] {
+  interface Unit { guard: Compare; ops: Op[]; list: (l: string[]) => string[]; created?: string; removed?: string }
+  const without = (name: string) => (l: string[]) => l.filter((n) => n !== name);
+  const units: Unit[] = [
+    ...action.release.map((p) => ({ guard: { key: keys.pod(p.name), modRevision: p.modRevision }, ops: [], list: without(p.name) })),
+    ...action.forget.map((name) => ({ guard: { key: keys.pod(name), createRevision: 0 }, ops: [], list: without(name) })),
+    ...action.adopt.map((p) => ({ guard: { key: keys.pod(p.name), modRevision: p.modRevision }, ops: [], list: (l: string[]) => [...l, p.name] })),
+    ...action.remove.map((p) => ({
+      guard: { key: keys.pod(p.name), modRevision: p.modRevision },
+      ops: [{ delete: keys.pod(p.name) }, { delete: keys.unscheduled(p.name) }],
+      list: without(p.name),
+      removed: p.name,
+    })),
+    ...action.create.map((pod) => {
+      // Exactly the API's create: the resource and its unscheduled marker, the name still free.
+      const value = JSON.stringify(pod);
+      return {
+        guard: { key: keys.pod(pod.name), createRevision: 0 },
+        ops: [{ put: keys.pod(pod.name), value }, { put: keys.unscheduled(pod.name), value }],
+        list: (l: string[]) => [...l, pod.name],
+        created: pod.name,
+      };
+    }),
+  ];
+  const steps: ReplicaStep[] = [];
+  let list = [...action.members];
+  let step: ReplicaStep | undefined;
+  for (const u of units) {
+    const writesPod = u.ops.length > 0;
+    if (!step || step.if.length >= MAX_GUARDS || (writesPod && step.then.length > 0)) {
+      step = { if: [], then: [], list };
+      steps.push(step);
     }
+    step.if.push(u.guard);
+    step.then.push(...u.ops);
+    list = u.list(list);
+    step.list = list;
+    if (u.created) step.created = u.created;
+    if (u.removed) step.removed = u.removed;
+  }
+  // A list to rewrite with no replica changing (one left by an earlier ReplicaSet of the same name).
+  if (steps.length === 0) steps.push({ if: [], then: [], list });
+  return steps;
+}
+
+/** The transaction of one step, guarded on the ReplicaSet as seen and on the list as the previous step left it. */
+export function stepTransaction(action: ReplicasAction, step: ReplicaStep, listModRevision: number): Transaction {
+  return {
+    if: [
+      { key: keys.replicaSet(action.replicaSet), modRevision: action.replicaSetModRevision },
+      { key: keys.replicaList(action.replicaSet), modRevision: listModRevision },
+      ...step.if,
+    ],
+    then: [{ put: keys.replicaList(action.replicaSet), value: JSON.stringify({ owner: action.list.owner, replicas: step.list }) }, ...step.then],
+  };
+}
+
+/** The etcd transaction that performs an action other than a replica change, all or nothing. */
+export function transaction(action: Exclude<Action, ReplicasAction>): Transaction {
+  switch (action.kind) {
     case 'delete': {
       const compare: Compare[] = [{ key: keys.pod(action.pod.name), modRevision: action.pod.modRevision }];
       if (action.ownerAbsent) compare.push({ key: keys.replicaSet(action.replicaSet), createRevision: 0 });

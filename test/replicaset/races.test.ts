@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { isTerminal } from '../../api/schemas.js';
 import { Expectations } from '../../agent/replicaset/expectations.js';
 import { reconcile, type Action } from '../../agent/replicaset/reconcile.js';
-import { keys, PREFIXES, transaction } from '../../agent/replicaset/transactions.js';
+import { keys, PREFIXES, replicaSteps, stepTransaction, transaction, type ReplicaStep } from '../../agent/replicaset/transactions.js';
 import { ReplicaSetView } from '../../agent/replicaset/view.js';
 import { KvModel } from './kv-model.js';
 
@@ -36,7 +36,8 @@ class SimController {
   readonly expectations = new Expectations(1e12);
   /** Per prefix: the revision its (simulated) watch stream has delivered up to. */
   private readonly seen = new Map<string, number>(WATCHED.map((p) => [p, 0]));
-  pending: Action[] = [];
+  /** Decided and not yet committed: whole actions, or what is left of a replica change's chain of steps. */
+  pending: Pending[] = [];
   private n = 0;
 
   constructor(
@@ -80,17 +81,38 @@ class SimController {
       { pods: this.view.pods, replicaLists: this.view.lists, healthyWorkers: this.view.healthyWorkers, ...this.expectations.snapshot() },
       this.view.replicaSets,
       { suffix: () => `${this.id}${String(this.n++).padStart(4, '0')}`, keepEnded: 2 },
+    ).map((action) =>
+      action.kind === 'replicas' ? { action, steps: replicaSteps(action), listModRevision: action.listModRevision } : { action },
     );
   }
 
-  /** Commits one pending action; returns it and whether it committed. */
-  commitOne(rng: () => number): { action: Action; ok: boolean } | undefined {
+  /** Commits one pending action, or the next step of one; returns it and whether it committed. */
+  commitOne(rng: () => number): { action: Action; created: boolean; ok: boolean } | undefined {
     if (this.pending.length === 0) return undefined;
-    const [action] = this.pending.splice(Math.floor(rng() * this.pending.length), 1);
-    const res = this.kv.txn(transaction(action!));
-    if (res.succeeded) this.expectations.committed(action!, res.revision, 0);
-    return { action: action!, ok: res.succeeded };
+    const i = Math.floor(rng() * this.pending.length);
+    const item = this.pending[i]!;
+    if (item.action.kind !== 'replicas') {
+      this.pending.splice(i, 1);
+      const res = this.kv.txn(transaction(item.action));
+      if (res.succeeded) this.expectations.committed(item.action, res.revision, 0);
+      return { action: item.action, created: false, ok: res.succeeded };
+    }
+    const step = item.steps!.shift()!;
+    const res = this.kv.txn(stepTransaction(item.action, step, item.listModRevision!));
+    if (res.succeeded) {
+      this.expectations.stepCommitted(item.action.replicaSet, step, res.revision, 0);
+      item.listModRevision = res.revision;
+    }
+    // A chain that lost a race stops; one that is done leaves.
+    if (!res.succeeded || item.steps!.length === 0) this.pending.splice(i, 1);
+    return { action: item.action, created: step.created !== undefined, ok: res.succeeded };
   }
+}
+
+interface Pending {
+  action: Action;
+  steps?: ReplicaStep[];
+  listModRevision?: number;
 }
 
 function livePods(kv: KvModel, rs: string): string[] {
@@ -166,7 +188,7 @@ function simulate(seed: number, opts: { controllers: number; steps: number; scal
         continue;
       }
       commits++;
-      if (done.action.kind === 'replicas' && done.action.create.length > 0) {
+      if (done.created) {
         const live = livePods(kv, 'web').length;
         expect(live, `seed ${seed} step ${step}: controller ${c.id} created replicas and left ${live} live, ${desiredBefore} desired`).to.be.at.most(desiredOf(kv, 'web'));
       }

@@ -9,7 +9,7 @@ import {
   type ReconcileOptions,
   type ReplicaList,
 } from '../../agent/replicaset/reconcile.js';
-import { keys, transaction } from '../../agent/replicaset/transactions.js';
+import { keys, MAX_GUARDS, replicaSteps, stepTransaction, transaction } from '../../agent/replicaset/transactions.js';
 import { KvModel } from './kv-model.js';
 
 // ---- plain data --------------------------------------------------------------
@@ -53,6 +53,17 @@ function suffixes(first = 's'): ReconcileOptions['suffix'] {
 }
 
 const opts = (over: Partial<ReconcileOptions> = {}): ReconcileOptions => ({ suffix: suffixes(), keepEnded: 0, ...over });
+/** Commits a replica change's chain of steps on the model; true when every step committed. */
+function commitChain(kv: KvModel, a: Extract<Action, { kind: 'replicas' }>): boolean {
+  let rev = a.listModRevision;
+  for (const step of replicaSteps(a)) {
+    const res = kv.txn(stepTransaction(a, step, rev));
+    if (!res.succeeded) return false;
+    rev = res.revision;
+  }
+  return true;
+}
+
 const desired = (...sets: DesiredReplicaSet[]) => new Map(sets.map((s) => [s.name, s]));
 const ofKind = <K extends Action['kind']>(actions: Action[], kind: K) => actions.filter((a): a is Extract<Action, { kind: K }> => a.kind === kind);
 const only = <K extends Action['kind']>(actions: Action[], kind: K) => {
@@ -98,7 +109,7 @@ describe('replicaset reconcile', () => {
       const taken = pod('web-dupe1', 'other', 'running');
       const actions = reconcile(observed([taken]), desired(rs('web', 1)), opts({ suffix: () => 'dupe1' }));
       expect(ofKind(actions, 'replicas')).to.deep.equal([
-        { kind: 'replicas', replicaSet: 'web', replicaSetModRevision: 10, listModRevision: 0, list: { owner: 10, replicas: [] }, create: [], remove: [], release: [], forget: [], adopt: [] },
+        { kind: 'replicas', replicaSet: 'web', replicaSetModRevision: 10, listModRevision: 0, members: [], list: { owner: 10, replicas: [] }, create: [], remove: [], release: [], forget: [], adopt: [] },
       ]);
     });
 
@@ -302,12 +313,17 @@ describe('replicaset reconcile', () => {
   describe('status', () => {
     it('writes desired, live and running into the stored ReplicaSet, keeping its other fields, guarded by its mod revision', () => {
       const pods = [pod('web-a0001', 'web', 'running'), pod('web-a0002', 'web', 'scheduled'), pod('web-a0003', 'web', 'dead')];
-      const stored = { name: 'web', type: 'replicaset', metadata: { team: 'x' }, spec: { replicas: 3 } };
-      const s = only(reconcile(observed(pods, { web: { owner: 10, replicas: ['web-a0001', 'web-a0002'] } }), desired(rs('web', 3, { stored, modRevision: 42 })), opts()), 'status');
+      const stored = { name: 'web', type: 'replicaset', metadata: { team: 'x' }, spec: { replicas: 2 } };
+      const s = only(reconcile(observed(pods, { web: { owner: 10, replicas: ['web-a0001', 'web-a0002'] } }), desired(rs('web', 2, { stored, modRevision: 42 })), opts()), 'status');
       expect(s.modRevision).to.equal(42);
-      expect(s.status).to.deep.equal({ desired: 3, live: 2, running: 1 });
+      expect(s.status).to.deep.equal({ desired: 2, live: 2, running: 1 });
       expect(s.state).to.equal('progressing');
-      expect(s.value).to.deep.equal({ ...stored, state: 'progressing', status: { desired: 3, live: 2, running: 1 } });
+      expect(s.value).to.deep.equal({ ...stored, state: 'progressing', status: { desired: 2, live: 2, running: 1 } });
+    });
+
+    it('writes no status in a round that changes the replicas (it would void their guard)', () => {
+      const actions = reconcile(observed([]), desired(rs('web', 3)), opts());
+      expect(actions.map((a) => a.kind)).to.deep.equal(['replicas']);
     });
 
     it("is 'ready' when every desired replica runs, and not rewritten when unchanged", () => {
@@ -334,7 +350,9 @@ describe('replicaset reconcile', () => {
   describe('transactions', () => {
     it('creates a replica exactly as the API creates a pod, with the list, in one guarded transaction', () => {
       const a = only(reconcile(observed([]), desired(rs('web', 1, { modRevision: 12 })), opts()), 'replicas');
-      const t = transaction(a);
+      const steps = replicaSteps(a);
+      expect(steps).to.have.length(1);
+      const t = stepTransaction(a, steps[0]!, 0);
       expect(t.if).to.deep.equal([
         { key: 'resource/replicaset/web', modRevision: 12 },
         { key: 'replicaset/replicas/web', modRevision: 0 },
@@ -346,6 +364,38 @@ describe('replicaset reconcile', () => {
         { put: 'resource/pod/web-s0000', value: podJson },
         { put: 'pod/unscheduled/web-s0000', value: podJson },
       ]);
+    });
+
+    it('splits a replica change into steps that each write at most one pod, the list growing and shrinking with them', () => {
+      const { pods, list } = steady();
+      const dead = { ...pods[0]!, state: 'dead' };
+      const strays = [pod('web-xxxx1', 'web', 'running'), pod('web-xxxx2', 'web', 'running')];
+      // Two listed live, one ended, one vanished listed name, two live strays; desired 5.
+      const o = observed([dead, pods[1]!, pods[2]!, ...strays], { web: { owner: 10, replicas: [...list.replicas, 'web-gone1'] } });
+      const a = only(reconcile(o, desired(rs('web', 5)), opts()), 'replicas');
+      const steps = replicaSteps(a);
+      expect(steps.map((s) => [s.created ?? s.removed ?? null, s.list])).to.deep.equal([
+        ['web-s0000', ['web-bbbbb', 'web-ccccc', 'web-xxxx1', 'web-xxxx2', 'web-s0000']],
+      ]);
+      expect(steps[0]!.if).to.deep.include({ key: 'resource/pod/web-aaaaa', modRevision: dead.modRevision });
+      expect(steps[0]!.if).to.deep.include({ key: 'resource/pod/web-gone1', createRevision: 0 });
+      expect(steps.at(-1)!.list).to.deep.equal(a.list.replicas);
+
+      const many = only(reconcile(observed([]), desired(rs('big', 250)), opts()), 'replicas');
+      const bigSteps = replicaSteps(many);
+      expect(bigSteps).to.have.length(250);
+      expect(bigSteps.every((s) => s.then.length === 2 && s.if.length <= MAX_GUARDS)).to.equal(true);
+      expect(bigSteps.map((s) => s.list.length)).to.deep.equal(Array.from({ length: 250 }, (_, i) => i + 1));
+    });
+
+    it('packs the guards of many ended replicas into steps of a bounded size', () => {
+      const ended = Array.from({ length: 230 }, (_, i) => pod(`web-e${String(i).padStart(4, '0')}`, 'web', 'exitSuccess'));
+      const o = observed(ended, { web: { owner: 10, replicas: ended.map((p) => p.name) } });
+      const a = only(reconcile(o, desired(rs('web', 1)), opts()), 'replicas');
+      const steps = replicaSteps(a);
+      expect(steps.every((s) => s.if.length <= MAX_GUARDS)).to.equal(true);
+      expect(steps.flatMap((s) => s.if)).to.have.length(231);
+      expect(steps.at(-1)!.list).to.deep.equal(['web-s0000']);
     });
 
     it('deletes a pod and its unscheduled marker guarded by its mod revision (and its owner’s absence)', () => {
@@ -367,8 +417,8 @@ describe('replicaset reconcile', () => {
       const set = rs('web', 3, { createRevision: r, modRevision: r });
       const a = only(reconcile(observed([]), desired(set), opts()), 'replicas');
       const b = only(reconcile(observed([]), desired(set), opts({ suffix: suffixes('b') })), 'replicas');
-      expect(kv.txn(transaction(a)).succeeded).to.equal(true);
-      expect(kv.txn(transaction(b)).succeeded).to.equal(false);
+      expect(commitChain(kv, a)).to.equal(true);
+      expect(commitChain(kv, b)).to.equal(false);
       expect(kv.list('resource/pod/')).to.have.length(3);
     });
 
@@ -377,14 +427,15 @@ describe('replicaset reconcile', () => {
       const r = kv.put(keys.replicaSet('web'), '{}');
       const set = rs('web', 2, { createRevision: r, modRevision: r });
       const first = only(reconcile(observed([]), desired(set), opts()), 'replicas');
-      const committed = kv.txn(transaction(first));
+      commitChain(kv, first);
+      const committed = { revision: kv.get(keys.replicaList('web'))!.modRevision };
       // The other controller: the new list is in view, its pods are not (another watch stream, behind).
       const list = JSON.parse(kv.get(keys.replicaList('web'))!.value) as { owner: number; replicas: string[] };
       const lagging = observed([], { web: { ...list, modRevision: committed.revision } });
       const a = only(reconcile(lagging, desired(set), opts({ suffix: () => 'zzzzz' })), 'replicas');
       // It takes the listed names for deleted pods and would replace them, but the absence guard fails.
       expect(a.forget).to.have.length(2);
-      expect(kv.txn(transaction(a)).succeeded).to.equal(false);
+      expect(commitChain(kv, a)).to.equal(false);
       expect(kv.list('resource/pod/')).to.have.length(2);
     });
 
@@ -392,12 +443,12 @@ describe('replicaset reconcile', () => {
       const kv = new KvModel();
       const r = kv.put(keys.replicaSet('web'), '{}');
       const set = rs('web', 2, { createRevision: r, modRevision: r });
-      kv.txn(transaction(only(reconcile(observed([]), desired(set), opts()), 'replicas')));
+      commitChain(kv, only(reconcile(observed([]), desired(set), opts()), 'replicas'));
       const pods = kv.list('resource/pod/').map((p) => pod(p.key.slice('resource/pod/'.length), 'web', 'created', { createRevision: p.createRevision, modRevision: p.modRevision }));
       // Pods in view, the list not yet: it adopts them, guarded by the list it saw (none), and loses.
       const a = only(reconcile(observed(pods), desired(set), opts()), 'replicas');
       expect(a.adopt).to.have.length(2);
-      expect(kv.txn(transaction(a)).succeeded).to.equal(false);
+      expect(commitChain(kv, a)).to.equal(false);
     });
   });
 });
