@@ -1,0 +1,139 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { Etcd3 } from 'etcd3';
+import { readNodeState } from '../../agent/node.js';
+import { StateLayer } from '../../agent/state.js';
+import { TestAgent } from '../support/agent.js';
+import { TestEtcd } from '../support/etcd.js';
+import { testLog } from '../support/log.js';
+import { waitUntil } from '../support/wait.js';
+
+/** The reaper has a role and needs neither podman nor ports: the lightest agent that registers a node. */
+const PLUGIN = 'reaper';
+
+describe('kith agent process', function () {
+  this.timeout(90_000);
+  let etcd: TestEtcd;
+  let client: Etcd3;
+  let state: StateLayer;
+  let prefix: string;
+  const agents: TestAgent[] = [];
+
+  const start = (...args: string[]) => {
+    const a = TestAgent.start({ args: ['--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix, ...args] });
+    agents.push(a);
+    return a;
+  };
+  const keys = async () => Object.keys(await client.getAll().prefix(`${prefix}/`).strings()).map((k) => k.slice(prefix.length + 1)).sort();
+
+  before(async () => {
+    etcd = await TestEtcd.start();
+    client = etcd.client();
+  });
+  beforeEach(function () {
+    prefix = `/t${Math.random().toString(36).slice(2, 8)}`;
+    state = new StateLayer(client, prefix, testLog);
+  });
+  afterEach(async () => {
+    for (const a of agents.splice(0)) await a.stop('SIGKILL').catch(() => undefined);
+  });
+  after(async () => {
+    client?.close();
+    await etcd?.stop();
+  });
+
+  it('refuses bad flags with one line naming the flag, exit 2, and writes nothing', async () => {
+    for (const bad of [['--name', 'Not_A_Label'], ['--healthy-ttl', '0'], ['--plugins', 'dns,nonsense'], ['--dns-listen', 'localhost']]) {
+      const a = start('--plugins', PLUGIN, ...bad);
+      expect(await a.exited).to.equal(2);
+      const lines = a.stderr.trim().split('\n');
+      expect(lines, a.stderr).to.have.length(1);
+      expect(lines[0]).to.contain(bad[0]);
+    }
+    expect(await keys()).to.deep.equal([]);
+  });
+
+  it('registers the node atomically and refuses a second live node of the same name', async () => {
+    const a = start('--plugins', PLUGIN, '--name', 'twin');
+    await a.ready();
+    expect(await keys()).to.deep.equal(['node.reaper/heartbeat/alive/twin', 'node.reaper/heartbeat/healthy/twin', 'resource/node.reaper/twin']);
+    const node = JSON.parse((await client.get(`${prefix}/resource/node.reaper/twin`).string())!);
+    expect(node).to.deep.include({ name: 'twin', type: 'node.reaper', state: 'healthy' });
+    const b = start('--plugins', PLUGIN, '--name', 'twin');
+    expect(await b.exited).to.equal(2);
+    expect(b.stderr).to.match(/^kith agent: --name 'twin': another node with this name is still alive/);
+    expect(a.running).to.equal(true);
+    expect(await readNodeState(state, 'reaper', 'twin')).to.equal('healthy');
+  });
+
+  it('drains on SIGTERM and exits 0, its leased keys gone', async () => {
+    const a = start('--plugins', PLUGIN, '--name', 'drainer');
+    await a.ready();
+    expect(await a.stop('SIGTERM')).to.equal(0);
+    expect(await keys()).to.deep.equal(['resource/node.reaper/drainer']);
+    expect(await readNodeState(state, 'reaper', 'drainer')).to.equal('dead');
+    const msgs = a.lines.map((l) => JSON.parse(l).msg);
+    expect(msgs).to.include.members(['shutting down', 'plugin stopped', 'stopped']);
+  });
+
+  it('goes healthy, degraded, dead after kill -9, its leases expiring', async () => {
+    const a = start('--plugins', PLUGIN, '--name', 'doomed', '--healthy-ttl', '2', '--alive-ttl', '5');
+    await a.ready();
+    expect(await readNodeState(state, 'reaper', 'doomed')).to.equal('healthy');
+    a.proc.kill('SIGKILL');
+    await a.exited;
+    const killedAt = Date.now();
+    await waitUntil(async () => (await readNodeState(state, 'reaper', 'doomed')) === 'degraded', { timeoutMs: 8000, what: 'degraded' });
+    expect(Date.now() - killedAt).to.be.below(5000);
+    await waitUntil(async () => (await readNodeState(state, 'reaper', 'doomed')) === 'dead', { timeoutMs: 12_000, what: 'dead' });
+    expect(await keys()).to.deep.equal(['resource/node.reaper/doomed']);
+    // The name is free again once the old node is dead.
+    const again = start('--plugins', PLUGIN, '--name', 'doomed');
+    await again.ready();
+  });
+
+  it('starts, uses and stops an embedded etcd when no endpoints are given', async function () {
+    // The embedded etcd owns 127.0.0.1:2379; skip rather than fight another etcd for it.
+    if (await portBusy(2379)) this.skip();
+    const a = TestAgent.start({ args: ['--plugins', PLUGIN, '--name', 'solo'] });
+    agents.push(a);
+    await a.ready();
+    expect(existsSync(join(a.dataDir, 'etcd', 'member'))).to.equal(true);
+    const local = new Etcd3({ hosts: 'http://127.0.0.1:2379' });
+    try {
+      expect(await local.get('/kith/node.reaper/heartbeat/alive/solo').string()).to.equal('lease-established');
+      // A second agent cannot take the same port: one line, exit 2.
+      const b = TestAgent.start({ args: ['--plugins', PLUGIN, '--name', 'other'] });
+      agents.push(b);
+      expect(await b.exited).to.equal(2);
+      expect(b.stderr.trim()).to.match(/^kith agent: embedded etcd: port 127\.0\.0\.1:2379 is in use/);
+    } finally {
+      local.close();
+    }
+    expect(await a.stop('SIGTERM')).to.equal(0);
+    expect(await portBusy(2379)).to.equal(false);
+  });
+
+  it('says so in one line and exits 2 when the etcd binary is missing', async () => {
+    const a = TestAgent.start({ args: ['--plugins', PLUGIN], env: { PATH: '/nonexistent' } });
+    agents.push(a);
+    expect(await a.exited).to.equal(2);
+    expect(a.stderr.trim()).to.match(/^kith agent: embedded etcd: the etcd binary is not on PATH/);
+  });
+
+  it('prints a random name with gen-name', () => {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', 'agent/main.ts', 'gen-name'], { encoding: 'utf8' });
+    expect(out).to.match(/^[a-z]+-[a-z]+-\d{4}\n$/);
+  });
+});
+
+function portBusy(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv: Server = createServer();
+    srv.once('error', () => resolve(true));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(false)));
+  });
+}
