@@ -419,12 +419,15 @@ class WatchSubscription implements Subscription {
     const w = await this.state.client.watch().prefix(this.state.abs(prefix)).startRevision(String(from)).create();
     w.on('data', (res) => {
       if (gen !== this.generation || this.stopped) return;
+      // etcd3 resumes a broken stream from the last header revision: skip anything already applied.
+      // One transaction (or one lease expiry) gives several events the same revision, all in one
+      // response: the floor is taken once per response so that none of them is skipped.
+      const floor = this.applied.get(prefix) ?? 0;
       for (const e of res.events) {
         const kv = e.kv;
         const rev = num(kv.mod_revision);
-        // etcd3 resumes a broken stream from the last header revision: skip anything already applied.
-        if (rev <= (this.applied.get(prefix) ?? 0)) continue;
-        this.applied.set(prefix, rev);
+        if (rev <= floor) continue;
+        this.applied.set(prefix, Math.max(rev, this.applied.get(prefix) ?? 0));
         const key = this.state.rel(kv.key.toString());
         if (e.type === 'Put') {
           this.view.set(key, rev);
