@@ -6,6 +6,7 @@ import {
   ALIVE_PREFIX, POD_PREFIX, SUBNET_PREFIX, claimedKey, inboxKey, inboxPrefix, limitsKey, nameUnder, podKey, unscheduledKey, workerDnsKey,
 } from '../pod-keys.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
+import { NodeFirewall } from '../../firewall/node-firewall.js';
 import { PodmanRuntime } from '../runtime/podman.js';
 import type { PodRuntime } from '../runtime/runtime.js';
 import { subnetFromKeyName } from '../runtime/subnet.js';
@@ -272,8 +273,16 @@ async function markOrphansDead(ctx: PluginContext): Promise<void> {
 export const workerPlugin: Plugin = {
   name: 'worker',
   role: 'worker',
-  start(ctx) {
+  async start(ctx) {
     const pollMs = Number(process.env.KITH_WORKER_POLL_MS ?? 1000);
-    return startWorker(ctx, new PodmanRuntime({ node: ctx.config.name, log: ctx.log, pollMs: pollMs > 0 ? pollMs : 1000 }));
+    // Pod rules go in before a pod's containers start and out before it is removed; the chains live as long as the worker.
+    const firewall = await NodeFirewall.start({ chain: ctx.config.iptablesChain ?? `KITH-${ctx.config.name}`.slice(0, 28), log: ctx.log });
+    try {
+      const worker = await startWorker(ctx, new PodmanRuntime({ node: ctx.config.name, log: ctx.log, pollMs: pollMs > 0 ? pollMs : 1000 }), { hooks: firewall.hooks });
+      return { stop: () => worker.stop().finally(() => firewall.stop()) };
+    } catch (err) {
+      await firewall.stop().catch(() => undefined);
+      throw err;
+    }
   },
 };
