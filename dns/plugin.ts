@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { StartupError } from '../agent/embedded-etcd.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../agent/plugin.js';
 import { Forwarder, parseCidr, resolvConfUpstreams, type Cidr, type Upstream } from './forward.js';
@@ -72,11 +73,12 @@ export const dnsPlugin: Plugin = {
       throw err;
     }
 
+    const syncStart = performance.now();
     const sub = state.watch(['dns/', 'resource/pod/'], (ev) => zone.apply(ev), {
       name: 'dns',
       onSynced: () => {
         zone.synced = true;
-        log.info({ ...zone.size() }, 'dns zone synced');
+        log.info({ ...zone.size(), ms: Math.round(performance.now() - syncStart) }, 'dns zone synced');
       },
     });
     await sub.synced;

@@ -72,6 +72,10 @@ function raceListen(emitter: NodeJS.EventEmitter, listen: () => unknown, hp: Hos
   });
 }
 
+function literalLookup(address: string, _family: unknown, cb: (err: null, address: string, family: number) => void): void {
+  cb(null, address, 4);
+}
+
 export class DnsServer {
   readonly fast = new AnswerCache();
   private readonly udp: InstanceType<typeof UDPServer>[] = [];
@@ -85,7 +89,9 @@ export class DnsServer {
   async start(): Promise<void> {
     try {
       for (const hp of this.opts.listen) {
-        const u = new UDPServer();
+        // Replies go to the literal address the query came from: a synchronous lookup spares dgram its
+        // dns.lookup round through process.nextTick on every send.
+        const u = new UDPServer({ type: { type: 'udp4', lookup: literalLookup } } as never);
         u.removeAllListeners('message');
         u.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.onUdp(u, msg, rinfo));
         this.udp.push(u);
