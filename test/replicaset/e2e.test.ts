@@ -1,0 +1,239 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { execa } from 'execa';
+import { StateLayer } from '../../agent/state.js';
+import { MAIN, ROOT, TestAgent } from '../support/agent.js';
+import { TestEtcd } from '../support/etcd.js';
+import { TestLan, type TestHost } from '../support/hosts.js';
+import { testLog } from '../support/log.js';
+import { freePort } from '../support/ports.js';
+import { waitUntil } from '../support/wait.js';
+import { FAST_ENV, podmanIn, podmanPods, randomClusterCidr, startWorkerAgent } from '../worker/cluster.js';
+
+const IMAGE = 'localhost/kith/busybox';
+const DOMAIN = 'cluster.local';
+const RS = 'web';
+const RS_NAME = `${RS}.replicaset.${DOMAIN}`;
+
+interface PodResource {
+  name: string;
+  state: string;
+  metadata: Record<string, string>;
+}
+
+/**
+ * A ReplicaSet across three worker hosts (network namespaces on one LAN, each
+ * running `kith agent --plugins worker,dns`) and a control agent
+ * (`api,scheduler,reaper,replicaset,dns`) in the test's own namespace, driven
+ * with the `kith` CLI and checked with real podman and `dig`.
+ */
+describe('ReplicaSet across three workers (end to end: CLI, controller, scheduler, podman, DNS, reaper)', function () {
+  this.timeout(240_000);
+  let etcd: TestEtcd;
+  let lan: TestLan;
+  let hosts: TestHost[];
+  let etcdUrl: string;
+  let api: string;
+  let dnsPort: number;
+  let control: TestAgent | undefined;
+  const workers = new Map<TestHost, TestAgent>();
+  let state: StateLayer;
+  const clusterCidr = randomClusterCidr();
+  const dir = mkdtempSync(join(tmpdir(), 'kith-rs-e2e-'));
+
+  const kith = async (...args: string[]) => {
+    const r = await execa(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+      cwd: ROOT,
+      env: { KITH_API: api },
+      reject: false,
+      timeout: 30_000,
+      stdin: 'ignore',
+    });
+    if (r.exitCode !== 0) throw new Error(`kith ${args.join(' ')}: exit ${r.exitCode}: ${r.stderr}`);
+    return String(r.stdout);
+  };
+
+  const dig = async (name: string, type = 'A') => {
+    const r = await execa('dig', [`@127.0.0.1`, '-p', String(dnsPort), '+time=2', '+tries=1', '+noall', '+comments', '+answer', name, type], { reject: false, timeout: 10_000 });
+    const out = String(r.stdout);
+    const rcode = /status: (\w+)/.exec(out)?.[1];
+    const answers = out
+      .split('\n')
+      .filter((l) => l && !l.startsWith(';'))
+      .map((l) => l.split(/\s+/).slice(4).join(' '));
+    return { rcode, answers: answers.sort() };
+  };
+
+  const replicas = async (): Promise<PodResource[]> => {
+    const { kvs } = await state.list('resource/pod/');
+    return kvs.map((kv) => JSON.parse(kv.value) as PodResource).filter((p) => p.metadata.replicaSet === RS);
+  };
+  const running = async () => (await replicas()).filter((p) => p.state === 'running');
+  const podIp = async (pod: string) => (await state.get(`dns/${pod}.pod.${DOMAIN}.`))?.value;
+  const runningIps = async () => {
+    const ips: string[] = [];
+    for (const p of await running()) {
+      const ip = await podIp(p.name);
+      if (ip) ips.push(ip);
+    }
+    return ips.sort();
+  };
+  /** Waits until exactly `n` replicas run (and none is on its way), and dig answers their addresses. */
+  const settle = async (n: number, what: string, timeoutMs = 60_000) => {
+    const pods = await waitUntil(
+      async () => {
+        const all = await replicas();
+        const live = all.filter((p) => !['exitSuccess', 'exitFailure', 'errored', 'killed', 'abandoned', 'dead'].includes(p.state));
+        return live.length === n && live.every((p) => p.state === 'running') ? live : undefined;
+      },
+      { timeoutMs, what: `${n} running replicas (${what})` },
+    );
+    const ips = await waitUntil(async () => {
+      const want = await runningIps();
+      const got = (await dig(RS_NAME)).answers;
+      return want.length === n && JSON.stringify(got) === JSON.stringify(want) ? want : undefined;
+    }, { timeoutMs: 10_000, what: `dig ${RS_NAME} = the running replicas' addresses (${what})` });
+    return { pods, ips };
+  };
+
+  const startWorker = async (h: TestHost) => {
+    const a = startWorkerAgent({ lan, host: h, etcd, etcdUrl, clusterCidr, plugins: 'worker,dns' });
+    workers.set(h, a);
+    await a.ready(60_000);
+  };
+
+  before(async () => {
+    etcd = await TestEtcd.start();
+    lan = await TestLan.create({ hosts: 3 });
+    hosts = lan.hosts;
+    etcdUrl = `http://${lan.gateway}:${await lan.relay(etcd.clientPort)}`;
+    state = new StateLayer(etcd.client(), '/kith', testLog);
+    const apiPort = await freePort();
+    dnsPort = await freePort();
+    api = `http://127.0.0.1:${apiPort}`;
+    control = TestAgent.start({
+      env: FAST_ENV,
+      args: [
+        '--name', `ctl-${lan.id}`,
+        '--plugins', 'api,scheduler,reaper,replicaset,dns',
+        '--etcd-endpoints', etcd.endpoint,
+        '--api-listen', `127.0.0.1:${apiPort}`,
+        '--dns-listen', `127.0.0.1:${dnsPort}`,
+        '--upstream-dns', 'none',
+        '--cluster-cidr', clusterCidr,
+        '--healthy-ttl', '2',
+        '--alive-ttl', '4',
+      ],
+    });
+    await Promise.all([control.ready(60_000), ...hosts.map((h) => startWorker(h))]);
+  });
+
+  after(async () => {
+    for (const a of workers.values()) await a.stop('SIGKILL').catch(() => undefined);
+    await control?.stop('SIGKILL').catch(() => undefined);
+    if (state) {
+      await state.close();
+      state.client.close();
+    }
+    await lan?.destroy();
+    await etcd?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('kith apply -f rs.yaml: 3 replicas, one per worker; dig returns 3 addresses and an SRV record per replica', async () => {
+    const file = join(dir, 'rs.yaml');
+    writeFileSync(
+      file,
+      [
+        `name: ${RS}`,
+        'type: replicaset',
+        'spec:',
+        '  replicas: 3',
+        '  template:',
+        '    metadata: { app: web }',
+        '    spec:',
+        '      containers:',
+        '        - name: web',
+        `          image: ${IMAGE}`,
+        '          entrypoint: /bin/sh',
+        "          cmd: ['-c', 'mkdir -p /www && echo replica-$(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www']",
+        '      ports: [{ container: 8080, cluster: 80, name: http }]',
+        '',
+      ].join('\n'),
+    );
+    await kith('apply', '-f', file);
+    const { pods, ips } = await settle(3, 'created');
+    expect(new Set(pods.map((p) => p.metadata.workedBy))).to.deep.equal(new Set(hosts.map((h) => h.name)));
+    expect(ips).to.have.length(3);
+    const srv = await dig(`_http._tcp.${RS_NAME}`, 'SRV');
+    expect(srv.rcode).to.equal('NOERROR');
+    expect(srv.answers).to.have.length(3);
+    for (const a of srv.answers) expect(a).to.match(/^0 100 80 [a-z0-9-]+\./);
+    // kith get shows the ReplicaSet and the state the controller wrote.
+    const got = JSON.parse(await kith('-o', 'json', 'get', 'replicaset', RS)) as { state?: string; spec: { replicas: number } };
+    expect(got.spec.replicas).to.equal(3);
+    await waitUntil(async () => (JSON.parse(await kith('-o', 'json', 'get', 'replicaset', RS)) as { state?: string }).state === 'ready', { what: "state 'ready'" });
+  });
+
+  it('a pod on any worker reaches the ReplicaSet by name', async () => {
+    for (const h of hosts) {
+      const probe = `probe-${h.index}`;
+      await kith('run', '--name', probe, '--may-be-scheduled-on', h.name, '--wait', IMAGE, 'sleep', '600');
+      const container = `${h.name}-${probe}-${probe}`;
+      const existing = await podmanIn(h, ['ps', '--format', '{{.Names}}']);
+      const name = existing.split('\n').find((n) => n.startsWith(`${h.name}-${probe}-`) && !n.endsWith('-infra')) ?? container;
+      const page = await waitUntil(async () => {
+        const out = await podmanIn(h, ['exec', name, 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${RS_NAME} 80`]).catch(() => '');
+        return out.includes('replica-') ? out : undefined;
+      }, { timeoutMs: 20_000, what: `${probe} on ${h.name} fetches ${RS_NAME}` });
+      expect(page).to.match(/replica-/);
+      await kith('delete', 'pod', probe);
+    }
+  });
+
+  it('kith scale replicaset web 1 leaves one address; deleting that replica brings a new one', async () => {
+    await kith('scale', 'replicaset', RS, '1');
+    const { pods, ips } = await settle(1, 'scaled to 1');
+    expect(ips).to.have.length(1);
+    const [only] = pods;
+    await kith('delete', 'pod', only!.name);
+    const after = await settle(1, 'replica deleted');
+    expect(after.pods[0]!.name).to.not.equal(only!.name);
+    expect(after.ips).to.have.length(1);
+    // The deleted replica's container is gone from its worker.
+    const h = hosts.find((x) => x.name === only!.metadata.workedBy)!;
+    await waitUntil(async () => !(await podmanPods(h, h.name)).includes(`${h.name}-${only!.name}`), { timeoutMs: 20_000, what: 'container removed' });
+  });
+
+  it("kill -9 of a worker's agent brings its replica back on another worker once the worker is dead; DNS follows", async () => {
+    await kith('scale', 'replicaset', RS, '3');
+    const { pods, ips } = await settle(3, 'scaled back to 3');
+    expect(new Set(pods.map((p) => p.metadata.workedBy))).to.deep.equal(new Set(hosts.map((h) => h.name)));
+    const victimHost = hosts[2]!;
+    const victim = pods.find((p) => p.metadata.workedBy === victimHost.name)!;
+    const victimIp = await podIp(victim.name);
+    expect(ips).to.include(victimIp);
+    await workers.get(victimHost)!.stop('SIGKILL');
+    // The reaper marks it dead once the worker's alive lease (4 s here) has expired.
+    await waitUntil(async () => (await replicas()).find((p) => p.name === victim.name)?.state === 'dead', { timeoutMs: 30_000, what: `${victim.name} dead` });
+    const after = await settle(3, 'worker killed', 60_000);
+    expect(after.pods.map((p) => p.metadata.workedBy)).to.not.include(victimHost.name);
+    expect(after.ips).to.not.include(victimIp);
+    expect(after.pods.map((p) => p.name)).to.not.include(victim.name);
+  });
+
+  it('deleting the ReplicaSet removes all its pods and its name', async () => {
+    const before = await replicas();
+    await kith('delete', 'replicaset', RS);
+    await waitUntil(async () => (await replicas()).length === 0, { timeoutMs: 20_000, what: 'every replica deleted' });
+    await waitUntil(async () => (await dig(RS_NAME)).rcode === 'NXDOMAIN', { timeoutMs: 10_000, what: `${RS_NAME} NXDOMAIN` });
+    for (const h of hosts.slice(0, 2)) {
+      await waitUntil(async () => {
+        const left = await podmanPods(h, h.name);
+        return !before.some((p) => left.includes(`${h.name}-${p.name}`));
+      }, { timeoutMs: 20_000, what: `replica containers removed on ${h.name}` });
+    }
+  });
+});
