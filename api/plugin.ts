@@ -1,4 +1,5 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Koa from 'koa';
 import type { Logger } from 'pino';
 import type { HostPort } from '../agent/config.js';
@@ -7,7 +8,7 @@ import { heartbeatKey } from '../agent/node.js';
 import type { Plugin, PluginContext } from '../agent/plugin.js';
 import { ApiMetrics } from './metrics.js';
 import { aliasKey } from './namespace.js';
-import { Problem } from './problem.js';
+import { Problem, PROBLEMS } from './problem.js';
 import { allowedMethods, buildRouter } from './routes.js';
 import { ResourceStore } from './store.js';
 
@@ -45,6 +46,26 @@ function close(server: Server): Promise<void> {
     server.close(() => resolve());
     server.closeAllConnections();
   });
+}
+
+/**
+ * Requests Node's HTTP parser rejects before they reach Koa (bad request
+ * line, bad header, headers too large) get a problem detail too.
+ */
+function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const type = 'malformed-request';
+  const [status, detail]: [number, string] =
+    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'the request headers are too large']
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'the request took too long to arrive']
+    : [400, `the request is not valid HTTP (${err.code ?? err.message})`];
+  const body = JSON.stringify({ type, title: PROBLEMS[type][1], detail, status });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** Sends any error as a problem detail; what is not a Problem is a logged 500. */
@@ -147,7 +168,8 @@ export const apiPlugin: Plugin = {
     };
     try {
       for (const addr of listenAddresses(ctx)) {
-        const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 }, app.callback());
+        const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, requireHostHeader: false }, app.callback());
+        server.on('clientError', onClientError);
         servers.push(server);
         await listen(server, addr);
         log.info({ address: `${addr.host}:${addr.port}` }, 'api listening');
