@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import type { Logger } from 'pino';
-import { chainSetUp, chainTearDown, checkChain, JUMPS, jumpFirst, podRules, ruleArgs, type PodFirewall, type Table } from './rules.js';
+import { chainSetUp, chainTearDown, checkChain, JUMPS, jumpFirst, podRules, ruleArgs, rulesForIp, type PodFirewall, type Table } from './rules.js';
 
 /**
  * The iptables runner: the only place that runs iptables. It applies the rule
@@ -151,14 +151,20 @@ export class Iptables {
   }
 
   /**
-   * Appends a pod's rules (after making sure the node's jumps come first). On
-   * a failure, removes what it had appended and throws the failure: a pod is
-   * either fully firewalled or not at all.
+   * Appends a pod's rules, after making sure the node's jumps come first and
+   * deleting rules an earlier pod with the same IP left behind. On a failure,
+   * removes what it had appended and throws the failure: a pod is either
+   * fully firewalled or not at all.
    */
   async applyPod(pod: PodFirewall): Promise<void> {
     const rules = podRules(this.chain, pod);
     return this.exclusive(async () => {
       await this.keepFirstNow();
+      for (const table of ['nat', 'filter'] as Table[]) {
+        const stale = rulesForIp(this.chain, table, await this.execNow(['-t', table, '-S']), pod.ip);
+        if (stale.length) this.log?.warn({ ip: pod.ip, table, rules: stale.length }, 'removing rules an earlier pod with this IP left');
+        for (const args of stale) await this.execNow(args);
+      }
       const done: typeof rules = [];
       try {
         for (const rule of rules) {

@@ -167,3 +167,21 @@ export function jumpFirst(chain: string, builtin: string, listing: string): stri
   for (const n of copies.reverse()) ops.push(['-t', 'filter', '-D', builtin, String(n + 1)]);
   return ops;
 }
+
+/**
+ * Deleting every rule of the node's chain in one table that targets `ip`,
+ * given that table's `iptables -S` listing: rules a failed removal left for
+ * an earlier pod with the same address, which must not apply to a new one
+ * (a stale DNAT would send its cluster port elsewhere).
+ */
+export function rulesForIp(chain: string, table: Table, listing: string, ip: string): string[][] {
+  checkChain(chain);
+  const ops: string[][] = [];
+  for (const line of listing.split('\n')) {
+    const args = splitRuleLine(line.trim());
+    if (args[0] !== '-A' || args[1] !== chain) continue;
+    const d = args.indexOf('-d');
+    if (d >= 0 && args[d + 1] === `${ip}/32`) ops.push(['-t', table, '-D', ...args.slice(1)]);
+  }
+  return ops;
+}

@@ -99,6 +99,17 @@ describe('firewall: real iptables in test hosts', function () {
     expect(await fw.list('filter')).to.deep.equal([`-N ${chain}`, `-A FORWARD -j ${chain}`, `-A OUTPUT -j ${chain}`]);
   });
 
+  it('rules an earlier pod with the same IP left are replaced, not added to', async () => {
+    // A pod whose removal failed left a DNAT of 8080 -> 81; the new pod on that IP exposes only 80.
+    await fw.applyPod({ ip: web80.address, ports: [{ container: 81, cluster: 8080 }] });
+    await fw.applyPod(pod80);
+    expect((await fw.list('nat')).filter((l) => l.includes(web80.address))).to.deep.equal([]);
+    expect((await fw.list('filter')).filter((l) => l.includes(web80.address))).to.have.length(2);
+    expect(await probe(c2, 'tcp', web80.address, 8080)).to.equal('refused');
+    expect(await probe(c2, 'tcp', web80.address, 80)).to.equal('answer:web80:80');
+    await fw.removePod(pod80);
+  });
+
   it('tear-down removes the chains and jumps; a second tear-down does nothing', async () => {
     await fw.applyPod(pod8080);
     expect(await fw.tearDown()).to.be.greaterThan(0);

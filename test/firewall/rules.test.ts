@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { chainSetUp, chainTearDown, FirewallInputError, jumpFirst, podRules, ruleArgs, splitRuleLine } from '../../firewall/rules.js';
+import { chainSetUp, chainTearDown, FirewallInputError, jumpFirst, podRules, ruleArgs, rulesForIp, splitRuleLine } from '../../firewall/rules.js';
 
 const C = 'KITH-node1';
 const A = '10.244.1.5';
@@ -120,5 +120,19 @@ describe('firewall rules (pure)', () => {
     expect(jumpFirst(C, 'OUTPUT', '-P OUTPUT ACCEPT').map((a) => a.join(' '))).to.deep.equal([`-t filter -I OUTPUT 1 -j ${C}`]);
     // A rule that merely mentions the chain with extra matches is not the jump.
     expect(jumpFirst(C, 'FORWARD', `-A FORWARD -j ${C}\n-A FORWARD -s 10.0.0.0/8 -j ${C}`)).to.deep.equal([]);
+  });
+
+  it('finds the rules of the node chain that target one IP (and only that IP)', () => {
+    const listing = [
+      `-N ${C}`,
+      `-A PREROUTING -j ${C}`,
+      `-A ${C} -d ${A}/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination ${A}:80`,
+      `-A ${C} -d 10.244.1.50/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.244.1.50:80`,
+      `-A OTHER -d ${A}/32 -j ACCEPT`,
+    ].join('\n');
+    expect(rulesForIp(C, 'nat', listing, A).map((a) => a.join(' '))).to.deep.equal([
+      `-t nat -D ${C} -d ${A}/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination ${A}:80`,
+    ]);
+    expect(rulesForIp(C, 'nat', listing, '10.244.1.9')).to.deep.equal([]);
   });
 });
