@@ -21,11 +21,11 @@ export class Expectations {
   }
 
   /** Records one step of a replica change that committed at `revision`. */
-  stepCommitted(replicaSet: string, step: { created?: string; removed?: string }, revision: number, now: number): void {
+  stepCommitted(replicaSet: string, step: { created: string[]; removed: string[] }, revision: number, now: number): void {
     const until = now + this.ttlMs;
     this.listWritten.set(replicaSet, { revision, until });
-    if (step.created) this.created.set(step.created, until);
-    if (step.removed) this.deleted.set(step.removed, until);
+    for (const name of step.created) this.created.set(name, until);
+    for (const name of step.removed) this.deleted.set(name, until);
   }
 
   /** Records an action other than a replica change that committed at `revision`. */

@@ -183,8 +183,8 @@ class Controller implements RunningPlugin {
       this.ctx.log.info(
         {
           replicaSet: action.replicaSet,
-          created: committed.flatMap((s) => (s.created ? [s.created] : [])),
-          removed: committed.flatMap((s) => (s.removed ? [s.removed] : [])),
+          created: committed.flatMap((s) => s.created),
+          removed: committed.flatMap((s) => s.removed),
           released: action.release.map((p) => p.name),
           forgotten: action.forget,
           adopted: action.adopt.map((p) => p.name),

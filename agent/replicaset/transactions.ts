@@ -23,13 +23,15 @@ export interface Transaction {
 
 /** Compares per transaction besides the ReplicaSet's and the list's (etcd refuses more than 128 by default). */
 export const MAX_GUARDS = 100;
+/** Pods written per transaction: two operations each, plus the list, well under etcd's 128. */
+export const MAX_PODS_PER_STEP = 32;
 
 type ReplicasAction = Extract<Action, { kind: 'replicas' }>;
 
 /**
- * One transaction of a replica change. A step writes at most one pod (its
- * resource and marker): watchers of a prefix get one event per revision
- * there, and etcd bounds the operations of a transaction.
+ * One transaction of a replica change: at most MAX_PODS_PER_STEP pods written
+ * (resource and marker each) and MAX_GUARDS compares, as etcd bounds the
+ * operations of a transaction.
  */
 export interface ReplicaStep {
   /** Compares on pods (the ReplicaSet's and the list's are added per step). */
@@ -37,8 +39,8 @@ export interface ReplicaStep {
   then: Op[];
   /** The list as this step leaves it. */
   list: string[];
-  created?: string;
-  removed?: string;
+  created: string[];
+  removed: string[];
 }
 
 /**
@@ -74,21 +76,24 @@ export function replicaSteps(action: ReplicasAction): ReplicaStep[] {
   const steps: ReplicaStep[] = [];
   let list = [...action.members];
   let step: ReplicaStep | undefined;
+  let pods = 0;
   for (const u of units) {
     const writesPod = u.ops.length > 0;
-    if (!step || step.if.length >= MAX_GUARDS || (writesPod && step.then.length > 0)) {
-      step = { if: [], then: [], list };
+    if (!step || step.if.length >= MAX_GUARDS || (writesPod && pods >= MAX_PODS_PER_STEP)) {
+      step = { if: [], then: [], list, created: [], removed: [] };
       steps.push(step);
+      pods = 0;
     }
     step.if.push(u.guard);
     step.then.push(...u.ops);
     list = u.list(list);
     step.list = list;
-    if (u.created) step.created = u.created;
-    if (u.removed) step.removed = u.removed;
+    if (writesPod) pods++;
+    if (u.created) step.created.push(u.created);
+    if (u.removed) step.removed.push(u.removed);
   }
   // A list to rewrite with no replica changing (one left by an earlier ReplicaSet of the same name).
-  if (steps.length === 0) steps.push({ if: [], then: [], list });
+  if (steps.length === 0) steps.push({ if: [], then: [], list, created: [], removed: [] });
   return steps;
 }
 

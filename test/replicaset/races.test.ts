@@ -105,7 +105,7 @@ class SimController {
     }
     // A chain that lost a race stops; one that is done leaves.
     if (!res.succeeded || item.steps!.length === 0) this.pending.splice(i, 1);
-    return { action: item.action, created: step.created !== undefined, ok: res.succeeded };
+    return { action: item.action, created: step.created.length > 0, ok: res.succeeded };
   }
 }
 

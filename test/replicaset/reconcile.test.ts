@@ -9,7 +9,7 @@ import {
   type ReconcileOptions,
   type ReplicaList,
 } from '../../agent/replicaset/reconcile.js';
-import { keys, MAX_GUARDS, replicaSteps, stepTransaction, transaction } from '../../agent/replicaset/transactions.js';
+import { keys, MAX_GUARDS, MAX_PODS_PER_STEP, replicaSteps, stepTransaction, transaction } from '../../agent/replicaset/transactions.js';
 import { KvModel } from './kv-model.js';
 
 // ---- plain data --------------------------------------------------------------
@@ -366,7 +366,7 @@ describe('replicaset reconcile', () => {
       ]);
     });
 
-    it('splits a replica change into steps that each write at most one pod, the list growing and shrinking with them', () => {
+    it('splits a replica change into bounded steps, the list growing and shrinking with them', () => {
       const { pods, list } = steady();
       const dead = { ...pods[0]!, state: 'dead' };
       const strays = [pod('web-xxxx1', 'web', 'running'), pod('web-xxxx2', 'web', 'running')];
@@ -374,8 +374,8 @@ describe('replicaset reconcile', () => {
       const o = observed([dead, pods[1]!, pods[2]!, ...strays], { web: { owner: 10, replicas: [...list.replicas, 'web-gone1'] } });
       const a = only(reconcile(o, desired(rs('web', 5)), opts()), 'replicas');
       const steps = replicaSteps(a);
-      expect(steps.map((s) => [s.created ?? s.removed ?? null, s.list])).to.deep.equal([
-        ['web-s0000', ['web-bbbbb', 'web-ccccc', 'web-xxxx1', 'web-xxxx2', 'web-s0000']],
+      expect(steps.map((s) => [s.created, s.removed, s.list])).to.deep.equal([
+        [['web-s0000'], [], ['web-bbbbb', 'web-ccccc', 'web-xxxx1', 'web-xxxx2', 'web-s0000']],
       ]);
       expect(steps[0]!.if).to.deep.include({ key: 'resource/pod/web-aaaaa', modRevision: dead.modRevision });
       expect(steps[0]!.if).to.deep.include({ key: 'resource/pod/web-gone1', createRevision: 0 });
@@ -383,9 +383,10 @@ describe('replicaset reconcile', () => {
 
       const many = only(reconcile(observed([]), desired(rs('big', 250)), opts()), 'replicas');
       const bigSteps = replicaSteps(many);
-      expect(bigSteps).to.have.length(250);
-      expect(bigSteps.every((s) => s.then.length === 2 && s.if.length <= MAX_GUARDS)).to.equal(true);
-      expect(bigSteps.map((s) => s.list.length)).to.deep.equal(Array.from({ length: 250 }, (_, i) => i + 1));
+      expect(bigSteps).to.have.length(Math.ceil(250 / MAX_PODS_PER_STEP));
+      expect(bigSteps.every((s) => s.then.length <= 2 * MAX_PODS_PER_STEP && s.if.length <= MAX_GUARDS)).to.equal(true);
+      expect(bigSteps.map((s) => s.list.length)).to.deep.equal(bigSteps.map((_, i) => Math.min(250, (i + 1) * MAX_PODS_PER_STEP)));
+      expect(bigSteps.flatMap((s) => s.created)).to.deep.equal(many.create.map((p) => p.name));
     });
 
     it('packs the guards of many ended replicas into steps of a bounded size', () => {
