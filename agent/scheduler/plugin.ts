@@ -24,6 +24,8 @@ interface Pending {
   modRevision: number;
   tries: number;
   busy: boolean;
+  /** Set while the pod waits for its next counted try. */
+  timer?: NodeJS.Timeout;
 }
 
 /** How many schedule transactions may be in flight at once. */
@@ -34,7 +36,9 @@ export async function startScheduler(ctx: PluginContext, policy = retryPolicy())
   const me = config.name;
   const view = new SchedulerView();
   const pending = new Map<string, Pending>();
-  const ready: string[] = [];
+  /** Pods to try; `counted` tries use up one of the pod's tries when they fail. */
+  const ready: { name: string; counted: boolean }[] = [];
+  let kickTimer: NodeJS.Timeout | undefined;
   const timers = new Set<NodeJS.Timeout>();
   let inFlight = 0;
   let stopped = false;
@@ -42,15 +46,27 @@ export async function startScheduler(ctx: PluginContext, policy = retryPolicy())
 
   const placed = new Counter({ name: 'kith_scheduler_pods_total', help: 'Pods placed or abandoned by this scheduler', labelNames: ['outcome'], registers: [ctx.metrics] });
 
-  const later = (name: string) => {
+  const later = (p: Pending) => {
+    if (p.timer) return;
     const t = setTimeout(() => {
       timers.delete(t);
-      if (pending.has(name)) {
-        ready.push(name);
+      p.timer = undefined;
+      if (pending.get(p.pod.name) === p) {
+        ready.push({ name: p.pod.name, counted: true });
         drain();
       }
     }, policy.intervalMs);
+    p.timer = t;
     timers.add(t);
+  };
+
+  /** A worker came or freed room: try the waiting pods now, without using up their tries. */
+  const kick = () => {
+    kickTimer ??= setTimeout(() => {
+      kickTimer = undefined;
+      for (const p of pending.values()) if (p.timer && !p.busy) ready.push({ name: p.pod.name, counted: false });
+      drain();
+    }, 50);
   };
 
   const abandon = async (p: Pending, reason: string) => {
@@ -86,7 +102,7 @@ export async function startScheduler(ctx: PluginContext, policy = retryPolicy())
     if (pending.get(p.pod.name) === p) pending.delete(p.pod.name);
   };
 
-  const attempt = (p: Pending) => {
+  const attempt = (p: Pending, counted: boolean) => {
     const request = podRequest(p.pod.spec);
     const c = p.pod.spec.schedulingConstraints;
     const replicaSet = p.pod.metadata.replicaSet;
@@ -96,31 +112,37 @@ export async function startScheduler(ctx: PluginContext, policy = retryPolicy())
     );
     if ('worker' in choice) {
       view.reserve(p.pod.name, choice.worker, request, replicaSet);
+      if (p.timer) {
+        clearTimeout(p.timer);
+        timers.delete(p.timer);
+        p.timer = undefined;
+      }
       return place(p, choice.worker).catch((err) => {
         view.unreserve(p.pod.name);
         log.warn({ pod: p.pod.name, err: (err as Error).message }, 'schedule transaction failed; retrying');
-        later(p.pod.name);
+        later(p);
       });
     }
+    if (!counted) return undefined; // its counted try is still due
     if (!choice.wait) p.tries++;
     if (p.tries >= policy.maxTries) {
       return abandon(p, choice.reason).catch((err) => {
         log.warn({ pod: p.pod.name, err: (err as Error).message }, 'abandon transaction failed; retrying');
-        later(p.pod.name);
+        later(p);
       });
     }
     log.info({ pod: p.pod.name, reason: choice.reason, tries: p.tries, retryInMs: policy.intervalMs }, 'pod not schedulable yet');
-    later(p.pod.name);
+    later(p);
     return undefined;
   };
 
   const drain = () => {
     if (!synced || stopped) return;
     while (ready.length > 0 && inFlight < IN_FLIGHT) {
-      const name = ready.shift()!;
+      const { name, counted } = ready.shift()!;
       const p = pending.get(name);
       if (!p || p.busy) continue;
-      const work = attempt(p);
+      const work = attempt(p, counted);
       if (!work) continue;
       p.busy = true;
       inFlight++;
@@ -138,7 +160,13 @@ export async function startScheduler(ctx: PluginContext, policy = retryPolicy())
       const name = nameUnder(ev.key, UNSCHEDULED_PREFIX);
       if (name === undefined) {
         view.apply(ev);
+        if (ev.type === 'put' && (ev.key.startsWith(HEALTHY_PREFIX) || ev.key.startsWith(LIMITS_PREFIX))) kick();
         return;
+      }
+      const old = pending.get(name);
+      if (old?.timer) {
+        clearTimeout(old.timer);
+        timers.delete(old.timer);
       }
       if (ev.type === 'delete') {
         pending.delete(name);
@@ -152,7 +180,7 @@ export async function startScheduler(ctx: PluginContext, policy = retryPolicy())
         return;
       }
       pending.set(name, { pod, value: ev.value, modRevision: ev.modRevision, tries: 0, busy: false });
-      ready.push(name);
+      ready.push({ name, counted: true });
       drain();
     },
     { name: 'scheduler', onSynced: () => ((synced = true), drain()) },
@@ -162,6 +190,7 @@ export async function startScheduler(ctx: PluginContext, policy = retryPolicy())
     async stop() {
       stopped = true;
       for (const t of timers) clearTimeout(t);
+      if (kickTimer) clearTimeout(kickTimer);
       await sub.close();
     },
   };

@@ -38,9 +38,9 @@ describe('scheduler plugin (real etcd, workers written as keys)', function () {
     await t.close();
   });
 
-  const scheduler = async (name: string) => {
+  const scheduler = async (name: string, intervalMs = 100) => {
     const ctx = await pluginContext(etcd, name, ['scheduler'], [], prefix);
-    const plugin = await startScheduler(ctx, { intervalMs: 100, maxTries: 3 });
+    const plugin = await startScheduler(ctx, { intervalMs, maxTries: 3 });
     running.push({ plugin, ctx });
   };
   const worker = async (name: string, cpu = '4', memory = 1024) => {
@@ -97,6 +97,17 @@ describe('scheduler plugin (real etcd, workers written as keys)', function () {
     await eventually('huge abandoned', async () => ((await pod('huge')).state === 'abandoned' ? true : undefined));
     expect((await pod('fine')).state).to.equal('scheduled');
     expect((await t.state.list('pod/unscheduled/')).kvs).to.have.length(0);
+  });
+
+  it('tries a waiting pod again as soon as a worker comes or frees room, not only when its retry is due', async () => {
+    await worker('small', '4', 100);
+    await scheduler('s1', 60_000);
+    await createPod(t.state, { name: 'needs-room', spec: podSpec(500) });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await pod('needs-room')).state).to.equal('created');
+    await worker('roomy', '4', 1000);
+    await eventually('placed on the new worker', async () => ((await pod('needs-room')).state === 'scheduled' ? true : undefined), 3000);
+    expect((await pod('needs-room')).metadata.workedBy).to.equal('roomy');
   });
 
   it('spreads the pods of one ReplicaSet across workers', async () => {
