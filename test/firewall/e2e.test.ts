@@ -156,23 +156,34 @@ describe('firewall end to end: worker agents, podman pods, real iptables', funct
     ['host 2', { host: h2 }],
   ];
 
+  /** What every client gets for each target, the clients in parallel (each one's probes in order). */
+  async function fromEveryClient(targets: [string, number][]): Promise<Record<string, string>> {
+    const rows = await Promise.all(
+      clients().map(async ([who, c]) => {
+        const out: [string, string][] = [];
+        for (const [pod, port] of targets) out.push([`${who} -> ${pod}:${port}`, await http(c, ips[pod]!, port)]);
+        return out;
+      }),
+    );
+    return Object.fromEntries(rows.flat());
+  }
+  const expected = (targets: [string, number, string][]) =>
+    Object.fromEntries(clients().flatMap(([who]) => targets.map(([pod, port, want]) => [`${who} -> ${pod}:${port}`, want])));
+
   it('an exposed port 80 answers from pods and hosts, on the same host and across hosts', async () => {
-    for (const [who, c] of clients()) expect(await http(c, ips.web80!, 80), who).to.equal('answer:web80');
+    expect(await fromEveryClient([['web80', 80]])).to.deep.equal(expected([['web80', 80, 'answer:web80']]));
   });
 
   it('a mapped cluster port 8080 answers, and the same pod\'s container port 80 is refused', async () => {
-    for (const [who, c] of clients()) {
-      expect(await http(c, ips.web8080!, 8080), `${who} -> web8080:8080`).to.equal('answer:web8080');
-      expect(await http(c, ips.web8080!, 80), `${who} -> web8080:80`).to.equal('refused');
-    }
+    expect(await fromEveryClient([['web8080', 8080], ['web8080', 80]])).to.deep.equal(
+      expected([['web8080', 8080, 'answer:web8080'], ['web8080', 80, 'refused']]),
+    );
   });
 
   it('an undeclared port is refused', async () => {
-    for (const [who, c] of clients()) {
-      expect(await http(c, ips.web80!, 81), `${who} -> web80:81`).to.equal('refused');
-      expect(await http(c, ips.web8080!, 81), `${who} -> web8080:81`).to.equal('refused');
-      expect(await http(c, ips.test1!, 81), `${who} -> test1:81 (no ports)`).to.equal('refused');
-    }
+    expect(await fromEveryClient([['web80', 81], ['web8080', 81], ['test1', 81]])).to.deep.equal(
+      expected([['web80', 81, 'refused'], ['web8080', 81, 'refused'], ['test1', 81, 'refused']]),
+    );
   });
 
   it('UDP is refused (a UDP server in the pod answers only inside it)', async () => {
@@ -211,7 +222,9 @@ describe('firewall end to end: worker agents, podman pods, real iptables', funct
     for (const h of [h1, h2]) {
       const chain = `KITH-${h.name}`.slice(0, 28);
       expect(await rulesOf(h, [chain]), `${h.name} before`).not.to.deep.equal([]);
-      expect(await workers.get(h)!.stop('SIGTERM'), `${h.name} exit code`).to.equal(0);
+      const agent = workers.get(h)!;
+      const code = await agent.stop('SIGTERM');
+      expect(code, `${h.name} exit code (signal ${agent.proc.signalCode}); stderr: ${agent.stderr}; log: ${agent.lines.slice(-5).join('\n')}`).to.equal(0);
       expect(await rulesOf(h, [chain]), `${h.name} after`).to.deep.equal([]);
     }
   });
