@@ -74,7 +74,8 @@ export function normalizeName(name: string): string {
 
 /** `10.244.1.7` -> `7.1.244.10.in-addr.arpa`. */
 export function reverseName(address: string): string {
-  return `${address.split('.').reverse().join('.')}.in-addr.arpa`;
+  const o = address.split('.');
+  return `${o[3]}.${o[2]}.${o[1]}.${o[0]}.in-addr.arpa`;
 }
 
 /** The reverse zone apex covering an IPv4 CIDR, on whole octets (a /16 -> `b.a.in-addr.arpa`). */
@@ -87,10 +88,9 @@ export function reverseApexOf(cidr: string): string | undefined {
 }
 
 const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
+const NAME = /^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 function validName(name: string): boolean {
-  if (name.length === 0 || name.length > 253) return false;
-  for (const l of name.split('.')) if (!LABEL.test(l)) return false;
-  return true;
+  return name.length > 0 && name.length <= 253 && NAME.test(name);
 }
 
 export class Zone {
@@ -112,10 +112,8 @@ export class Zone {
   private aliasCount = 0;
   private readonly pods = new Map<string, PodInfo>();
   private readonly replicaSets = new Map<string, Set<string>>();
-  /** reverse name -> the names whose A record is that address. */
-  private readonly ptrs = new Map<string, Set<string>>();
-  /** name -> number of reasons it exists as an owner (A record, alias source, PTR, ReplicaSet). */
-  private readonly owners = new Map<string, number>();
+  /** reverse name -> the name (or names) whose A record is that address. */
+  private readonly ptrs = new Map<string, string | Set<string>>();
   /** name -> number of owners strictly below it: an empty non-terminal answers NODATA, not NXDOMAIN. */
   private readonly ents = new Map<string, number>();
   /** Reverse zone apex -> reference count (fixed CIDRs hold one reference forever). */
@@ -197,9 +195,10 @@ export class Zone {
   private putRecord(name: string, address: string): void {
     const old = this.records.get(name);
     if (old === address) return;
+    const was = old !== undefined || this.isOwner(name);
     if (old !== undefined) this.unlinkAddress(name, old);
-    else this.addOwner(name);
     this.records.set(name, address);
+    if (old === undefined) this.ownerChanged(name, was);
     this.linkAddress(name, address);
     this.changed(name);
   }
@@ -209,31 +208,37 @@ export class Zone {
     if (old === undefined) return;
     this.records.delete(name);
     this.unlinkAddress(name, old);
-    this.removeOwner(name);
+    this.ownerChanged(name, true);
     this.changed(name);
   }
 
   private linkAddress(name: string, address: string): void {
     const rev = reverseName(address);
-    let owners = this.ptrs.get(rev);
-    if (!owners) {
-      owners = new Set();
-      this.ptrs.set(rev, owners);
-      this.addOwner(rev);
+    const cur = this.ptrs.get(rev);
+    if (cur === undefined) {
+      this.ptrs.set(rev, name);
+      this.ownerChanged(rev, false);
       const apex = this.ownReverseApex(address);
       if (apex) this.reverseApexes.set(apex, (this.reverseApexes.get(apex) ?? 0) + 1);
+    } else if (typeof cur === 'string') {
+      if (cur !== name) this.ptrs.set(rev, new Set([cur, name]));
+    } else {
+      cur.add(name);
     }
-    owners.add(name);
   }
 
   private unlinkAddress(name: string, address: string): void {
     const rev = reverseName(address);
-    const owners = this.ptrs.get(rev);
-    if (!owners) return;
-    owners.delete(name);
-    if (owners.size > 0) return;
+    const cur = this.ptrs.get(rev);
+    if (cur === undefined) return;
+    if (typeof cur !== 'string') {
+      cur.delete(name);
+      if (cur.size === 1) this.ptrs.set(rev, cur.values().next().value!);
+      return;
+    }
+    if (cur !== name) return;
     this.ptrs.delete(rev);
-    this.removeOwner(rev);
+    this.ownerChanged(rev, true);
     const apex = this.ownReverseApex(address);
     if (apex) {
       const n = (this.reverseApexes.get(apex) ?? 0) - 1;
@@ -253,9 +258,10 @@ export class Zone {
   private addAlias(from: string, to: string): void {
     let targets = this.aliases.get(from);
     if (!targets) {
+      const was = this.isOwner(from);
       targets = new Set();
       this.aliases.set(from, targets);
-      this.addOwner(from);
+      this.ownerChanged(from, was);
     }
     if (targets.has(to)) return;
     targets.add(to);
@@ -275,7 +281,7 @@ export class Zone {
     this.aliasCount--;
     if (targets.size === 0) {
       this.aliases.delete(from);
-      this.removeOwner(from);
+      this.ownerChanged(from, true);
     }
     const sources = this.aliasedBy.get(to);
     sources?.delete(from);
@@ -312,9 +318,11 @@ export class Zone {
   private joinReplicaSet(rs: string, pod: string): void {
     let members = this.replicaSets.get(rs);
     if (!members) {
+      const name = `${rs}${this.rsSuffix}`;
+      const was = this.isOwner(name);
       members = new Set();
       this.replicaSets.set(rs, members);
-      this.addOwner(`${rs}${this.rsSuffix}`);
+      this.ownerChanged(name, was);
     }
     members.add(pod);
   }
@@ -324,7 +332,7 @@ export class Zone {
     if (!members?.delete(pod)) return;
     if (members.size === 0) {
       this.replicaSets.delete(rs);
-      this.removeOwner(`${rs}${this.rsSuffix}`);
+      this.ownerChanged(`${rs}${this.rsSuffix}`, true);
     }
   }
 
@@ -348,27 +356,24 @@ export class Zone {
     }
   }
 
-  private addOwner(name: string): void {
-    const n = this.owners.get(name) ?? 0;
-    this.owners.set(name, n + 1);
-    if (n === 0) this.forAncestors(name, (a) => this.ents.set(a, (this.ents.get(a) ?? 0) + 1));
+  /** Whether a name owns data: an A record, aliases, a PTR, or replicas. */
+  private isOwner(name: string): boolean {
+    return this.records.has(name) || this.aliases.has(name) || this.ptrs.has(name) || this.isReplicaSetName(name);
   }
 
-  private removeOwner(name: string): void {
-    const n = this.owners.get(name) ?? 0;
-    if (n <= 1) {
-      this.owners.delete(name);
-      if (n === 1) {
-        this.forAncestors(name, (a) => {
-          const c = (this.ents.get(a) ?? 0) - 1;
-          if (c <= 0) this.ents.delete(a);
-          else this.ents.set(a, c);
-        });
-      }
-    } else {
-      this.owners.set(name, n - 1);
-    }
+  /** Counts a name in its ancestors' empty-non-terminal tally when it starts or stops owning data. */
+  private ownerChanged(name: string, was: boolean): void {
+    const is = this.isOwner(name);
+    if (was === is) return;
+    this.forAncestors(name, is ? this.entUp : this.entDown);
   }
+
+  private readonly entUp = (a: string) => this.ents.set(a, (this.ents.get(a) ?? 0) + 1);
+  private readonly entDown = (a: string) => {
+    const c = (this.ents.get(a) ?? 0) - 1;
+    if (c <= 0) this.ents.delete(a);
+    else this.ents.set(a, c);
+  };
 
   private forAncestors(name: string, f: (a: string) => void): void {
     for (let i = name.indexOf('.'); i >= 0; i = name.indexOf('.', i + 1)) {
@@ -480,7 +485,7 @@ export class Zone {
   /** PTR targets of a reverse name. */
   ptr(name: string): string[] {
     const owners = this.ptrs.get(name);
-    return owners ? [...owners] : [];
+    return owners === undefined ? [] : typeof owners === 'string' ? [owners] : [...owners];
   }
 
   /** Whether a name has descendants but no data of its own (it answers NODATA). */
