@@ -13,6 +13,8 @@ packages=(
   etcd:etcd-server etcdctl:etcd-client podman:podman runc:runc
   iptables:iptables dig:dnsutils busybox:busybox-static ip:iproute2
   nsenter:util-linux nsd:nsd dnsperf:dnsperf
+  # the DNS tests send a datagram from source port 0 through a raw socket
+  python3:python3-minimal
   /usr/lib/podman/netavark:netavark
   # podman builds its pod infra (pause) image from catatonit; no registry to pull one from.
   catatonit:catatonit
