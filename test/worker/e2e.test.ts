@@ -90,6 +90,17 @@ describe('pods across two worker hosts (end to end: REST, scheduler, podman, DNS
   const fetchFrom = async (h: TestHost, container: string, ip: string) =>
     podmanIn(h, ['exec', container, 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} 80`]);
 
+  const subnetOf = async (h: TestHost) =>
+    (JSON.parse((await state.get(`resource/node.worker/${h.name}`))!.value) as { spec: { subnet: string } }).spec.subnet;
+  const routesIn = async (h: TestHost) => (await h.run('ip', ['-4', 'route'])).stdout;
+
+  it('routes each worker\'s pod subnet via its host address on the other', async () => {
+    const [s1, s2] = [await subnetOf(h1), await subnetOf(h2)];
+    expect(s1).to.not.equal(s2);
+    await waitUntil(async () => (await routesIn(h1)).includes(`${s2} via ${h2.address}`), { what: 'h1 routes to h2 pods' });
+    await waitUntil(async () => (await routesIn(h2)).includes(`${s1} via ${h1.address}`), { what: 'h2 routes to h1 pods' });
+  });
+
   it('runs a pod on each worker; each resolves the other by name through its own agent and fetches its page', async () => {
     await run('web-a', web('I am a', { mayBeScheduledOn: [h1.name] }));
     await run('web-b', web('I am b', { mayBeScheduledOn: [h2.name] }));
@@ -136,7 +147,11 @@ describe('pods across two worker hosts (end to end: REST, scheduler, podman, DNS
       await waitUntil(async () => (await lookup(h1, `${h1.name}-web-a-web`, `web-b.pod.${DOMAIN}`)) === undefined, { what: 'web-b gone from DNS' });
     }
     expect(await podmanPods(h2, h2.name)).to.include.members([`${h2.name}-web-b`, `${h2.name}-not-h1`]);
+    const s2 = await subnetOf(h2);
+    await waitUntil(async () => !(await routesIn(h1)).includes(s2), { what: 'route to the dead worker removed' });
     await startWorker(h2);
+    expect(await subnetOf(h2)).to.equal(s2);
+    await waitUntil(async () => (await routesIn(h1)).includes(`${s2} via ${h2.address}`), { what: 'route back' });
     expect(await podmanPods(h2, h2.name)).to.deep.equal([`${h2.name}--holder`]);
     // The restarted worker can run pods again, on the same subnet.
     await run('again', web('back', { mayBeScheduledOn: [h2.name] }));

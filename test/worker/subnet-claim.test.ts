@@ -1,0 +1,52 @@
+import { expect } from 'chai';
+import { StateLayer } from '../../agent/state.js';
+import { claimSubnet, SubnetError } from '../../agent/worker/subnet-claim.js';
+import { TestEtcd } from '../support/etcd.js';
+import { testLog } from '../support/log.js';
+
+describe('pod subnet claims (real etcd)', () => {
+  let etcd: TestEtcd;
+  let state: StateLayer;
+  before(async () => {
+    etcd = await TestEtcd.start();
+    state = new StateLayer(etcd.client(), '/kith', testLog);
+  });
+  after(async () => {
+    await state.close();
+    state.client.close();
+    await etcd.stop();
+  });
+  const owners = async () => Object.fromEntries((await state.list('node.worker/subnet/')).kvs.map((kv) => [kv.key.split('/').pop(), JSON.parse(kv.value)]));
+
+  it('gives racing workers distinct /24s, and a worker its own /24 back', async () => {
+    const cidr = '10.50.0.0/22';
+    const got = await Promise.all(['a', 'b', 'c', 'd'].map((w) => claimSubnet(state, { worker: w, clusterCidr: cidr, hostAddress: `192.0.2.${w.charCodeAt(0) - 96}` })));
+    expect(new Set(got).size).to.equal(4);
+    expect(await claimSubnet(state, { worker: 'c', clusterCidr: cidr })).to.equal(got[2]);
+    const o = await owners();
+    expect(Object.keys(o)).to.have.length(4);
+    // A restart without --host-address rewrites the owner record.
+    expect(o[got[2]!.replace('/', '_')]).to.deep.equal({ worker: 'c' });
+    try {
+      await claimSubnet(state, { worker: 'e', clusterCidr: cidr });
+      expect.fail('claimed a fifth /24 of a /22');
+    } catch (err) {
+      expect(err).to.be.instanceOf(SubnetError);
+      expect((err as Error).message).to.match(/--cluster-cidr '10.50.0.0\/22': every \/24 is held/);
+    }
+  });
+
+  it('takes --pod-subnet when nobody else holds it, and gives back the worker\'s earlier subnet', async () => {
+    const first = await claimSubnet(state, { worker: 'f', clusterCidr: '10.60.0.0/16' });
+    expect(await claimSubnet(state, { worker: 'f', clusterCidr: '10.60.0.0/16', podSubnet: '10.70.1.7/24' })).to.equal('10.70.1.0/24');
+    const o = await owners();
+    expect(o['10.70.1.0_24']).to.deep.equal({ worker: 'f' });
+    expect(o[first.replace('/', '_')]).to.equal(undefined);
+    try {
+      await claimSubnet(state, { worker: 'g', clusterCidr: '10.60.0.0/16', podSubnet: '10.70.0.0/16' });
+      expect.fail('claimed an overlapping subnet');
+    } catch (err) {
+      expect((err as Error).message).to.match(/--pod-subnet '10.70.0.0\/16' overlaps 10.70.1.0\/24, held by worker 'f'/);
+    }
+  });
+});
