@@ -1,0 +1,55 @@
+import { expect } from 'chai';
+import { manifests, samePod } from '../../agent/cli/apply.js';
+import { parseEnv, parsePort, podFromRun, UsageError, waitOutcome } from '../../agent/cli/run.js';
+import { resourceTable } from '../../agent/cli/table.js';
+import { pod } from '../../api/schemas.js';
+
+describe('cli: pure parts', () => {
+  it('parses -p as the reference, with an optional port name', () => {
+    expect(parsePort('80')).to.equal(80);
+    expect(parsePort('8080:80')).to.deep.equal({ container: 80, cluster: 8080 });
+    expect(parsePort('8080:80/http')).to.deep.equal({ container: 80, cluster: 8080, name: 'http' });
+    expect(parsePort('80/http')).to.deep.equal({ container: 80, name: 'http' });
+    for (const bad of ['0', '65536', 'x', '1:2:3', '80/', ':80', '80:0']) expect(() => parsePort(bad)).to.throw(UsageError, 'invalid port specification');
+  });
+
+  it('splits -e at the first =', () => {
+    expect(parseEnv('A=b=c')).to.deep.equal(['A', 'b=c']);
+    expect(parseEnv('A=')).to.deep.equal(['A', '']);
+    expect(() => parseEnv('A')).to.throw(UsageError);
+  });
+
+  it('builds a pod the pod schema accepts', () => {
+    const p = podFromRun({ name: 'x', image: 'i', cmd: [], env: [], publish: [], mayBeScheduledOn: [], cannotBeScheduledOn: ['w'] });
+    expect(pod.safeParse(p).success).to.equal(true);
+    expect((p.spec as { schedulingConstraints: unknown }).schedulingConstraints).to.deep.equal({ mayBeScheduledOn: null, cannotBeScheduledOn: ['w'] });
+    expect(() => podFromRun({ name: 'x', image: 'i', cmd: [], env: [], publish: [], mayBeScheduledOn: [], cannotBeScheduledOn: [], cpuLimit: '1/2' })).to.throw(UsageError, '--cpu-limit');
+  });
+
+  it('waits until a pod runs or ends', () => {
+    expect(waitOutcome('scheduled')).to.deep.equal({ done: false });
+    expect(waitOutcome('running')).to.deep.equal({ done: true, code: 0 });
+    expect(waitOutcome('abandoned')).to.deep.equal({ done: true, code: 1 });
+  });
+
+  it('reads manifests from YAML and JSON, several documents or a list, defaulting a pod to created', () => {
+    expect(manifests('name: a\ntype: pod\nspec: {}\n---\nname: b\ntype: x\nspec: {}\n', 'f')).to.deep.equal([
+      { name: 'a', type: 'pod', spec: {}, state: 'created' },
+      { name: 'b', type: 'x', spec: {} },
+    ]);
+    expect(manifests('[{"name":"a","type":"x","spec":{}}]', 'f')).to.have.length(1);
+    expect(manifests('', 'f')).to.deep.equal([]);
+    expect(() => manifests('- 1', 'f')).to.throw('f: document 1, item 1: expected a resource object');
+  });
+
+  it('sees an unchanged pod whatever the key order and the metadata kith added', () => {
+    const stored = { name: 'a', type: 'pod', state: 'running', metadata: { workedBy: 'w1', team: 'x' }, spec: { ports: [], containers: [{ image: 'i', name: 'c', resources: { limits: { cpu: '0.5' } } }] } };
+    expect(samePod({ name: 'a', type: 'pod', metadata: { team: 'x' }, spec: { containers: [{ name: 'c', image: 'i', resources: { limits: { cpu: 0.5 } } }] } }, stored)).to.equal(true);
+    expect(samePod({ name: 'a', type: 'pod', spec: { containers: [{ name: 'c', image: 'j' }] } }, stored)).to.equal(false);
+    expect(samePod({ name: 'a', type: 'pod', metadata: { team: 'y' }, spec: stored.spec }, stored)).to.equal(false);
+  });
+
+  it('prints aligned tables', () => {
+    expect(resourceTable('replicaset', [{ name: 'front', spec: { replicas: 3 } }])).to.equal('NAME   REPLICAS  STATE\nfront  3\n');
+  });
+});
