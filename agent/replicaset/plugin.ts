@@ -2,8 +2,10 @@ import { randomInt } from 'node:crypto';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
 import type { StateEvent, Subscription } from '../state.js';
+import { isTerminal } from '../../api/schemas.js';
+import { Backoff, FAILED_STATES } from './backoff.js';
 import { Expectations } from './expectations.js';
-import { reconcile, type Action } from './reconcile.js';
+import { reconcile, type Action, type ObservedPod } from './reconcile.js';
 import { PREFIXES, replicaSteps, stepTransaction, transaction, type Transaction } from './transactions.js';
 import { ReplicaSetView } from './view.js';
 
@@ -27,6 +29,10 @@ const randomSuffix = (): string => Array.from({ length: 5 }, () => ALPHABET[rand
 class Controller implements RunningPlugin {
   private readonly view = new ReplicaSetView();
   private readonly expectations = new Expectations(EXPECTATION_MS);
+  private readonly backoff = new Backoff();
+  /** When each replica was first seen running, for the back-off. */
+  private readonly runningSince = new Map<string, number>();
+  private releaseTimer: NodeJS.Timeout | undefined;
   /** The mod revision of each invalid ReplicaSet already logged, so each bad value is logged once. */
   private readonly invalidLogged = new Map<string, number>();
 
@@ -76,14 +82,36 @@ class Controller implements RunningPlugin {
   }
 
   private onEvent(ev: StateEvent): void {
-    if (ev.key.startsWith(PREFIXES.pods)) this.expectations.podSeen(ev.key.slice(PREFIXES.pods.length), ev.type);
+    let before: ObservedPod | undefined;
+    if (ev.key.startsWith(PREFIXES.pods)) {
+      const name = ev.key.slice(PREFIXES.pods.length);
+      this.expectations.podSeen(name, ev.type);
+      before = this.view.pods.get(name);
+    }
     const invalid = this.view.apply(ev);
+    if (ev.key.startsWith(PREFIXES.pods)) this.trackFailures(ev.key.slice(PREFIXES.pods.length), before);
     if (invalid && this.invalidLogged.get(invalid.replicaSet) !== ev.modRevision) {
       this.invalidLogged.set(invalid.replicaSet, ev.modRevision);
       this.ctx.log.warn(invalid, 'stored ReplicaSet is invalid; leaving it alone');
     }
     if (ev.type === 'delete' && ev.key.startsWith(PREFIXES.replicaSets)) this.invalidLogged.delete(ev.key.slice(PREFIXES.replicaSets.length));
     this.schedule();
+  }
+
+  /** Feeds the crash-loop back-off: when replicas start running, and when they fail. */
+  private trackFailures(name: string, before: ObservedPod | undefined): void {
+    const after = this.view.pods.get(name);
+    const now = Date.now();
+    if (after?.state === 'running' && before?.state !== 'running') this.runningSince.set(name, now);
+    if (!after || isTerminal(after.state)) {
+      const since = this.runningSince.get(name);
+      this.runningSince.delete(name);
+      if (after && before && !isTerminal(before.state) && FAILED_STATES.has(after.state)) {
+        this.backoff.failed(after.replicaSet, now, since === undefined ? undefined : now - since);
+        const failures = this.backoff.failures(after.replicaSet);
+        if (failures > 1) this.ctx.log.warn({ replicaSet: after.replicaSet, pod: name, state: after.state, failures }, 'replicas keep failing; holding back new ones');
+      }
+    }
   }
 
   /** Runs a round soon: after DEBOUNCE_MS of quiet, at most MAX_WAIT_MS after the first event. */
@@ -116,14 +144,30 @@ class Controller implements RunningPlugin {
     }, wait);
   }
 
+  /** Forgets the streaks of ReplicaSets that are gone, and wakes a round when a hold ends. */
+  private settleBackoff(now: number): void {
+    for (const rs of this.backoff.tracked()) if (!this.view.replicaSets.has(rs)) this.backoff.forget(rs);
+    const next = this.backoff.nextRelease(now);
+    if (this.releaseTimer) clearTimeout(this.releaseTimer);
+    this.releaseTimer = next === undefined ? undefined : setTimeout(() => this.schedule(), next - now + 5);
+  }
+
   /** One round: decide, then perform. Returns the delay of a retry when one is due. */
   private async runRound(): Promise<number | undefined> {
     // While the state layer rescans, the view may be behind: wait for it.
     if (!this.sub?.live) return RETRY_MAX_MS;
     const end = this.roundSeconds.startTimer();
-    this.expectations.settle(this.view, Date.now());
+    const now = Date.now();
+    this.expectations.settle(this.view, now);
+    this.settleBackoff(now);
     const actions = reconcile(
-      { pods: this.view.pods, replicaLists: this.view.lists, healthyWorkers: this.view.healthyWorkers, ...this.expectations.snapshot() },
+      {
+        pods: this.view.pods,
+        replicaLists: this.view.lists,
+        healthyWorkers: this.view.healthyWorkers,
+        ...this.expectations.snapshot(),
+        held: this.backoff.held(now),
+      },
       this.view.replicaSets,
       { suffix: randomSuffix, keepEnded: KEEP_ENDED },
     );
@@ -218,6 +262,7 @@ class Controller implements RunningPlugin {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.tick);
+    if (this.releaseTimer) clearTimeout(this.releaseTimer);
     if (this.timer) clearTimeout(this.timer);
     await this.sub?.close();
     await this.round?.catch(() => undefined);

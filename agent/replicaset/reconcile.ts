@@ -57,6 +57,8 @@ export interface Observed {
   listWritten: ReadonlyMap<string, number>;
   /** Per ReplicaSet, the revision of this controller's last status write; no status is planned until the ReplicaSet seen is that new. */
   statusWritten: ReadonlyMap<string, number>;
+  /** ReplicaSets whose replicas keep failing: no new replicas for them this round (crash-loop back-off). */
+  held?: ReadonlySet<string>;
 }
 
 export interface ReconcileOptions {
@@ -251,7 +253,7 @@ export function reconcile(
       const gone = new Set(victims.map((v) => v.name));
       for (const v of victims) remove.push({ name: v.name, modRevision: v.modRevision });
       for (let i = keep.length - 1; i >= 0; i--) if (gone.has(keep[i]!)) keep.splice(i, 1);
-    } else if (live.length < spec.replicas) {
+    } else if (live.length < spec.replicas && !observed.held?.has(rs.name)) {
       // Spread: avoid workers that already run a live replica while the template allows a healthy worker that does not.
       const occupied = new Set(live.flatMap((l) => (l.pod?.workedBy ? [l.pod.workedBy] : [])));
       const free = [...allowedWorkers(spec, observed.healthyWorkers)].filter((w) => !occupied.has(w));

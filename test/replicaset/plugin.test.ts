@@ -172,13 +172,33 @@ describe('replicaset plugin (real etcd, agent process)', function () {
     for (let i = 0; i < 6; i++) {
       const live = await waitLive('web', 3);
       const p = live.find((x) => x.state === 'running') ?? live[0]!;
-      await setState(p.name, 'exitFailure');
+      await setState(p.name, 'exitSuccess');
       await until('replacement', async () => (await livePods('web')).length === 3 && !(await livePods('web')).some((x) => x.name === p.name));
       for (const q of await livePods('web')) if (q.state === 'created') await setState(q.name, 'running', 'w1');
     }
     await until('ended replicas bounded', async () => (await podsOf('web')).filter((p) => !isLive(p)).length <= 3);
     expect((await podsOf('web')).filter((p) => !isLive(p)).length).to.be.at.most(3);
     expect(await livePods('web')).to.have.length(3);
+  });
+
+  it('holds back new replicas of a template that keeps failing, with a growing delay', async () => {
+    await putReplicaSet('crash', 1);
+    const delays: number[] = [];
+    let current = (await waitLive('crash', 1))[0]!;
+    for (let i = 0; i < 4; i++) {
+      await setState(current.name, 'errored', 'w1');
+      const t0 = Date.now();
+      const next = await until(`replacement ${i + 1}`, async () => (await livePods('crash')).find((p) => p.name !== current.name));
+      delays.push(Date.now() - t0);
+      current = next;
+    }
+    // 250, 500, 1000, 2000 ms (plus the time to notice).
+    expect(delays[0]).to.be.below(1000);
+    expect(delays[3]).to.be.at.least(1800);
+    expect(delays[3]).to.be.greaterThan(delays[0]! * 2);
+    await agents[0]!.waitFor((l) => l.msg === 'replicas keep failing; holding back new ones' && l.replicaSet === 'crash', 1000);
+    await client.delete().key(`${PREFIX}/resource/replicaset/crash`);
+    await until('crash cleaned', async () => (await podsOf('crash')).length === 0);
   });
 
   it('scales up, then down removing replicas not yet running first, then the newest', async () => {

@@ -205,6 +205,19 @@ describe('replicaset reconcile', () => {
       expect(a.create).to.have.length(1);
     });
 
+    it('while the ReplicaSet is held back (its replicas keep failing), releases ended replicas but creates none', () => {
+      const { pods, list } = steady();
+      const failed = { ...pods[1]!, state: 'errored', modRevision: 301 };
+      const o = observed([pods[0]!, failed, pods[2]!], { web: list }, { held: new Set(['web']) });
+      const a = only(reconcile(o, desired(rs('web', 3)), opts()), 'replicas');
+      expect(a.release).to.deep.equal([{ name: 'web-bbbbb', modRevision: 301 }]);
+      expect(a.create).to.deep.equal([]);
+      expect(a.list.replicas).to.deep.equal(['web-aaaaa', 'web-ccccc']);
+      // Held back, it still scales down.
+      const down = only(reconcile(observed(pods, { web: list }, { held: new Set(['web']) }), desired(rs('web', 1)), opts()), 'replicas');
+      expect(down.remove).to.have.length(2);
+    });
+
     it('deletes ended replicas outside the list beyond the few kept, oldest first', () => {
       const { pods, list } = steady();
       const ended = [1, 2, 3, 4].map((i) => pod(`web-old0${i}`, 'web', 'exitFailure', { modRevision: 200 + i }));
