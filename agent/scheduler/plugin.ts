@@ -29,7 +29,7 @@ interface Pending {
 }
 
 /** How many schedule transactions may be in flight at once. */
-const IN_FLIGHT = 32;
+const IN_FLIGHT = 64;
 
 export async function startScheduler(ctx: PluginContext, policy = retryPolicy()): Promise<RunningPlugin> {
   const { state, log, config } = ctx;
