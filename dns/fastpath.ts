@@ -13,19 +13,30 @@ import { HEADER } from './wire.js';
  */
 
 export interface FastKey {
-  key: string;
+  /** FNV-1a of the lowercased question name, type, class and EDNS flags. */
+  hash: number;
   /** Offset just past the question name. */
   nameEnd: number;
   qtype: number;
+  qclass: number;
+  /** 0: no EDNS, 1: EDNS, 2: EDNS with DO. */
+  edns: number;
   /** The client's UDP size (512 without EDNS). */
   limit: number;
 }
 
 interface Entry {
+  /** The question name's wire bytes, lowercased. */
+  name: Buffer;
+  qtype: number;
+  qclass: number;
+  edns: number;
   generation: number;
   bytes: Buffer;
   rcode: number;
 }
+
+const lower = (c: number) => (c >= 0x41 && c <= 0x5a ? c | 0x20 : c);
 
 /** Reads the cache key of a plain query, or undefined when it needs the full decoder. */
 export function fastKey(buf: Buffer): FastKey | undefined {
@@ -36,13 +47,15 @@ export function fastKey(buf: Buffer): FastKey | undefined {
   if (buf[4] !== 0 || buf[5] !== 1 || buf[6] !== 0 || buf[7] !== 0 || buf[8] !== 0 || buf[9] !== 0 || buf[10] !== 0) return undefined;
   const ar = buf[11]!;
   if (ar > 1) return undefined;
+  let hash = 0x811c9dc5;
   let off = HEADER;
   for (;;) {
     const l = buf[off]!;
     if (l === 0) break;
-    if (l > 63) return undefined;
+    if (l > 63 || off + l + 1 >= len || off + l + 1 - HEADER > 254) return undefined;
+    hash = Math.imul(hash ^ l, 0x01000193);
+    for (let i = off + 1; i <= off + l; i++) hash = Math.imul(hash ^ lower(buf[i]!), 0x01000193);
     off += l + 1;
-    if (off >= len || off - HEADER > 254) return undefined;
   }
   const nameEnd = off + 1;
   if (nameEnd + 4 > len) return undefined;
@@ -50,7 +63,7 @@ export function fastKey(buf: Buffer): FastKey | undefined {
   const qclass = (buf[nameEnd + 2]! << 8) | buf[nameEnd + 3]!;
   let p = nameEnd + 4;
   let limit = 512;
-  let edns = 'N';
+  let edns = 0;
   if (ar === 1) {
     // OPT: root name, type 41, class = payload, TTL = ext-rcode 0, version 0, flags; RDATA to the end.
     if (p + 11 > len || buf[p] !== 0 || buf[p + 1] !== 0 || buf[p + 2] !== 41) return undefined;
@@ -59,28 +72,32 @@ export function fastKey(buf: Buffer): FastKey | undefined {
     const rdlen = (buf[p + 9]! << 8) | buf[p + 10]!;
     if (p + 11 + rdlen !== len) return undefined;
     limit = payload > 512 ? payload : 512;
-    edns = buf[p + 7]! & 0x80 ? 'D' : 'E';
+    edns = buf[p + 7]! & 0x80 ? 2 : 1;
     p = len;
   }
   if (p !== len) return undefined;
-  const key = `${buf.toString('latin1', HEADER, nameEnd).toLowerCase()}/${qtype}/${qclass}/${edns}`;
-  return { key, nameEnd, qtype, limit };
+  hash = Math.imul(hash ^ qtype, 0x01000193);
+  hash = Math.imul(hash ^ qclass, 0x01000193);
+  hash = Math.imul(hash ^ edns, 0x01000193) >>> 0;
+  return { hash, nameEnd, qtype, qclass, edns, limit };
 }
 
 export class AnswerCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new Map<number, Entry>();
   hits = 0;
 
   constructor(private readonly maxEntries = 50_000) {}
 
   /** The cached answer for this query, ready to send; undefined on a miss or when it does not fit. */
   lookup(query: Buffer, k: FastKey, generation: number): { bytes: Buffer; rcode: number } | undefined {
-    const e = this.entries.get(k.key);
-    if (!e) return undefined;
+    const e = this.entries.get(k.hash);
+    if (!e || e.qtype !== k.qtype || e.qclass !== k.qclass || e.edns !== k.edns || e.name.length !== k.nameEnd - HEADER) return undefined;
     if (e.generation !== generation) {
-      this.entries.delete(k.key);
+      this.entries.delete(k.hash);
       return undefined;
     }
+    const name = e.name;
+    for (let i = 0; i < name.length; i++) if (name[i] !== lower(query[HEADER + i]!)) return undefined;
     if (e.bytes.length > k.limit) return undefined;
     const out = Buffer.allocUnsafe(e.bytes.length);
     e.bytes.copy(out);
@@ -94,13 +111,17 @@ export class AnswerCache {
   }
 
   /** Remembers a response produced by the full path for a query with this key. */
-  store(k: FastKey, response: Buffer, generation: number): void {
-    // Only responses whose question sits where the query's did, byte for byte but case.
+  store(query: Buffer, k: FastKey, response: Buffer, generation: number): void {
+    // Only responses whose question sits where the query's did, the same bytes but for case.
     if (response.length < k.nameEnd + 4 || response[2]! & 0x02) return;
-    if (response.toString('latin1', HEADER, k.nameEnd).toLowerCase() !== k.key.slice(0, k.nameEnd - HEADER)) return;
+    const name = Buffer.allocUnsafe(k.nameEnd - HEADER);
+    for (let i = 0; i < name.length; i++) {
+      name[i] = lower(query[HEADER + i]!);
+      if (lower(response[HEADER + i]!) !== name[i]) return;
+    }
     if (this.entries.size >= this.maxEntries) this.entries.clear();
     const rcode = response[3]! & 0x0f;
-    this.entries.set(k.key, { generation, bytes: Buffer.from(response), rcode });
+    this.entries.set(k.hash, { name, qtype: k.qtype, qclass: k.qclass, edns: k.edns, generation, bytes: Buffer.from(response), rcode });
   }
 
   get size(): number {

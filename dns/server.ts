@@ -152,7 +152,7 @@ export class DnsServer {
       this.opts.observe?.(q.question?.type ?? 0, bytes.length >= 4 ? bytes[3]! & 0x0f : 0, (performance.now() - t0) / 1000);
     };
     try {
-      const out = this.handle(q, rinfo.address, k);
+      const out = this.handle(q, rinfo.address, k, msg);
       if (out instanceof Promise) out.then((b) => b.forEach(reply), () => this.dropped++);
       else out.forEach(reply);
     } catch (err) {
@@ -210,7 +210,7 @@ export class DnsServer {
   }
 
   /** The full path: decode, answer or forward or refuse, encode. */
-  private handle(q: Query, address: string, k: FastKey | undefined): Buffer[] | Promise<Buffer[]> {
+  private handle(q: Query, address: string, k: FastKey | undefined, raw?: Buffer): Buffer[] | Promise<Buffer[]> {
     const { zone, forwarder } = this.opts;
     const ra = { recursionAvailable: this.recursionAvailable };
     const out = answer(zone, q, ra);
@@ -218,7 +218,7 @@ export class DnsServer {
     const limit = sizeLimit(q);
     if (out.kind === 'reply') {
       const bytes = encodeResponse(out.response, limit);
-      if (out.cacheable && k && q.transport === 'udp') this.fast.store(k, bytes, zone.generation);
+      if (out.cacheable && k && raw && q.transport === 'udp') this.fast.store(raw, k, bytes, zone.generation);
       return [bytes];
     }
     if (!q.rd || !forwarder.enabled || !mayRecurse(address, this.opts.recurseNets)) return [encodeResponse(refused(q, ra), limit)];

@@ -159,12 +159,12 @@ describe('dns wire', () => {
     const first = wire('web.pod.cluster.local', TYPE.A);
     const k1 = fastKey(first)!;
     const q = parseQuery(first, 'udp', true)!;
-    cache.store(k1, encodeResponse(reply(answer(z, q)), 512), z.generation);
+    cache.store(first, k1, encodeResponse(reply(answer(z, q)), 512), z.generation);
     const second = wire('WEB.POD.cluster.local', TYPE.A);
     second.writeUInt16BE(0xbeef, 0);
     second[2] = 0; // RD=0
     const k2 = fastKey(second)!;
-    expect(k2.key).to.equal(k1.key);
+    expect(k2.hash).to.equal(k1.hash);
     const hit = cache.lookup(second, k2, z.generation)!;
     const p = Packet.parse(hit.bytes);
     expect(p.header.id).to.equal(0xbeef);
