@@ -101,9 +101,12 @@ export async function runAgent(argv: string[]): Promise<number> {
     return stopping;
   };
 
+  // `on`, not `once`: a listener must stay, or execa re-sends the signal to
+  // the agent while a child (podman, iptables) runs and the drain is skipped.
+  // A second signal during the drain is ignored.
   const signalled = new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
+    process.on('SIGTERM', () => resolve('SIGTERM'));
+    process.on('SIGINT', () => resolve('SIGINT'));
   });
 
   try {
