@@ -87,8 +87,9 @@ describe('pods across two worker hosts (end to end: REST, scheduler, podman, DNS
     const after = out.split(/Name:\s+\S+/)[1] ?? '';
     return /Address(?: \d+)?:\s+(\d+\.\d+\.\d+\.\d+)/.exec(after)?.[1];
   };
-  const fetchFrom = async (h: TestHost, container: string, ip: string) =>
-    podmanIn(h, ['exec', container, 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} 80`]);
+  /** An HTTP GET with busybox nc from inside a pod; `target` is a name (resolved by the pod's resolver) or an IP. */
+  const fetchFrom = async (h: TestHost, container: string, target: string) =>
+    podmanIn(h, ['exec', container, 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${target} 80`]).catch((e: Error) => e.message);
 
   const subnetOf = async (h: TestHost) =>
     (JSON.parse((await state.get(`resource/node.worker/${h.name}`))!.value) as { spec: { subnet: string } }).spec.subnet;
@@ -114,8 +115,10 @@ describe('pods across two worker hosts (end to end: REST, scheduler, podman, DNS
       expect(await waitUntil(() => lookup(h1, `${h1.name}-web-a-web`, `web-b.pod.${DOMAIN}`), { what: 'a resolves b' })).to.equal(ipB);
       expect(await waitUntil(() => lookup(h2, `${h2.name}-web-b-web`, `web-a.pod.${DOMAIN}`), { what: 'b resolves a' })).to.equal(ipA);
     }
-    expect(await waitUntil(async () => (await fetchFrom(h1, `${h1.name}-web-a-web`, ipB)).includes('I am b'), { what: 'a fetches b', timeoutMs: 15_000 })).to.equal(true);
-    expect(await waitUntil(async () => (await fetchFrom(h2, `${h2.name}-web-b-web`, ipA)).includes('I am a'), { what: 'b fetches a', timeoutMs: 15_000 })).to.equal(true);
+    // By name when the pods' resolver is there (the dns plugin), else by the published address.
+    const [targetA, targetB] = HAVE_DNS ? [`web-a.pod.${DOMAIN}`, `web-b.pod.${DOMAIN}`] : [ipA, ipB];
+    expect(await waitUntil(async () => (await fetchFrom(h1, `${h1.name}-web-a-web`, targetB)).includes('I am b'), { what: 'a fetches b', timeoutMs: 15_000 })).to.equal(true);
+    expect(await waitUntil(async () => (await fetchFrom(h2, `${h2.name}-web-b-web`, targetA)).includes('I am a'), { what: 'b fetches a', timeoutMs: 15_000 })).to.equal(true);
   });
 
   it('honours cannotBeScheduledOn and abandons a pod too big for any worker', async () => {
