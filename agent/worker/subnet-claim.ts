@@ -1,4 +1,4 @@
-import type { StateLayer } from '../state.js';
+import type { KeyValue, StateLayer } from '../state.js';
 import { SUBNET_PREFIX } from '../pod-keys.js';
 import { normalizeCidr, overlaps, pickSubnet, subnetFromKeyName, subnetKeyName, subnetsOf } from '../runtime/subnet.js';
 
@@ -20,6 +20,18 @@ export function parseSubnetOwner(value: string): SubnetOwner | undefined {
   }
 }
 
+/** Every key under `prefix` at one revision, read through the state layer's scan. */
+async function snapshot(state: StateLayer, prefix: string): Promise<Pick<KeyValue, 'key' | 'value' | 'modRevision'>[]> {
+  const kvs = new Map<string, Pick<KeyValue, 'key' | 'value' | 'modRevision'>>();
+  const sub = state.watch([prefix], (ev) => {
+    if (ev.type === 'put') kvs.set(ev.key, { key: ev.key, value: ev.value, modRevision: ev.modRevision });
+    else kvs.delete(ev.key);
+  }, { name: 'subnet claims' });
+  await sub.synced;
+  await sub.close();
+  return [...kvs.values()];
+}
+
 /**
  * The worker's pod subnet: `--pod-subnet` when given, else the /24 of the
  * cluster CIDR this worker already holds (so a restart gets it back), else
@@ -33,7 +45,7 @@ export async function claimSubnet(
   const owner = JSON.stringify({ worker: opts.worker, ...(opts.hostAddress ? { hostAddress: opts.hostAddress } : {}) });
   if (!opts.podSubnet) subnetsOf(opts.clusterCidr); // throws on a CIDR smaller than a /24
   for (let attempt = 0; attempt < 20; attempt++) {
-    const { kvs } = await state.list(SUBNET_PREFIX);
+    const kvs = await snapshot(state, SUBNET_PREFIX);
     const held = new Map<string, { owner: SubnetOwner; modRevision: number }>();
     for (const kv of kvs) {
       const cidr = subnetFromKeyName(kv.key.slice(SUBNET_PREFIX.length));
