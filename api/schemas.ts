@@ -150,6 +150,7 @@ export const replicaSet = z.object({
   state: z.string().optional(),
   metadata: metadata.default({}),
   spec: replicaSetSpec,
+  status: replicaSetStatus.optional(),
 });
 export type ReplicaSet = z.output<typeof replicaSet>;
 
