@@ -72,7 +72,8 @@ export class ReplicaSetView {
       return undefined;
     }
     const v = parseJson(ev.value);
-    const parsed = replicaSetSchema.safeParse(v);
+    // The status is the controller's own output: a bad one is rewritten, not a reason to leave the ReplicaSet alone.
+    const parsed = replicaSetSchema.safeParse(isObject(v) ? { ...v, status: undefined } : v);
     this.replicaSets.set(name, {
       name,
       createRevision: ev.createRevision,

@@ -174,7 +174,11 @@ describe('ReplicaSet across three workers (end to end: CLI, controller, schedule
     // kith get shows the ReplicaSet and the state the controller wrote.
     const got = JSON.parse(await kith('-o', 'json', 'get', 'replicaset', RS)) as { state?: string; spec: { replicas: number } };
     expect(got.spec.replicas).to.equal(3);
-    await waitUntil(async () => (JSON.parse(await kith('-o', 'json', 'get', 'replicaset', RS)) as { state?: string }).state === 'ready', { what: "state 'ready'" });
+    const shown = await waitUntil(async () => {
+      const r = JSON.parse(await kith('-o', 'json', 'get', 'replicaset', RS)) as { state?: string; status?: unknown };
+      return r.state === 'ready' ? r : undefined;
+    }, { what: "state 'ready'" });
+    expect(shown.status).to.deep.equal({ desired: 3, live: 3, running: 3 });
   });
 
   it('a pod on any worker reaches the ReplicaSet by name', async () => {

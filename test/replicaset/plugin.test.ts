@@ -233,14 +233,18 @@ describe('replicaset plugin (real etcd, agent process)', function () {
   it('leaves a stored ReplicaSet that is invalid alone, and the agent keeps working', async () => {
     await client.put(`${PREFIX}/resource/replicaset/broken`).value('{"name":"broken","type":"replicaset","spec":{"replicas":-1}}');
     await client.put(`${PREFIX}/resource/replicaset/junk`).value('not json at all');
+    // A status of the wrong shape is rewritten, not a reason to leave the ReplicaSet alone.
+    await client.put(`${PREFIX}/resource/replicaset/odd`).value(JSON.stringify({ name: 'odd', type: 'replicaset', spec: { replicas: 1, template: TEMPLATE }, status: 'weird' }));
+    await waitLive('odd', 1);
+    await until('odd status rewritten', async () => typeof (await replicaSet('odd'))?.status === 'object');
     await putReplicaSet('after', 1);
     await waitLive('after', 1);
     expect(await podsOf('broken')).to.deep.equal([]);
     expect(await podsOf('junk')).to.deep.equal([]);
     await agents[0]!.waitFor((l) => l.msg === 'stored ReplicaSet is invalid; leaving it alone' && l.replicaSet === 'broken', 2000);
     expect(agents[0]!.running).to.equal(true);
-    await client.delete().key(`${PREFIX}/resource/replicaset/after`);
-    await until('after cleaned', async () => (await podsOf('after')).length === 0);
+    for (const rs of ['after', 'odd', 'broken', 'junk']) await client.delete().key(`${PREFIX}/resource/replicaset/${rs}`);
+    await until('after cleaned', async () => (await podsOf('after')).length === 0 && (await podsOf('odd')).length === 0);
   });
 
   it('two agents running the controller at once never exceed N live replicas, through churn', async () => {
