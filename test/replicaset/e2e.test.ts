@@ -182,7 +182,8 @@ describe('ReplicaSet across three workers (end to end: CLI, controller, schedule
   });
 
   it('a pod on any worker reaches the ReplicaSet by name', async () => {
-    for (const h of hosts) {
+    // One probe pod per worker, all at once.
+    await Promise.all(hosts.map(async (h) => {
       const probe = `probe-${h.index}`;
       await kith('run', '--name', probe, '--may-be-scheduled-on', h.name, '--wait', IMAGE, 'sleep', '600');
       const container = `${h.name}-${probe}-${probe}`;
@@ -194,7 +195,7 @@ describe('ReplicaSet across three workers (end to end: CLI, controller, schedule
       }, { timeoutMs: 20_000, what: `${probe} on ${h.name} fetches ${RS_NAME}` });
       expect(page).to.match(/replica-/);
       await kith('delete', 'pod', probe);
-    }
+    }));
   });
 
   it('kith scale replicaset web 1 leaves one address; deleting that replica brings a new one', async () => {
