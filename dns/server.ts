@@ -72,6 +72,15 @@ function raceListen(emitter: NodeJS.EventEmitter, listen: () => unknown, hp: Hos
   });
 }
 
+/** Sends a reply; a socket closed under it (at shutdown) is not an error worth more than the lost reply. */
+function send(sock: UdpSocket, bytes: Buffer, rinfo: RemoteInfo): void {
+  try {
+    sock.send(bytes, rinfo.port, rinfo.address);
+  } catch {
+    /* socket closed */
+  }
+}
+
 function literalLookup(address: string, _family: unknown, cb: (err: null, address: string, family: number) => void): void {
   cb(null, address, 4);
 }
@@ -137,7 +146,7 @@ export class DnsServer {
     if (k) {
       const hit = this.fast.lookup(msg, k, this.opts.zone.generation);
       if (hit) {
-        sock.send(hit.bytes, rinfo.port, rinfo.address);
+        send(sock, hit.bytes, rinfo);
         this.opts.observe?.(k.qtype, hit.rcode, (performance.now() - t0) / 1000);
         return;
       }
@@ -148,7 +157,7 @@ export class DnsServer {
       return;
     }
     const reply = (bytes: Buffer) => {
-      sock.send(bytes, rinfo.port, rinfo.address);
+      send(sock, bytes, rinfo);
       this.opts.observe?.(q.question?.type ?? 0, bytes.length >= 4 ? bytes[3]! & 0x0f : 0, (performance.now() - t0) / 1000);
     };
     try {
