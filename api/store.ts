@@ -7,8 +7,9 @@ import { alreadyExists, invalid, notFound, Problem } from './problem.js';
 import { patched, podStateOnRead, resourceKey, schemaFor, unscheduledKey } from './resources.js';
 import { isNodeType, resource, type Resource } from './schemas.js';
 
-/** Attempts of a PATCH whose guarded write lost to a concurrent change. */
-const PATCH_ATTEMPTS = 5;
+/** Attempts of a PATCH whose guarded write lost to a concurrent change, with a short random back-off between them. */
+const PATCH_ATTEMPTS = 32;
+const backoff = (attempt: number) => new Promise((r) => setTimeout(r, Math.random() * Math.min(2 + attempt * 2, 25)));
 
 export interface Stored {
   resource: Resource;
@@ -48,6 +49,9 @@ class Heartbeats {
 
 /** The resources and aliases of the REST API, in etcd, through the state layer. */
 export class ResourceStore {
+  /** PATCHes of one key from this process wait for each other; the revision guard covers other processes. */
+  private readonly patching = new Map<string, Promise<unknown>>();
+
   constructor(
     private readonly state: StateLayer,
     private readonly log: Logger,
@@ -119,6 +123,17 @@ export class ResourceStore {
    */
   async patch(type: string, name: string, body: unknown, ifMatch?: number | '*'): Promise<Stored> {
     const key = resourceKey(type, name);
+    const before = this.patching.get(key) ?? Promise.resolve();
+    const mine = before.then(() => this.patchNow(key, type, name, body, ifMatch));
+    const settled = mine.catch(() => undefined);
+    this.patching.set(key, settled);
+    void settled.then(() => {
+      if (this.patching.get(key) === settled) this.patching.delete(key);
+    });
+    return mine;
+  }
+
+  private async patchNow(key: string, type: string, name: string, body: unknown, ifMatch?: number | '*'): Promise<Stored> {
     for (let attempt = 0; attempt < PATCH_ATTEMPTS; attempt++) {
       const kv = await this.state.get(key);
       if (!kv) throw notFound(type, name);
@@ -137,6 +152,7 @@ export class ResourceStore {
         then: [{ put: key, value: JSON.stringify(next) }],
       });
       if (res.succeeded) return { resource: next, modRevision: res.revision };
+      await backoff(attempt);
     }
     throw new Problem('resource-conflict', `the resource '${name}' of type '${type}' kept changing while it was patched; try again`);
   }

@@ -38,6 +38,21 @@ export class ApiHarness {
     }
   }
 
+  /** A second API agent on the same etcd, for races between processes. */
+  async peer(): Promise<{ url: string; stop: () => Promise<unknown> }> {
+    const port = await freePort();
+    const agent = TestAgent.start({
+      args: ['--plugins', 'api', '--name', `peer-${randomBytes(3).toString('hex')}`, '--etcd-endpoints', this.etcd.endpoint, '--api-listen', `127.0.0.1:${port}`],
+    });
+    try {
+      await agent.ready();
+    } catch (err) {
+      await agent.stop().catch(() => undefined);
+      throw err;
+    }
+    return { url: `http://127.0.0.1:${port}`, stop: () => agent.stop() };
+  }
+
   /** Polls a condition every 50 ms until it holds or the time is up. */
   async until(cond: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
@@ -52,9 +67,9 @@ export class ApiHarness {
     }
   }
 
-  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; type: string; body: any; text: string; headers: Headers }> {
+  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, base = this.url): Promise<{ status: number; type: string; body: any; text: string; headers: Headers }> {
     const raw = typeof body === 'string' ? body : body === undefined ? undefined : JSON.stringify(body);
-    const res = await fetch(`${this.url}${path}`, {
+    const res = await fetch(`${base}${path}`, {
       method,
       body: raw,
       headers: raw === undefined ? headers : { 'content-type': 'application/json', ...headers },

@@ -216,17 +216,23 @@ describe('api: REST routes over HTTP against a real etcd', function () {
       expect(JSON.parse((await h.value('resource/widget.big/w1'))!).state).to.equal('one');
     });
 
-    it('loses no update when patches of different fields race', async () => {
-      await h.request('POST', '/resources', { name: 'counter', type: 'widget', spec: { n: 0 } });
-      for (let round = 1; round <= 8; round++) {
-        const rs = await Promise.all([
-          h.request('PATCH', '/resources/widget/counter', { state: `s${round}` }),
-          h.request('PATCH', '/resources/widget/counter', { metadata: { round: String(round) } }),
-          h.request('PATCH', '/resources/widget/counter', { spec: { n: round } }),
-        ]);
-        expect(rs.map((r) => r.status)).to.deep.equal([200, 200, 200]);
-        const now = JSON.parse((await h.value('resource/widget/counter'))!);
-        expect(now).to.deep.include({ state: `s${round}`, metadata: { round: String(round) }, spec: { n: round } });
+    it('loses no update when patches of different fields race, within one API and across two', async () => {
+      const peer = await h.peer();
+      try {
+        await h.request('POST', '/resources', { name: 'counter', type: 'widget', spec: { n: 0 } });
+        for (let round = 1; round <= 10; round++) {
+          const at = (i: number) => (round % 2 === 0 && i === 1 ? h.url : [h.url, peer.url][(i + round) % 2]!);
+          const rs = await Promise.all([
+            h.request('PATCH', '/resources/widget/counter', { state: `s${round}` }, {}, at(0)),
+            h.request('PATCH', '/resources/widget/counter', { metadata: { round: String(round) } }, {}, at(1)),
+            h.request('PATCH', '/resources/widget/counter', { spec: { n: round } }, {}, at(2)),
+          ]);
+          expect(rs.map((r) => r.status)).to.deep.equal([200, 200, 200]);
+          const now = JSON.parse((await h.value('resource/widget/counter'))!);
+          expect(now).to.deep.include({ state: `s${round}`, metadata: { round: String(round) }, spec: { n: round } });
+        }
+      } finally {
+        await peer.stop();
       }
     });
   });
