@@ -14,6 +14,8 @@ import { ResourceStore } from './store.js';
 
 /** How long /readyz waits for etcd before calling it unreachable. */
 const PROBE_TIMEOUT_MS = 1000;
+/** How long stopping waits to delete each DNS record it published. */
+const STOP_DELETE_TIMEOUT_MS = 2000;
 
 function listenAddresses(ctx: PluginContext): HostPort[] {
   if (ctx.config.apiListen && ctx.config.apiListen.length > 0) return ctx.config.apiListen;
@@ -166,6 +168,8 @@ export const apiPlugin: Plugin = {
     const stopServers = async () => {
       await Promise.all(servers.map(close));
     };
+    // This node's name and its membership of api.special, on the alive lease (SPEC §4).
+    const published: string[] = [];
     try {
       for (const addr of listenAddresses(ctx)) {
         const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, requireHostHeader: false }, app.callback());
@@ -174,6 +178,13 @@ export const apiPlugin: Plugin = {
         await listen(server, addr);
         log.info({ address: `${addr.host}:${addr.port}` }, 'api listening');
       }
+      if (node.clusterAddress) {
+        const self = `${node.name}.api.node.${domain}.`;
+        await state.put(`dns/${self}`, node.clusterAddress, 'alive');
+        published.push(`dns/${self}`);
+        await state.put(aliasKey(`api.special.${domain}.`, self), 'alias', 'alive');
+        published.push(aliasKey(`api.special.${domain}.`, self));
+      }
     } catch (err) {
       await stopServers();
       await sub.close();
@@ -181,20 +192,15 @@ export const apiPlugin: Plugin = {
       throw err;
     }
 
-    // This node's name and its membership of api.special, on the alive lease (SPEC §4).
-    const published: string[] = [];
-    if (node.clusterAddress) {
-      const self = `${node.name}.api.node.${domain}.`;
-      await state.put(`dns/${self}`, node.clusterAddress, 'alive');
-      published.push(`dns/${self}`);
-      await state.put(aliasKey(`api.special.${domain}.`, self), 'alias', 'alive');
-      published.push(aliasKey(`api.special.${domain}.`, self));
-    }
-
     return {
       async stop() {
         await stopServers();
-        for (const key of published) await state.delete(key).catch((err: Error) => log.warn({ key, err: err.message }, 'could not delete a DNS record'));
+        // Bounded: with etcd gone the alive lease's expiry removes them anyway.
+        for (const key of published) {
+          const deleted = state.delete(key).then(() => true, (err: Error) => (log.warn({ key, err: err.message }, 'could not delete a DNS record'), true));
+          const timer = new Promise<boolean>((r) => setTimeout(() => r(false), STOP_DELETE_TIMEOUT_MS).unref());
+          if (!(await Promise.race([deleted, timer]))) log.warn({ key }, 'deleting a DNS record timed out');
+        }
         await sub.close();
         metrics.unregister();
       },
