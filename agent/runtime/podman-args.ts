@@ -77,3 +77,37 @@ export function podExits(ps: PsContainer[]): Map<string, { running: number; exit
   }
   return out;
 }
+
+/** A pod being waited for: how many containers it started, and whether a listing has shown them yet. */
+export interface PodWait {
+  pod: string;
+  containers: number;
+  seen: boolean;
+  /** Listings in a row that did not show the pod. */
+  missed?: number;
+}
+
+/** Listings in a row that may miss a pod never seen before it counts as gone. */
+export const MISSES_BEFORE_GONE = 5;
+
+/**
+ * How the waited-for pods stand after one `podman ps`: ended ones with their
+ * exit, the rest undefined. A pod missing from the listing ended (removed
+ * under us) if an earlier listing had shown it; before that the listing may
+ * simply predate its containers, so only several misses in a row count.
+ */
+export function judgeWaits(waits: PodWait[], exits: ReturnType<typeof podExits>): Map<PodWait, 'exitSuccess' | 'exitFailure'> {
+  const out = new Map<PodWait, 'exitSuccess' | 'exitFailure'>();
+  for (const w of waits) {
+    const s = exits.get(w.pod);
+    if (!s) {
+      w.missed = (w.missed ?? 0) + 1;
+      if (w.seen || w.missed >= MISSES_BEFORE_GONE) out.set(w, 'exitFailure');
+      continue;
+    }
+    w.missed = 0;
+    if (s.exited + s.running >= w.containers) w.seen = true;
+    if (s.running === 0 && s.exited >= w.containers) out.set(w, s.failed > 0 ? 'exitFailure' : 'exitSuccess');
+  }
+  return out;
+}

@@ -2,7 +2,7 @@ import { execa } from 'execa';
 import type { Logger } from 'pino';
 import type { Container } from '../../api/schemas.js';
 import {
-  containerRunArgs, holderCreateArgs, podCreateArgs, podExits, podListArgs, podRemoveArgs, psArgs, type PsContainer,
+  containerRunArgs, holderCreateArgs, judgeWaits, podCreateArgs, podExits, podListArgs, podRemoveArgs, psArgs, type PodWait, type PsContainer,
 } from './podman-args.js';
 import { holderName, type CreatePod, type PodExit, type PodRuntime } from './runtime.js';
 import { gatewayOf } from './subnet.js';
@@ -20,9 +20,7 @@ export interface PodmanOptions {
   timeoutMs?: number;
 }
 
-interface Waiter {
-  pod: string;
-  containers: number;
+interface Waiter extends PodWait {
   resolve: (r: PodExit | 'aborted') => void;
 }
 
@@ -50,7 +48,9 @@ export class PodmanRuntime implements PodRuntime {
 
   /** Runs podman; throws a PodmanError with podman's own message on a non-zero exit. */
   async podman(args: string[], opts: { allowFail?: boolean } = {}): Promise<{ stdout: string; stderr: string; exitCode: number }> {
+    const started = performance.now();
     const r = await execa(this.command, args, { stdin: 'ignore', reject: false, timeout: this.timeoutMs });
+    this.log.debug({ podman: args.slice(0, 3).join(' '), ms: Math.round(performance.now() - started), exitCode: r.exitCode }, 'podman');
     const res = { stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode: r.exitCode ?? -1 };
     if (res.exitCode !== 0 && !opts.allowFail) {
       const msg = res.stderr.trim().split('\n').filter((l) => !/level=warning/.test(l)).join('; ') || (r.timedOut ? 'timed out' : 'no message');
@@ -119,6 +119,7 @@ export class PodmanRuntime implements PodRuntime {
       const w: Waiter = {
         pod: p.pod,
         containers,
+        seen: false,
         resolve: (r) => {
           this.waiters.delete(w);
           signal.removeEventListener('abort', onAbort);
@@ -143,15 +144,12 @@ export class PodmanRuntime implements PodRuntime {
 
   private async poll(): Promise<void> {
     this.polling = true;
+    // Only waiters that were there before `podman ps` ran can be judged by its answer.
+    const judged = [...this.waiters];
     try {
       const r = await this.podman(psArgs(this.node));
       const exits = podExits(JSON.parse(r.stdout || '[]') as PsContainer[]);
-      for (const w of [...this.waiters]) {
-        const s = exits.get(w.pod);
-        // A pod whose containers are all gone was removed under us: count it as failed.
-        if (!s) w.resolve('exitFailure');
-        else if (s.running === 0 && s.exited >= w.containers) w.resolve(s.failed > 0 ? 'exitFailure' : 'exitSuccess');
-      }
+      for (const [w, exit] of judgeWaits(judged.filter((w) => this.waiters.has(w)), exits)) (w as Waiter).resolve(exit);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'podman ps failed; trying again');
     } finally {

@@ -113,3 +113,37 @@ describe('podman command lines', () => {
     expect(ex.size).to.equal(2);
   });
 });
+
+describe('waiting for pods to end', () => {
+  it('judges a pod missing from a listing gone only once a listing had shown it, or after several misses', async () => {
+    const { judgeWaits, MISSES_BEFORE_GONE } = await import('../../agent/runtime/podman-args.js');
+    const fresh = { pod: 'fresh', containers: 1, seen: false };
+    const old = { pod: 'old', containers: 2, seen: false };
+    const running = podExits([
+      { Exited: false, Labels: { 'kith.pod': 'old' } },
+      { Exited: true, ExitCode: 0, Labels: { 'kith.pod': 'old' } },
+    ]);
+    // The listing predates fresh's container: fresh is not judged.
+    expect([...judgeWaits([fresh, old], running)]).to.deep.equal([]);
+    expect(old.seen).to.equal(true);
+    // old vanished after being seen: removed under us.
+    expect([...judgeWaits([fresh, old], podExits([]))]).to.deep.equal([[old, 'exitFailure']]);
+    // fresh has missed two listings; it is judged gone at the MISSES_BEFORE_GONE-th.
+    for (let missed = 3; missed < MISSES_BEFORE_GONE; missed++) expect(judgeWaits([fresh], podExits([])).size).to.equal(0);
+    expect([...judgeWaits([fresh], podExits([]))]).to.deep.equal([[fresh, 'exitFailure']]);
+  });
+
+  it('ends a pod when all its containers have exited, failed if any exited non-zero', async () => {
+    const { judgeWaits } = await import('../../agent/runtime/podman-args.js');
+    const a = { pod: 'a', containers: 2, seen: false };
+    const b = { pod: 'b', containers: 1, seen: false };
+    const c = { pod: 'c', containers: 2, seen: false };
+    const r = judgeWaits([a, b, c], podExits([
+      { Exited: true, ExitCode: 0, Labels: { 'kith.pod': 'a' } },
+      { Exited: true, ExitCode: 0, Labels: { 'kith.pod': 'a' } },
+      { Exited: true, ExitCode: 1, Labels: { 'kith.pod': 'b' } },
+      { Exited: true, ExitCode: 0, Labels: { 'kith.pod': 'c' } },
+    ]));
+    expect([...r]).to.deep.equal([[a, 'exitSuccess'], [b, 'exitFailure']]);
+  });
+});

@@ -112,6 +112,16 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
     }
   });
 
+  it('a burst of pods all run and keep running', async () => {
+    const names = Array.from({ length: 6 }, (_, i) => `burst-${i}`);
+    await Promise.all(names.map((name) => createPod(state, { name, spec: { containers: [{ name: 'a', image: IMAGE, cmd: ['sleep', '600'] }] } })));
+    for (const n of names) await waitState(n, 'running');
+    await new Promise((r) => setTimeout(r, 1500)); // several polls of podman
+    for (const n of names) expect((await podOf(n))!.state, n).to.equal('running');
+    await state.txn({ if: [], then: names.flatMap((n) => [{ delete: `resource/pod/${n}` }, { delete: `pod/unscheduled/${n}` }]) });
+    await waitUntil(async () => (await podmanPods(host, host.name)).length === 1, { timeoutMs: 30_000, what: 'burst removed' });
+  });
+
   it('kills a pod deleted right after its claim, before it starts', async () => {
     await createPod(state, { name: 'shortlived', spec: { containers: [{ name: 'a', image: IMAGE, cmd: ['sleep', '600'] }] } });
     await waitUntil(async () => ['accepted', 'running'].includes((await podOf('shortlived'))?.state ?? ''), { what: 'claimed', intervalMs: 5 });
