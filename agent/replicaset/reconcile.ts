@@ -163,7 +163,7 @@ function sameStatus(stored: Record<string, unknown>, status: ReplicaSetStatus, s
   );
 }
 
-/** Newest first by create revision; pods this controller has not seen yet are the newest of all. */
+/** Newest first, by create revision. */
 const newestFirst = (a: ObservedPod, b: ObservedPod): number => b.createRevision - a.createRevision;
 
 export function reconcile(
@@ -205,8 +205,8 @@ export function reconcile(
     if ((observed.listWritten.get(rs.name) ?? 0) > listModRevision) continue;
     const planned = actions.length;
     const listValid = list !== undefined && list.owner === rs.createRevision;
-    const members = listValid ? list.replicas : [];
-    const memberSet = new Set(members);
+    const memberSet = new Set(listValid ? list.replicas : []);
+    const members = [...memberSet];
 
     const keep: string[] = [];
     const live: { name: string; pod?: ObservedPod }[] = [];
@@ -271,7 +271,8 @@ export function reconcile(
       }
     }
 
-    const listChanged = !listValid || keep.length !== members.length || keep.some((n, i) => n !== members[i]);
+    const stored = listValid ? list.replicas : [];
+    const listChanged = !listValid || keep.length !== stored.length || keep.some((n, i) => n !== stored[i]);
     if (listChanged || create.length + remove.length + release.length + forget.length + adopt.length > 0) {
       actions.push({
         kind: 'replicas',

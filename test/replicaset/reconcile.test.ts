@@ -311,6 +311,15 @@ describe('replicaset reconcile', () => {
     });
   });
 
+  describe('a damaged list', () => {
+    it('rewrites a list that names a replica twice, counting it once', () => {
+      const { pods, list } = steady();
+      const a = only(reconcile(observed(pods, { web: { owner: 10, replicas: [...list.replicas, 'web-aaaaa'] } }), desired(rs('web', 3)), opts()), 'replicas');
+      expect(a.list.replicas).to.deep.equal(list.replicas);
+      expect(a.create).to.deep.equal([]);
+    });
+  });
+
   describe('strays', () => {
     it('adopts live pods of the ReplicaSet missing from its list while there is room, deletes the rest', () => {
       const listed = pod('web-aaaaa', 'web', 'running');
