@@ -1,0 +1,96 @@
+import { expect } from 'chai';
+import type { RunningPlugin } from '../../agent/plugin.js';
+import { SimulatedRuntime } from '../../agent/runtime/simulated.js';
+import { startWorker } from '../../agent/worker/plugin.js';
+import { TestEtcd } from '../support/etcd.js';
+import { waitUntil } from '../support/wait.js';
+import { pluginContext } from '../scheduler/context.js';
+
+/**
+ * The claim path of the worker against a real etcd, with the simulated
+ * runtime (no containers): inbox entries are written as a scheduler would.
+ */
+describe('worker claims (real etcd, simulated runtime)', function () {
+  this.timeout(30_000);
+  let etcd: TestEtcd;
+  let ctx: Awaited<ReturnType<typeof pluginContext>>;
+  let t: Awaited<ReturnType<typeof pluginContext>>;
+  let worker: RunningPlugin | undefined;
+
+  before(async () => {
+    etcd = await TestEtcd.start();
+    t = await pluginContext(etcd, 'test', []);
+    ctx = await pluginContext(etcd, 'w', ['worker'], ['--pod-cpu-limit', '1', '--pod-memory-limit', '300', '--cluster-cidr', '10.9.0.0/16']);
+    worker = await startWorker(ctx, new SimulatedRuntime());
+  });
+  after(async () => {
+    await worker?.stop();
+    await ctx.close();
+    await t.close();
+    await etcd.stop();
+  });
+
+  const schedule = async (name: string, memory: number, withResource = true) => {
+    const value = JSON.stringify({
+      name, type: 'pod', state: 'scheduled', metadata: { scheduledBy: 's', workedBy: 'w' },
+      spec: { containers: [{ name: 'c', image: 'i', resources: { requests: { memory } } }] },
+    });
+    await t.state.txn({
+      if: [],
+      then: [...(withResource ? [{ put: `resource/pod/${name}`, value }] : []), { put: `node.worker/inbox/w/${name}`, value }],
+    });
+  };
+  const pod = async (name: string) => {
+    const kv = await t.state.get(`resource/pod/${name}`);
+    return kv ? (JSON.parse(kv.value) as { state: string; metadata: Record<string, string> }) : undefined;
+  };
+  const free = async () => (await t.state.get('node.worker/limits/memory/w'))?.value;
+
+  it('claims a pod that fits: accepted then running, claim on the lease, capacity committed, name published', async () => {
+    expect(await free()).to.equal('300');
+    await schedule('a', 200);
+    await waitUntil(async () => (await pod('a'))?.state === 'running', { what: 'a running' });
+    expect((await t.state.get('pod/claimed/a'))?.value).to.equal('w');
+    expect((await t.state.get('pod/claimed/a'))?.lease).to.not.equal('0');
+    expect(await free()).to.equal('100');
+    expect((await t.state.get('dns/a.pod.cluster.local.'))?.value).to.match(/^10\.9\.0\.\d+$/);
+    expect((await t.state.list('node.worker/inbox/w/')).kvs).to.have.length(0);
+  });
+
+  it('hands a pod that does not fit back to the scheduler instead of running it overcommitted', async () => {
+    await schedule('b', 200);
+    await waitUntil(async () => (await pod('b'))?.state === 'created', { what: 'b back to created' });
+    expect((await pod('b'))!.metadata).to.deep.equal({});
+    expect(await t.state.get('pod/unscheduled/b')).to.not.equal(undefined);
+    expect(await t.state.get('pod/claimed/b')).to.equal(undefined);
+    expect((await t.state.list('node.worker/inbox/w/')).kvs).to.have.length(0);
+    expect(await free()).to.equal('100');
+  });
+
+  it('drops inbox entries of deleted pods and entries that are not pods', async () => {
+    await schedule('ghost', 10, false);
+    await t.state.put('node.worker/inbox/w/junk', '{not json');
+    await waitUntil(async () => (await t.state.list('node.worker/inbox/w/')).kvs.length === 0, { what: 'inbox emptied' });
+    expect(await t.state.get('pod/claimed/ghost')).to.equal(undefined);
+    expect(await t.state.get('resource/pod/ghost')).to.equal(undefined);
+  });
+
+  it('kills a deleted pod: name, claim and capacity go back', async () => {
+    await t.state.txn({ if: [], then: [{ delete: 'resource/pod/a' }] });
+    await waitUntil(async () => (await t.state.get('pod/claimed/a')) === undefined, { what: 'claim released' });
+    expect(await free()).to.equal('300');
+    expect(await t.state.get('dns/a.pod.cluster.local.')).to.equal(undefined);
+  });
+
+  it('a pod re-created under the same name is a new pod; the old one\'s writes do not touch it', async () => {
+    await schedule('c', 50);
+    await waitUntil(async () => (await pod('c'))?.state === 'running', { what: 'c running' });
+    // Delete and re-create at once, as a user might.
+    await t.state.txn({ if: [], then: [{ delete: 'resource/pod/c' }] });
+    await schedule('c', 60);
+    await waitUntil(async () => (await pod('c'))?.state === 'running' && (await free()) === '240', { what: 'the new c running with its own commitment' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await pod('c'))!.state).to.equal('running');
+    expect((await t.state.get('pod/claimed/c'))?.value).to.equal('w');
+  });
+});
