@@ -114,6 +114,9 @@ describe('pods across two worker hosts (end to end: REST, scheduler, podman, DNS
     if (HAVE_DNS) {
       expect(await waitUntil(() => lookup(h1, `${h1.name}-web-a-web`, `web-b.pod.${DOMAIN}`), { what: 'a resolves b' })).to.equal(ipB);
       expect(await waitUntil(() => lookup(h2, `${h2.name}-web-b-web`, `web-a.pod.${DOMAIN}`), { what: 'b resolves a' })).to.equal(ipA);
+      // And back: the pod's address has its PTR.
+      const ptr = await podmanIn(h1, ['exec', `${h1.name}-web-a-web`, 'nslookup', ipB]);
+      expect(ptr).to.include(`web-b.pod.${DOMAIN}`);
     }
     // By name when the pods' resolver is there (the dns plugin), else by the published address.
     const [targetA, targetB] = HAVE_DNS ? [`web-a.pod.${DOMAIN}`, `web-b.pod.${DOMAIN}`] : [ipA, ipB];
