@@ -1,3 +1,4 @@
+import type { Response, Rr } from './answer.js';
 import { HEADER } from './wire.js';
 
 /**
@@ -8,8 +9,11 @@ import { HEADER } from './wire.js';
  * question and replays them, with the query's ID, RD and CD bits and the
  * query's own question bytes copied in (so case is preserved exactly).
  *
- * Entries carry the zone generation they were made at: any zone change makes
- * every older entry stale, so an answer never outlives the data it came from.
+ * Entries carry the zone generation they were made at and a signature of the
+ * answer they encode. After any zone change an entry is stale: its next use
+ * asks the zone again (`answer()`, microseconds) and keeps the bytes only when
+ * the signature is unchanged, so an answer never outlives the data it came
+ * from, and a busy zone does not send every query back through dns2's encoder.
  */
 
 export interface FastKey {
@@ -32,8 +36,51 @@ interface Entry {
   qclass: number;
   edns: number;
   generation: number;
+  /** `signature()` of the response the bytes encode. */
+  sig: string;
   bytes: Buffer;
   rcode: number;
+}
+
+/** Decides whether a stale entry still holds: the zone's answer to this query has the same signature. */
+export interface Revalidator {
+  revalidate(query: Buffer, k: FastKey, sig: string): boolean;
+}
+
+/**
+ * What an answer says, without the parts each query supplies (ID, RD, CD, the
+ * spelling of the question). Owner names in the answer and authority sections
+ * follow from the question, so only record data and additional owners count.
+ */
+export function signature(r: Response): string {
+  let s = `${r.rcode}/${r.aa ? 1 : 0}${r.ra ? 1 : 0}${r.tc ? 1 : 0}${r.edns ? (r.edns.do ? 2 : 1) : 0}`;
+  const add = (rrs: Rr[], owners: boolean) => {
+    s += '|';
+    for (const rr of rrs) {
+      s += `${owners ? rr.name : ''} ${rr.type} ${rr.ttl} ${rr.address ?? rr.domain ?? rr.ns ?? rr.target ?? rr.primary ?? ''}`;
+      if (rr.port !== undefined) s += ` ${rr.priority} ${rr.weight} ${rr.port}`;
+      if (rr.minimum !== undefined) s += ` ${rr.admin} ${rr.serial} ${rr.minimum}`;
+      if (rr.data !== undefined) s += ` ${String(rr.data)}`;
+      s += ';';
+    }
+  };
+  add(r.answers, false);
+  add(r.authorities, false);
+  add(r.additionals, true);
+  return s;
+}
+
+/** The question name of a plain query as a dotted string (as received). */
+export function questionName(query: Buffer, nameEnd: number): string {
+  let out = '';
+  let off = HEADER;
+  while (off < nameEnd - 1) {
+    const l = query[off]!;
+    if (out) out += '.';
+    out += query.toString('latin1', off + 1, off + 1 + l);
+    off += l + 1;
+  }
+  return out;
 }
 
 const lower = (c: number) => (c >= 0x41 && c <= 0x5a ? c | 0x20 : c);
@@ -85,19 +132,24 @@ export function fastKey(buf: Buffer): FastKey | undefined {
 export class AnswerCache {
   private readonly entries = new Map<number, Entry>();
   hits = 0;
+  revalidated = 0;
 
   constructor(private readonly maxEntries = 50_000) {}
 
   /** The cached answer for this query, ready to send; undefined on a miss or when it does not fit. */
-  lookup(query: Buffer, k: FastKey, generation: number): { bytes: Buffer; rcode: number } | undefined {
+  lookup(query: Buffer, k: FastKey, generation: number, check?: Revalidator): { bytes: Buffer; rcode: number } | undefined {
     const e = this.entries.get(k.hash);
     if (!e || e.qtype !== k.qtype || e.qclass !== k.qclass || e.edns !== k.edns || e.name.length !== k.nameEnd - HEADER) return undefined;
-    if (e.generation !== generation) {
-      this.entries.delete(k.hash);
-      return undefined;
-    }
     const name = e.name;
     for (let i = 0; i < name.length; i++) if (name[i] !== lower(query[HEADER + i]!)) return undefined;
+    if (e.generation !== generation) {
+      if (!check?.revalidate(query, k, e.sig)) {
+        this.entries.delete(k.hash);
+        return undefined;
+      }
+      e.generation = generation;
+      this.revalidated++;
+    }
     if (e.bytes.length > k.limit) return undefined;
     const out = Buffer.allocUnsafe(e.bytes.length);
     e.bytes.copy(out);
@@ -111,7 +163,7 @@ export class AnswerCache {
   }
 
   /** Remembers a response produced by the full path for a query with this key. */
-  store(query: Buffer, k: FastKey, response: Buffer, generation: number): void {
+  store(query: Buffer, k: FastKey, response: Buffer, generation: number, sig: string): void {
     // Only responses whose question sits where the query's did, the same bytes but for case.
     if (response.length < k.nameEnd + 4 || response[2]! & 0x02) return;
     const name = Buffer.allocUnsafe(k.nameEnd - HEADER);
@@ -121,7 +173,7 @@ export class AnswerCache {
     }
     if (this.entries.size >= this.maxEntries) this.entries.clear();
     const rcode = response[3]! & 0x0f;
-    this.entries.set(k.hash, { name, qtype: k.qtype, qclass: k.qclass, edns: k.edns, generation, bytes: Buffer.from(response), rcode });
+    this.entries.set(k.hash, { name, qtype: k.qtype, qclass: k.qclass, edns: k.edns, generation, sig, bytes: Buffer.from(response), rcode });
   }
 
   get size(): number {

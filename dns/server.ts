@@ -5,7 +5,7 @@ import { setImmediate as yieldLoop } from 'node:timers/promises';
 import dns2 from 'dns2';
 import type { Logger } from 'pino';
 import { answer, refused, servfail, TYPE, type Query } from './answer.js';
-import { AnswerCache, fastKey, type FastKey } from './fastpath.js';
+import { AnswerCache, fastKey, questionName, signature, type FastKey, type Revalidator } from './fastpath.js';
 import { isLoopback, mayRecurse, type Cidr, type Forwarder } from './forward.js';
 import { encodeResponse, encodeTransfer, HEADER, parseQuery, queryFromPacket, sizeLimit } from './wire.js';
 import type { Zone } from './zone.js';
@@ -85,7 +85,7 @@ function literalLookup(address: string, _family: unknown, cb: (err: null, addres
   cb(null, address, 4);
 }
 
-export class DnsServer {
+export class DnsServer implements Revalidator {
   readonly fast = new AnswerCache();
   private readonly udp: InstanceType<typeof UDPServer>[] = [];
   private readonly tcp: InstanceType<typeof TCPServer>[] = [];
@@ -131,6 +131,25 @@ export class DnsServer {
     }
   }
 
+  /** A stale precomputed answer still holds when the zone answers the same query the same way. */
+  revalidate(query: Buffer, k: FastKey, sig: string): boolean {
+    const q: Query = {
+      id: 0,
+      qr: false,
+      opcode: 0,
+      rd: (query[2]! & 1) === 1,
+      cd: (query[3]! & 0x10) !== 0,
+      qdcount: 1,
+      question: { name: questionName(query, k.nameEnd), type: k.qtype, class: k.qclass },
+      malformed: false,
+      edns: k.edns ? { payload: k.limit, version: 0, do: k.edns === 2 } : undefined,
+      transport: 'udp',
+      loopback: false,
+    };
+    const out = answer(this.opts.zone, q, { recursionAvailable: this.recursionAvailable });
+    return out.kind === 'reply' && out.cacheable && signature(out.response) === sig;
+  }
+
   private get recursionAvailable(): boolean {
     return this.opts.forwarder.enabled;
   }
@@ -144,7 +163,7 @@ export class DnsServer {
     const t0 = performance.now();
     const k = fastKey(msg);
     if (k) {
-      const hit = this.fast.lookup(msg, k, this.opts.zone.generation);
+      const hit = this.fast.lookup(msg, k, this.opts.zone.generation, this);
       if (hit) {
         send(sock, hit.bytes, rinfo);
         this.opts.observe?.(k.qtype, hit.rcode, (performance.now() - t0) / 1000);
@@ -227,7 +246,7 @@ export class DnsServer {
     const limit = sizeLimit(q);
     if (out.kind === 'reply') {
       const bytes = encodeResponse(out.response, limit);
-      if (out.cacheable && k && raw && q.transport === 'udp') this.fast.store(raw, k, bytes, zone.generation);
+      if (out.cacheable && k && raw && q.transport === 'udp') this.fast.store(raw, k, bytes, zone.generation, signature(out.response));
       return [bytes];
     }
     if (!q.rd || !forwarder.enabled || !mayRecurse(address, this.opts.recurseNets)) return [encodeResponse(refused(q, ra), limit)];

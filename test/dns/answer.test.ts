@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import dns2 from 'dns2';
 import { answer, CLASS, RCODE, TYPE, type Outcome, type Query, type Response } from '../../dns/answer.js';
-import { fastKey, AnswerCache } from '../../dns/fastpath.js';
+import { fastKey, AnswerCache, questionName, signature } from '../../dns/fastpath.js';
 import { cacheTtl, ForwardCache, mayRecurse, parseCidr } from '../../dns/forward.js';
 import { encodeResponse, encodeTransfer, parseQuery } from '../../dns/wire.js';
 import { Zone } from '../../dns/zone.js';
@@ -159,7 +159,8 @@ describe('dns wire', () => {
     const first = wire('web.pod.cluster.local', TYPE.A);
     const k1 = fastKey(first)!;
     const q = parseQuery(first, 'udp', true)!;
-    cache.store(first, k1, encodeResponse(reply(answer(z, q)), 512), z.generation);
+    const r1 = reply(answer(z, q));
+    cache.store(first, k1, encodeResponse(r1, 512), z.generation, signature(r1));
     const second = wire('WEB.POD.cluster.local', TYPE.A);
     second.writeUInt16BE(0xbeef, 0);
     second[2] = 0; // RD=0
@@ -171,7 +172,13 @@ describe('dns wire', () => {
     expect(p.header.rd).to.equal(0);
     expect(p.questions[0]!.name).to.equal('WEB.POD.cluster.local');
     expect(p.answers[0]!.address).to.equal('10.244.1.5');
-    expect(cache.lookup(second, k2, z.generation + 1)).to.equal(undefined);
+    // Stale after a zone change: kept only when the zone still answers the same.
+    expect(cache.lookup(second, k2, z.generation + 1, { revalidate: () => true })).to.not.equal(undefined);
+    expect(cache.revalidated).to.equal(1);
+    expect(cache.lookup(second, k2, z.generation + 2, { revalidate: () => false })).to.equal(undefined);
+    expect(cache.lookup(second, k2, z.generation + 2, { revalidate: () => true })).to.equal(undefined);
+    expect(questionName(second, k2.nameEnd)).to.equal('WEB.POD.cluster.local');
+    expect(signature(reply(answer(z, parseQuery(second, 'udp', true)!)))).to.equal(signature(r1));
     // Queries the fast path does not take.
     expect(fastKey(wire('web.pod.cluster.local', TYPE.A, { edns: 1232, version: 1 }))).to.equal(undefined);
     const resp = Buffer.from(first);
