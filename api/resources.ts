@@ -55,17 +55,18 @@ export function refusedChange(type: string, method: 'PATCH' | 'DELETE'): Problem
  * null or missing. A given metadata or spec replaces the old one whole.
  * Throws a Problem when the patch is not allowed or the result is invalid.
  */
-export function patched(old: Resource, body: unknown): Resource {
+export function patched(old: Resource & Record<string, unknown>, body: unknown): Resource {
   if (!isObject(body)) throw new Problem('resource-invalid', 'body: a PATCH body must be a JSON object');
   if (old.type === 'pod') throw new Problem('modification-not-allowed', 'Pod resources cannot be modified via the API.');
   if (typeof body.type === 'string' || typeof body.name === 'string') {
     throw new Problem('modification-not-allowed', "The 'type' and 'name' fields of a resource cannot be modified after creation.");
   }
   const merged: Record<string, unknown> = { ...body, name: old.name, type: old.type };
-  for (const k of ['state', 'metadata', 'spec'] as const) {
-    if (merged[k] === null || merged[k] === undefined) merged[k] = old[k];
+  // state, metadata, spec (and a ReplicaSet's status) are kept when null or missing.
+  for (const [k, v] of Object.entries(old)) {
+    if (merged[k] === null || merged[k] === undefined) merged[k] = v;
   }
-  if (merged.state === undefined) delete merged.state;
+  for (const k of Object.keys(merged)) if (merged[k] === undefined || merged[k] === null) delete merged[k];
   const parsed = schemaFor(old.type).safeParse(merged);
   if (!parsed.success) throw invalid(parsed.error);
   return parsed.data;

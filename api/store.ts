@@ -140,9 +140,10 @@ export class ResourceStore {
       if (typeof ifMatch === 'number' && kv.modRevision !== ifMatch) {
         throw new Problem('precondition-failed', `the resource '${name}' of type '${type}' is at revision ${kv.modRevision}, not ${ifMatch}`);
       }
-      let old: Resource;
+      let old: Resource & Record<string, unknown>;
       try {
-        old = resource.parse(JSON.parse(kv.value));
+        const json = JSON.parse(kv.value) as Record<string, unknown>;
+        old = { ...json, ...resource.parse(json) };
       } catch {
         throw new Problem('resource-invalid', `the stored resource '${name}' of type '${type}' is invalid; see the agent's log`);
       }

@@ -14,7 +14,7 @@ export function data(value: unknown, format: 'json' | 'yaml'): string {
   return format === 'json' ? `${JSON.stringify(value, null, 2)}\n` : stringify(value);
 }
 
-type Row = { name?: unknown; type?: unknown; state?: unknown; metadata?: Record<string, unknown>; spec?: Record<string, unknown> };
+type Row = { name?: unknown; type?: unknown; state?: unknown; metadata?: Record<string, unknown>; spec?: Record<string, unknown>; status?: Record<string, unknown> };
 
 const str = (v: unknown): string => (v === undefined || v === null ? '' : String(v));
 
@@ -31,7 +31,10 @@ export function resourceTable(type: string, resources: unknown[]): string {
     );
   }
   if (type === 'replicaset') {
-    return table(['NAME', 'REPLICAS', 'STATE'], rs.map((r) => [str(r.name), str(r.spec?.replicas), str(r.state)]));
+    return table(
+      ['NAME', 'REPLICAS', 'LIVE', 'RUNNING', 'STATE'],
+      rs.map((r) => [str(r.name), str(r.spec?.replicas), str(r.status?.live), str(r.status?.running), str(r.state)]),
+    );
   }
   if (type.startsWith('node')) {
     return table(['NAME', 'TYPE', 'STATE', 'ADDRESS'], rs.map((r) => [str(r.name), str(r.type), str(r.state), str(r.spec?.address)]));

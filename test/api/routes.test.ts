@@ -251,6 +251,16 @@ describe('api: REST routes over HTTP against a real etcd', function () {
       expectProblem(await h.request('PATCH', '/resources/replicaset/frontend', { spec: { replicas: 'many' } }), 422, 'resource-invalid', /^spec\./);
       expect(JSON.parse((await h.value('resource/replicaset/frontend'))!).spec.replicas).to.equal(5);
     });
+
+    it('keeps the status its controller wrote when a PATCH does not give one', async () => {
+      const stored = JSON.parse((await h.value('resource/replicaset/frontend'))!);
+      await h.put('resource/replicaset/frontend', JSON.stringify({ ...stored, state: 'ready', status: { desired: 5, live: 5, running: 5 } }));
+      const r = await h.request('PATCH', '/resources/replicaset/frontend', { spec: { ...stored.spec, replicas: 1 } });
+      expect(r.status).to.equal(200);
+      expect(r.body).to.deep.include({ state: 'ready', status: { desired: 5, live: 5, running: 5 } });
+      expect(r.body.spec.replicas).to.equal(1);
+      expect((await h.request('GET', '/resources/replicaset')).body[0].status).to.deep.equal({ desired: 5, live: 5, running: 5 });
+    });
   });
 
   describe('DELETE /resources/:type/:name', () => {

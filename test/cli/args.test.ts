@@ -50,6 +50,8 @@ describe('cli: pure parts', () => {
   });
 
   it('prints aligned tables', () => {
-    expect(resourceTable('replicaset', [{ name: 'front', spec: { replicas: 3 } }])).to.equal('NAME   REPLICAS  STATE\nfront  3\n');
+    expect(resourceTable('replicaset', [{ name: 'front', spec: { replicas: 3 }, status: { live: 3, running: 2 }, state: 'progressing' }])).to.equal(
+      'NAME   REPLICAS  LIVE  RUNNING  STATE\nfront  3         3     2        progressing\n',
+    );
   });
 });
