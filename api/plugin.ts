@@ -116,7 +116,9 @@ export function createApp(deps: {
       sendProblem(ctx, err, deps.log);
     } finally {
       const route = typeof ctx._matchedRoute === 'string' ? ctx._matchedRoute : 'unmatched';
-      deps.metrics.observe(ctx.method, route, ctx.status, Number(process.hrtime.bigint() - started) / 1e9);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      deps.metrics.observe(ctx.method, route, ctx.status, seconds);
+      deps.log.debug({ method: ctx.method, path: ctx.path.slice(0, 200), status: ctx.status, ms: Math.round(seconds * 1e4) / 10 }, 'request');
     }
   });
   app.use(router.routes());
