@@ -189,20 +189,6 @@ export function layout(buf: Buffer): MessageLayout | undefined {
   return { questionEnd, records };
 }
 
-/** The question name's wire bytes (offset 12 to just past its root label), or -1 when not a plain name. */
-export function questionNameEnd(buf: Buffer): number {
-  let off = HEADER;
-  for (let i = 0; i < 128; i++) {
-    if (off >= buf.length) return -1;
-    const len = buf[off]!;
-    if (len === 0) return off + 1;
-    if (len > 63) return -1;
-    off += len + 1;
-    if (off - HEADER > 255) return -1;
-  }
-  return -1;
-}
-
 /**
  * A response of `full` cut to header and question with TC set, for a UDP
  * client whose size it exceeds.

@@ -1,8 +1,11 @@
 import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import dns2 from 'dns2';
 import { answer, CLASS, RCODE, TYPE, type Outcome, type Query, type Response } from '../../dns/answer.js';
 import { fastKey, AnswerCache, questionName, signature } from '../../dns/fastpath.js';
-import { cacheTtl, ForwardCache, mayRecurse, parseCidr } from '../../dns/forward.js';
+import { cacheTtl, ForwardCache, mayRecurse, parseCidr, resolvConfUpstreams } from '../../dns/forward.js';
 import { encodeResponse, encodeTransfer, parseQuery } from '../../dns/wire.js';
 import { Zone } from '../../dns/zone.js';
 
@@ -185,6 +188,21 @@ describe('dns wire', () => {
     resp[2]! |= 0x80;
     expect(fastKey(resp)).to.equal(undefined);
     expect(fastKey(Buffer.alloc(5))).to.equal(undefined);
+  });
+
+  it('reads upstreams from a resolv.conf, IPv4 only', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kith-resolv-'));
+    try {
+      const file = join(dir, 'resolv.conf');
+      writeFileSync(file, '# comment\nsearch example.test\nnameserver 192.0.2.53\nnameserver ::1\n  nameserver 198.51.100.1 \noptions ndots:2\n');
+      expect(resolvConfUpstreams(file)).to.deep.equal([
+        { host: '192.0.2.53', port: 53 },
+        { host: '198.51.100.1', port: 53 },
+      ]);
+      expect(resolvConfUpstreams(join(dir, 'missing'))).to.deep.equal([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('decides who may recurse and how long forwarded answers live', () => {
