@@ -147,7 +147,9 @@ export class PodTask {
 
     // Tear down: the name first, then the rules, then the pod itself.
     if (published) {
-      await retrying(`deleting the DNS name of ${name}`, log, () => state.delete(podDnsKey(name, domain))).catch((err) =>
+      // Only our record: a pod re-created under this name elsewhere may already have its own.
+      const dnsKey = podDnsKey(name, domain);
+      await retrying(`deleting the DNS name of ${name}`, log, () => state.txn({ if: [{ key: dnsKey, value: this.ip! }], then: [{ delete: dnsKey }] })).catch((err) =>
         log.error({ pod: name, err: (err as Error).message }, 'could not delete the pod\'s DNS name'),
       );
     }
