@@ -77,15 +77,19 @@ export class DnsMetrics {
         this.set(forwarder.cache.size);
       },
     });
-    new Gauge({
-      name: 'kith_dns_forwarded',
-      help: 'Out-of-zone queries so far, by how they were answered',
+    const seen = { forwarded: 0, cacheHits: 0, failures: 0 };
+    new Counter({
+      name: 'kith_dns_forwarded_total',
+      help: 'Out-of-zone queries answered, by how: from an upstream, from the cache, or SERVFAIL',
       labelNames: ['result'],
       registers,
       collect() {
-        this.set({ result: 'upstream' }, forwarder.stats.forwarded);
-        this.set({ result: 'cache' }, forwarder.stats.cacheHits);
-        this.set({ result: 'failed' }, forwarder.stats.failures);
+        const st = forwarder.stats;
+        for (const [key, result] of [['forwarded', 'upstream'], ['cacheHits', 'cache'], ['failures', 'failed']] as const) {
+          const d = st[key] - seen[key];
+          seen[key] = st[key];
+          if (d > 0) this.inc({ result }, d);
+        }
       },
     });
   }
