@@ -49,8 +49,8 @@ export interface Revalidator {
 
 /**
  * What an answer says, without the parts each query supplies (ID, RD, CD, the
- * spelling of the question). Owner names in the answer and authority sections
- * follow from the question, so only record data and additional owners count.
+ * spelling of the question). Owner names in the answer section follow from the
+ * question, so only their data counts there.
  */
 export function signature(r: Response): string {
   let s = `${r.rcode}/${r.aa ? 1 : 0}${r.ra ? 1 : 0}${r.tc ? 1 : 0}${r.edns ? (r.edns.do ? 2 : 1) : 0}`;
@@ -65,7 +65,7 @@ export function signature(r: Response): string {
     }
   };
   add(r.answers, false);
-  add(r.authorities, false);
+  add(r.authorities, true);
   add(r.additionals, true);
   return s;
 }
