@@ -72,7 +72,8 @@ export async function startScheduler(ctx: PluginContext, policy = retryPolicy())
   const abandon = async (p: Pending, reason: string) => {
     const value = JSON.stringify({ ...p.pod, state: 'abandoned', metadata: { ...p.pod.metadata, scheduledBy: me } });
     const r = await state.txn({
-      if: [{ key: unscheduledKey(p.pod.name), modRevision: p.modRevision }],
+      // The resource must still be there: a marker left behind by a delete never brings a pod back.
+      if: [{ key: unscheduledKey(p.pod.name), modRevision: p.modRevision }, { key: podKey(p.pod.name), createRevision: 0, op: '!=' }],
       then: [{ delete: unscheduledKey(p.pod.name) }, { put: podKey(p.pod.name), value }],
     });
     if (r.succeeded) {
@@ -84,7 +85,8 @@ export async function startScheduler(ctx: PluginContext, policy = retryPolicy())
   const place = async (p: Pending, worker: string) => {
     const value = JSON.stringify({ ...p.pod, state: 'scheduled', metadata: { ...p.pod.metadata, scheduledBy: me, workedBy: worker } });
     const r = await state.txn({
-      if: [{ key: unscheduledKey(p.pod.name), modRevision: p.modRevision }],
+      // The resource must still be there: a marker left behind by a delete never brings a pod back.
+      if: [{ key: unscheduledKey(p.pod.name), modRevision: p.modRevision }, { key: podKey(p.pod.name), createRevision: 0, op: '!=' }],
       then: [
         { delete: unscheduledKey(p.pod.name) },
         { put: podKey(p.pod.name), value },
