@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { StartupError } from '../agent/embedded-etcd.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../agent/plugin.js';
+import type { StateEvent } from '../agent/state.js';
 import { Forwarder, parseCidr, resolvConfUpstreams, type Cidr, type Upstream } from './forward.js';
 import { DnsMetrics } from './metrics.js';
 import { DnsServer, ListenError, type HostPort } from './server.js';
@@ -74,7 +75,13 @@ export const dnsPlugin: Plugin = {
     }
 
     const syncStart = performance.now();
-    const sub = state.watch(['dns/', 'resource/pod/'], (ev) => zone.apply(ev), {
+    let warned = 0;
+    const apply = (ev: StateEvent) => {
+      if (zone.apply(ev) || warned >= 20) return;
+      warned++;
+      log.warn({ key: ev.key, value: ev.type === 'put' ? ev.value.slice(0, 100) : undefined }, 'dns: ignoring a malformed key or value (A records need an IPv4 value, names must be DNS names, pods JSON)');
+    };
+    const sub = state.watch(['dns/', 'resource/pod/'], apply, {
       name: 'dns',
       onSynced: () => {
         zone.synced = true;

@@ -153,6 +153,17 @@ describe('dns plugin against a real agent and etcd', function () {
     });
   });
 
+  describe('bad input in etcd', () => {
+    it('ignores a malformed record with a warning naming the key, and keeps serving', async () => {
+      await put('dns/bad.pod.cluster.local.', 'not-an-address');
+      await put('resource/pod/broken', '{not json');
+      await agent.waitFor((l) => l.msg?.toString().startsWith('dns: ignoring a malformed') === true && l.key === 'dns/bad.pod.cluster.local.', 5000);
+      await agent.waitFor((l) => l.msg?.toString().startsWith('dns: ignoring a malformed') === true && l.key === 'resource/pod/broken', 5000);
+      expect((await ask('bad.pod.cluster.local')).header.rcode).to.equal(3);
+      expect(await addresses('node1.worker.node.cluster.local')).to.deep.equal(['10.88.0.1']);
+    });
+  });
+
   describe('answer semantics', () => {
     it('tells NXDOMAIN from NODATA, both with the SOA in authority', async () => {
       const nx = await dig(port, ['missing.pod.cluster.local']);
