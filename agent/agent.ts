@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { ConfigError, parseAgentConfig, type AgentConfig } from './config.js';
+import { agentUsage, ConfigError, parseAgentConfig, type AgentConfig } from './config.js';
 import { EmbeddedEtcd, StartupError } from './embedded-etcd.js';
 import { PluginHost } from './host.js';
 import { createLogger } from './log.js';
@@ -50,6 +50,10 @@ async function connect(endpoints: string[], log: Logger): Promise<Etcd3> {
 export async function runAgent(argv: string[]): Promise<number> {
   let config: AgentConfig;
   let plugins: Plugin[];
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(agentUsage());
+    return EXIT_OK;
+  }
   try {
     config = parseAgentConfig(argv);
     plugins = await loadPlugins(config, !config.pluginsAll);

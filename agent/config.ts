@@ -100,6 +100,16 @@ const FLAGS: Record<string, [keyof z.input<typeof configSchema>, string | null, 
 
 export class ConfigError extends Error {}
 
+/** `kith agent --help`: every flag with its env var and default. */
+export function agentUsage(): string {
+  const rows = Object.entries(FLAGS).map(([flag, [, envVar, dflt]]) => {
+    const left = `  --${flag}`.padEnd(24);
+    const parts = [dflt === undefined ? '' : `default ${dflt}`, envVar ? `env ${envVar}` : ''].filter(Boolean);
+    return `${left}${parts.join(', ')}`.trimEnd();
+  });
+  return `usage: kith agent [flags]\n\nflags:\n${rows.join('\n')}\n`;
+}
+
 /** Parses `kith agent` flags and env into a validated config, or throws a ConfigError naming the flag. */
 export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentConfig {
   let values: Record<string, string | boolean | undefined>;

@@ -4,9 +4,9 @@ import { generateName } from './names.js';
 
 const USAGE = `usage: kith <command> [flags]
 
-commands:
-  agent      run the node agent (see README for flags)
-  gen-name   print a random node or pod name
+  kith agent [flags]   run the node agent (kith agent --help lists its flags)
+  kith gen-name        print a random node or pod name
+
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -21,7 +21,7 @@ async function main(argv: string[]): Promise<number> {
     case 'help':
     case '--help':
     case '-h':
-      process.stdout.write(USAGE);
+      process.stdout.write(USAGE + (await import('./cli/client.js')).CLIENT_USAGE);
       return command === undefined ? 2 : 0;
     default: {
       // Client commands (SPEC §1.2) live in agent/cli/.
