@@ -35,7 +35,7 @@ describe('api: readiness and start-up', function () {
     }
   });
 
-  it('exits 2 with one line naming --api-listen when a port is in use, leaving no listener behind', async () => {
+  it('exits 2 with one line naming --api-listen when a port is in use, leaving no listener and nothing in etcd', async () => {
     const etcd = await TestEtcd.start();
     const holder: Server = createServer();
     const busy = await freePort();
@@ -52,6 +52,13 @@ describe('api: readiness and start-up', function () {
       expect(lines[0]).to.match(new RegExp(`--api-listen 127\\.0\\.0\\.1:${busy}: the port is in use`));
       const refused = await fetch(`http://127.0.0.1:${free}/healthz`).then(() => false, () => true);
       expect(refused).to.equal(true);
+      // Nothing written to etcd: the node resource of the failed start was removed again.
+      const c = etcd.client();
+      try {
+        expect(await c.getAll().prefix('/kith/').keys()).to.deep.equal([]);
+      } finally {
+        c.close();
+      }
     } finally {
       await agent.stop();
       holder.close();
