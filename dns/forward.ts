@@ -173,6 +173,7 @@ export class Forwarder {
   readonly cache: ForwardCache;
   private socket: Socket | undefined;
   private readonly pending = new Map<number, Pending>();
+  private readonly inflight = new Map<string, Promise<Buffer | undefined>>();
   private readonly deadlineMs: number;
   private readonly attemptMs: number;
   private readonly maxPending: number;
@@ -277,28 +278,43 @@ export class Forwarder {
   async forward(q: Query, limit: number): Promise<ForwardResult> {
     const question = q.question!;
     const key = `${question.name.toLowerCase()}/${question.type}/${question.class}/${q.edns?.do ? 'D' : ''}`;
-    const now = Date.now();
-    const cached = this.cache.get(key, now);
+    const cached = this.cache.get(key, Date.now());
     if (cached) {
       this.stats.cacheHits++;
       return { kind: 'answer', bytes: this.forClient(cached, q, limit), cached: true };
     }
-    if (this.closed || !this.enabled || this.pending.size >= this.maxPending) {
+    // Clients asking the same question while it is out share one upstream query.
+    let reply = this.inflight.get(key);
+    const joined = reply !== undefined;
+    if (!reply) {
+      reply = this.ask(q, key).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, reply);
+    }
+    const bytes = await reply;
+    if (!bytes) {
       this.stats.failures++;
       return { kind: 'servfail' };
     }
+    if (joined) this.stats.cacheHits++;
+    else this.stats.forwarded++;
+    return { kind: 'answer', bytes: this.forClient(bytes, q, limit), cached: joined };
+  }
+
+  /** One question to the upstreams in turn until one answers usefully or the deadline passes. */
+  private async ask(q: Query, key: string): Promise<Buffer | undefined> {
+    if (this.closed || !this.enabled || this.pending.size >= this.maxPending) return undefined;
     const id = this.freeId();
-    if (id < 0) return { kind: 'servfail' };
+    if (id < 0) return undefined;
     let query: Buffer;
     try {
       query = upstreamQuery(q, id);
     } catch {
-      return { kind: 'servfail' };
+      return undefined;
     }
     const qLay = layout(query);
-    if (!qLay) return { kind: 'servfail' };
+    if (!qLay) return undefined;
     const qBytes = query.subarray(HEADER, qLay.questionEnd);
-    const deadline = now + this.deadlineMs;
+    const deadline = Date.now() + this.deadlineMs;
     const ups = this.opts.upstreams;
     const first = this.next++ % ups.length;
     const attempts = Math.max(3, ups.length * 2);
@@ -313,12 +329,10 @@ export class Forwarder {
       if (!reply) continue;
       const rcode = reply[3]! & 0x0f;
       if (rcode === 2 || rcode === 5) continue; // SERVFAIL or REFUSED: another upstream may do better
-      this.stats.forwarded++;
       this.cache.put(key, reply, Date.now());
-      return { kind: 'answer', bytes: this.forClient(reply, q, limit), cached: false };
+      return reply;
     }
-    this.stats.failures++;
-    return { kind: 'servfail' };
+    return undefined;
   }
 
   /** The upstream's answer rewritten for the client: its ID, its question case, no OPT unless it sent one, within its size. */

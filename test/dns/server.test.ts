@@ -216,6 +216,13 @@ describe('dns plugin against a real agent and etcd', function () {
       expect(nx.status).to.equal('NXDOMAIN');
     });
 
+    it('sends one upstream query for clients asking the same question at once', async () => {
+      const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => udpAsk(port, buildQuery('same.slow.test', A, { id: i }), 2000)));
+      expect(replies.map((r) => parse(r!).answers[0]!.address)).to.deep.equal(Array(20).fill('192.0.2.1'));
+      expect(replies.map((r) => parse(r!).header.id)).to.deep.equal([...Array(20).keys()]);
+      expect(stub.count('same.slow.test')).to.equal(1);
+    });
+
     it('refuses out-of-zone names without RD', async () => {
       const r = await dig(port, ['other.example.test', '+norec']);
       expect(r.status).to.equal('REFUSED');

@@ -7,7 +7,8 @@ const { Packet } = dns2;
 
 /**
  * An upstream resolver stub on a 127.0.0.x address, for the forwarding tests.
- * Names: `*.silent.test` never answered; `big.example.test` truncated over UDP
+ * Names: `*.silent.test` never answered; `*.slow.test` answered after 200 ms;
+ * `big.example.test` truncated over UDP
  * and 40 A records over TCP; `nx.example.test` NXDOMAIN; anything else one A
  * record 192.0.2.1 with TTL 60.
  */
@@ -25,7 +26,10 @@ export class StubUpstream {
     this.udp = createSocket('udp4');
     this.udp.on('message', (m, r) => {
       const reply = this.reply(m, 'udp');
-      if (reply) this.udp.send(reply, r.port, r.address);
+      if (!reply) return;
+      const slow = this.seen[this.seen.length - 1]?.name.endsWith('.slow.test');
+      if (slow) setTimeout(() => this.udp.send(reply, r.port, r.address), 200);
+      else this.udp.send(reply, r.port, r.address);
     });
     await new Promise<void>((res, rej) => {
       this.udp.once('error', rej);
