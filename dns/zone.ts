@@ -490,7 +490,19 @@ export class Zone {
 
   /** Whether a name has descendants but no data of its own (it answers NODATA). */
   isEmptyNonTerminal(name: string): boolean {
-    return this.ents.has(name);
+    return this.ents.has(name) || this.hasServicesBelow(name);
+  }
+
+  /** `_tcp.<pod>.pod.<domain>` or `_tcp.<rs>.replicaset.<domain>` with SRV records below it. */
+  private hasServicesBelow(name: string): boolean {
+    if (!name.startsWith('_tcp.')) return false;
+    const owner = name.slice(5);
+    const running = (pod: string) => (this.pods.get(pod)?.ports.size ?? 0) > 0 && this.records.has(`${pod}${this.podSuffix}`);
+    if (owner.endsWith(this.podSuffix)) return running(owner.slice(0, -this.podSuffix.length));
+    if (owner.endsWith(this.rsSuffix)) {
+      for (const pod of this.replicaSets.get(owner.slice(0, -this.rsSuffix.length)) ?? []) if (running(pod)) return true;
+    }
+    return false;
   }
 
   soaOf(apex: string): Soa {

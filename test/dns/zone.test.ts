@@ -86,8 +86,11 @@ describe('dns zone', () => {
     expect(z.srv('_metrics._tcp.web.pod.cluster.local')[0]!.port).to.equal(9000);
     expect(z.srv('_ssh._tcp.web.pod.cluster.local')).to.deep.equal([]);
     expect(z.srv('_http._udp.web.pod.cluster.local')).to.deep.equal([]);
+    // The name between the pod and its services exists (NODATA, not NXDOMAIN).
+    expect(z.isEmptyNonTerminal('_tcp.web.pod.cluster.local')).to.equal(true);
     del(z, 'resource/pod/web');
     expect(z.srv('_http._tcp.web.pod.cluster.local')).to.deep.equal([]);
+    expect(z.isEmptyNonTerminal('_tcp.web.pod.cluster.local')).to.equal(false);
   });
 
   it('answers a ReplicaSet name with its running replicas, and their SRV', () => {
@@ -104,6 +107,8 @@ describe('dns zone', () => {
     expect(z.addresses('rs1.replicaset.cluster.local').sort()).to.deep.equal(['10.244.0.1', '10.244.0.2']);
     expect(z.addresses('alias.x.cluster.local').sort()).to.deep.equal(['10.244.0.1', '10.244.0.2']);
     expect(z.srv('_http._tcp.rs1.replicaset.cluster.local').map((s) => s.target).sort()).to.deep.equal(['rs1-aaaaa.pod.cluster.local', 'rs1-bbbbb.pod.cluster.local']);
+    expect(z.isEmptyNonTerminal('_tcp.rs1.replicaset.cluster.local')).to.equal(true);
+    expect(z.isEmptyNonTerminal('replicaset.cluster.local')).to.equal(true);
     del(z, 'dns/rs1-aaaaa.pod.cluster.local.');
     expect(z.addresses('rs1.replicaset.cluster.local')).to.deep.equal(['10.244.0.2']);
     del(z, 'resource/pod/rs1-bbbbb');
