@@ -103,6 +103,8 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
 
   // ---- the inbox, the claim and the pods -------------------------------------------
   const tasks = new Map<string, PodTask>();
+  /** Per task: settles once it has ended, released its claim and left `tasks`. */
+  const gone = new Map<PodTask, Promise<void>>();
   const inbox = new Map<string, { value: string; modRevision: number }>();
   let stopping = false;
   let pumping: Promise<void> | undefined;
@@ -138,8 +140,6 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
       await dropInboxEntry(name, entry.modRevision);
       return;
     }
-    const previous = tasks.get(name);
-    if (previous) await previous.done; // an earlier pod of the same name is still being torn down
     const req = podRequest(pod.spec);
     await inLane(async () => {
       if (!fits(free, req)) {
@@ -177,12 +177,16 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
       tasks.set(name, task);
       running.set(tasks.size);
       log.info({ pod: name, commits: describeAmount(req) }, 'pod claimed');
-      void task.done.then(async (outcome) => {
-        ended.inc({ state: outcome });
-        await release(task, req);
-        if (tasks.get(name) === task) tasks.delete(name);
-        running.set(tasks.size);
-      });
+      gone.set(
+        task,
+        task.done.then(async (outcome) => {
+          ended.inc({ state: outcome });
+          await release(task, req);
+          if (tasks.get(name) === task) tasks.delete(name);
+          gone.delete(task);
+          running.set(tasks.size);
+        }),
+      );
     });
   };
 
@@ -191,6 +195,15 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
       while (!stopping && inbox.size > 0) {
         const [name, entry] = inbox.entries().next().value as [string, { value: string; modRevision: number }];
         inbox.delete(name);
+        const previous = tasks.get(name);
+        if (previous) {
+          // An earlier pod of the same name is still being torn down: claim this one after it.
+          void (gone.get(previous) ?? previous.done).finally(() => {
+            if (!stopping && !inbox.has(name)) inbox.set(name, entry);
+            void pump();
+          });
+          continue;
+        }
         try {
           await claim(name, entry);
         } catch (err) {
@@ -224,7 +237,7 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
       await pumping;
       for (const t of tasks.values()) t.kill('stopping');
       await Promise.race([
-        Promise.allSettled([...tasks.values()].map((t) => t.done)),
+        Promise.allSettled([...gone.values()]),
         new Promise((r) => setTimeout(r, 60_000).unref()),
       ]);
       await lane;
