@@ -7,13 +7,14 @@ import {
 } from '../pod-keys.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
 import { NodeFirewall } from '../../firewall/node-firewall.js';
-import { PodmanRuntime } from '../runtime/podman.js';
+import { StartupError } from '../embedded-etcd.js';
+import { PodmanError, PodmanRuntime } from '../runtime/podman.js';
 import type { PodRuntime } from '../runtime/runtime.js';
 import { subnetFromKeyName } from '../runtime/subnet.js';
 import type { Op, Subscription } from '../state.js';
 import { PodTask, retrying, type PodHooks } from './pod-task.js';
 import { desiredRoutes, RouteTable } from './routes.js';
-import { claimSubnet, parseSubnetOwner, type SubnetOwner } from './subnet-claim.js';
+import { claimSubnet, parseSubnetOwner, SubnetError, type SubnetOwner } from './subnet-claim.js';
 
 export interface WorkerOptions {
   hooks?: PodHooks;
@@ -35,8 +36,12 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
 
   await markOrphansDead(ctx);
 
-  const subnet = await claimSubnet(state, { worker: me, clusterCidr: config.clusterCidr, podSubnet: config.podSubnet, hostAddress: config.hostAddress });
-  const { gateway } = await runtime.prepareNetwork(config.podNetwork, subnet);
+  // Failures here name a flag (a subnet taken, a network podman refuses): the agent prints them as they are.
+  const asStartupError = (err: unknown): never => {
+    throw err instanceof SubnetError || err instanceof PodmanError ? new StartupError(err.message) : err;
+  };
+  const subnet = await claimSubnet(state, { worker: me, clusterCidr: config.clusterCidr, podSubnet: config.podSubnet, hostAddress: config.hostAddress }).catch(asStartupError);
+  const { gateway } = await runtime.prepareNetwork(config.podNetwork, subnet).catch(asStartupError);
   const clusterAddress = config.clusterAddress ?? gateway;
   // The dns and api plugins start after this one and bind here.
   ctx.node.clusterAddress = clusterAddress;

@@ -43,7 +43,9 @@ export async function claimSubnet(
   opts: { worker: string; clusterCidr: string; podSubnet?: string; hostAddress?: string },
 ): Promise<string> {
   const owner = JSON.stringify({ worker: opts.worker, ...(opts.hostAddress ? { hostAddress: opts.hostAddress } : {}) });
-  if (!opts.podSubnet) subnetsOf(opts.clusterCidr); // throws on a CIDR smaller than a /24
+  if (!opts.podSubnet && Number(opts.clusterCidr.split('/')[1]) > 24) {
+    throw new SubnetError(`--cluster-cidr '${opts.clusterCidr}' is smaller than a /24; give a /24 or larger, or --pod-subnet`);
+  }
   for (let attempt = 0; attempt < 20; attempt++) {
     const kvs = await snapshot(state, SUBNET_PREFIX);
     const held = new Map<string, { owner: SubnetOwner; modRevision: number }>();

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { StateLayer } from '../../agent/state.js';
-import type { TestAgent } from '../support/agent.js';
+import { TestAgent } from '../support/agent.js';
 import { TestEtcd } from '../support/etcd.js';
 import { TestLan, type TestHost } from '../support/hosts.js';
 import { testLog } from '../support/log.js';
@@ -63,6 +63,16 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
     // The gateway is bound in the host (a holder keeps the bridge up), so the agent can listen there.
     const addrs = (await host.run('ip', ['-4', '-o', 'addr'])).stdout;
     expect(addrs).to.include(`${gw}/24`);
+  });
+
+  it('refuses a cluster CIDR smaller than a /24 with one line naming the flag, exit 2', async () => {
+    const bad = TestAgent.start({
+      wrap: host.wrap,
+      args: ['--name', `${host.name.slice(0, 20)}-bad`, '--plugins', 'worker', '--etcd-endpoints', etcdUrl, '--cluster-cidr', '10.1.2.0/25', '--pod-network', `${host.name}-bad`],
+    });
+    expect(await bad.exited).to.equal(2);
+    await bad.stop();
+    expect(bad.stderr.trim()).to.equal("kith agent: --cluster-cidr '10.1.2.0/25' is smaller than a /24; give a /24 or larger, or --pod-subnet");
   });
 
   it('runs a pod: env, entrypoint and cmd reach podman, the name points at its IP, CPU and memory are committed', async () => {
