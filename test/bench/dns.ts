@@ -19,8 +19,8 @@ import { buildQuery, parse, udpAsk } from '../dns/client.js';
 
 const PODS = 9_000;
 const ALIASES = 1_000;
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 
 const podAddress = (i: number) => `10.244.${(i >> 8) & 255}.${i & 255}`;
 
