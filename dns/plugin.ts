@@ -27,6 +27,9 @@ export function kithVersion(): string {
   return 'unknown';
 }
 
+/** How long startup waits for the first scan of etcd before serving without it. */
+const SYNC_WAIT_MS = 20_000;
+
 /** The `dns.special` alias key of this node, when it has a role with an address pods can reach. */
 export function membershipKey(ctx: Pick<PluginContext, 'config' | 'node'>): string | undefined {
   const { node, config } = ctx;
@@ -88,14 +91,27 @@ export const dnsPlugin: Plugin = {
         log.info({ ...zone.size(), ms: Math.round(performance.now() - syncStart) }, 'dns zone synced');
       },
     });
-    await sub.synced;
-
+    // Join dns.special only once the zone is whole, so that pods are never sent to a server that
+    // still answers SERVFAIL. Startup waits for that, but not for ever: an etcd that cannot be
+    // scanned must not keep the agent from starting (or from stopping).
     const member = membershipKey(ctx);
-    if (member) await state.put(member, ALIAS_VALUE, 'alive');
+    let stopped = false;
+    const joined = sub.synced.then(async () => {
+      if (!member || stopped) return;
+      try {
+        await state.put(member, ALIAS_VALUE, 'alive');
+      } catch (err) {
+        log.error({ err: (err as Error).message, key: member }, 'joining dns.special failed');
+      }
+    });
+    const waited = await Promise.race([joined.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), SYNC_WAIT_MS).unref())]);
+    if (!waited) log.warn({ waitedMs: SYNC_WAIT_MS }, 'dns zone not synced yet: in-zone queries get SERVFAIL until it is');
     log.info({ listen: listen.map((l) => `${l.host}:${l.port}`), upstreams: upstreams.map((u) => `${u.host}:${u.port}`), member }, 'dns serving');
 
     return {
       async stop() {
+        stopped = true;
+        await Promise.race([joined, new Promise((r) => setTimeout(r, 2000).unref())]);
         if (member) {
           try {
             await state.delete(member);
