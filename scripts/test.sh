@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
 # The whole suite: type-check everything, then every test under test/ (not the benchmarks).
+# Ends with one line "N passed, N failed" and mocha's exit code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npx tsc -p tsconfig.test.json
-if [ $# -gt 0 ]; then
-  exec npx mocha "$@"
-fi
-exec npx mocha --recursive 'test/**/*.test.ts'
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+args=("$@")
+[ ${#args[@]} -gt 0 ] || args=(--recursive 'test/**/*.test.ts')
+set +e
+npx mocha --color "${args[@]}" 2>&1 | tee "$out"
+code=${PIPESTATUS[0]}
+set -e
+plain=$(sed 's/\x1b\[[0-9;]*m//g' "$out")
+passed=$(grep -oE '^ +[0-9]+ passing' <<<"$plain" | grep -oE '[0-9]+' | tail -1 || true)
+failed=$(grep -oE '^ +[0-9]+ failing' <<<"$plain" | grep -oE '[0-9]+' | tail -1 || true)
+pending=$(grep -oE '^ +[0-9]+ pending' <<<"$plain" | grep -oE '[0-9]+' | tail -1 || true)
+echo
+echo "${passed:-0} passed, ${failed:-0} failed${pending:+, $pending skipped}"
+exit "$code"
