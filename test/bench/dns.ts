@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { TestAgent } from '../support/agent.js';
 import { TestEtcd } from '../support/etcd.js';
 import { freePort } from '../support/ports.js';
 import { buildQuery, parse, udpAsk } from '../dns/client.js';
+import { startBenchAgent, type BenchAgent } from './built-agent.js';
 
 const PODS = 9_000;
 const ALIASES = 1_000;
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'kith-bench-dns-'));
   const etcd = await TestEtcd.start();
   const client = etcd.client();
-  let agent: TestAgent | undefined;
+  let agent: BenchAgent | undefined;
   let nsd: ChildProcess | undefined;
   try {
     // ---- the zone: 9,000 pods and 1,000 aliases of two pods each ----
@@ -117,10 +117,9 @@ async function main(): Promise<void> {
 
     // ---- kith ----
     const kport = await freePort();
-    agent = TestAgent.start({
-      args: ['--name', `bench-dns-${process.pid}`, '--plugins', 'dns', '--etcd-endpoints', etcd.endpoint, '--dns-listen', `127.0.0.1:${kport}`, '--upstream-dns', 'none'],
-    });
-    await agent.ready(60_000);
+    agent = startBenchAgent(['--name', `bench-dns-${process.pid}`, '--plugins', 'dns', '--etcd-endpoints', etcd.endpoint, '--dns-listen', `127.0.0.1:${kport}`, '--upstream-dns', 'none']);
+    await agent.waitFor('agent ready', 60_000);
+    console.log(`kith agent from ${agent.fromBuild ? 'the build (dist/)' : 'source (tsx; run npm run build for the built one)'}`);
     await waitAnswer(kport, 's1000.bench.cluster.local');
 
     // ---- nsd ----
@@ -180,7 +179,7 @@ zone:
     const lat = fixed.latencies!.sort((a, b) => a - b);
     const nfixed = await dnsperf(nport, queries, ['-l', '10', '-Q', '20000'], true);
     const nlat = nfixed.latencies!.sort((a, b) => a - b);
-    const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.proc.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+    const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
     console.log('');
     console.log(`zone: ${PODS} pod A records + ${ALIASES} aliases of 2 pods = ${names.length} names; queries: each name once, shuffled, type A`);

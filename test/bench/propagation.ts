@@ -8,10 +8,10 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { TestAgent } from '../support/agent.js';
 import { TestEtcd } from '../support/etcd.js';
 import { freePort } from '../support/ports.js';
 import { buildQuery, parse, udpAsk } from '../dns/client.js';
+import { startBenchAgent, type BenchAgent } from './built-agent.js';
 
 const PODS = Number(process.env.BENCH_PODS ?? 100_000);
 const ALIASES = Number(process.env.BENCH_ALIASES ?? 10_000);
@@ -44,7 +44,7 @@ function summary(label: string, xs: number[]): string {
 async function main(): Promise<void> {
   const etcd = await TestEtcd.start();
   const client = etcd.client();
-  let agent: TestAgent | undefined;
+  let agent: BenchAgent | undefined;
   try {
     const tLoad = performance.now();
     const keys: [string, string][] = [];
@@ -65,18 +65,17 @@ async function main(): Promise<void> {
 
     const port = await freePort();
     const tStart = performance.now();
-    agent = TestAgent.start({
-      args: ['--name', `bench-prop-${process.pid}`, '--plugins', 'dns', '--etcd-endpoints', etcd.endpoint, '--dns-listen', `127.0.0.1:${port}`, '--upstream-dns', 'none'],
-    });
+    agent = startBenchAgent(['--name', `bench-prop-${process.pid}`, '--plugins', 'dns', '--etcd-endpoints', etcd.endpoint, '--dns-listen', `127.0.0.1:${port}`, '--upstream-dns', 'none']);
     await agent.waitFor('dns zone synced', 120_000);
-    const synced = agent.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'dns zone synced')!;
-    await agent.ready(60_000);
+    const synced = JSON.parse(agent.lines.find((l) => l.includes('"msg":"dns zone synced"'))!) as Record<string, unknown>;
+    await agent.waitFor('agent ready', 60_000);
+    console.log(`kith agent from ${agent.fromBuild ? 'the build (dist/)' : 'source (tsx; run npm run build for the built one)'}`);
     const firstAnswer = await seen(port, `p${PODS}.pod.cluster.local`, (a) => a.length === 1, tStart, 60_000);
     const check = await answers(port, 's10.bench.cluster.local');
     console.log(`initial sync: ${synced.ms} ms from the watch starting to the zone holding every key (${synced.records} records, ${synced.aliases} aliases); ${(firstAnswer / 1000).toFixed(2)} s from spawning the agent to the first answer`);
     console.log(`s10.bench (a chain through s9): ${check?.join(' ')}`);
     await sleep(2000);
-    console.log(`agent RSS with the zone loaded: ${rssMb(agent.proc.pid!).toFixed(0)} MB`);
+    console.log(`agent RSS with the zone loaded: ${rssMb(agent.pid).toFixed(0)} MB`);
 
     const adds: number[] = [];
     const changes: number[] = [];
@@ -120,7 +119,7 @@ async function main(): Promise<void> {
       if (r.stdout.trim() === '10.202.0.1') break;
     }
     console.log(`  with dig (process start included): ${(performance.now() - t0).toFixed(1)} ms`);
-    console.log(`agent RSS after the changes: ${rssMb(agent.proc.pid!).toFixed(0)} MB`);
+    console.log(`agent RSS after the changes: ${rssMb(agent.pid).toFixed(0)} MB`);
   } finally {
     await agent?.stop().catch(() => undefined);
     client.close();
