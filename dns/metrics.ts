@@ -77,6 +77,17 @@ export class DnsMetrics {
         this.set(forwarder.cache.size);
       },
     });
+    let droppedSeen = 0;
+    new Counter({
+      name: 'kith_dns_dropped_total',
+      help: 'Packets dropped unanswered: responses (QR=1), source port 0, too short or undecodable',
+      registers,
+      collect() {
+        const n = self.dropped();
+        if (n > droppedSeen) this.inc(n - droppedSeen);
+        droppedSeen = n;
+      },
+    });
     const seen = { forwarded: 0, cacheHits: 0, failures: 0 };
     new Counter({
       name: 'kith_dns_forwarded_total',
@@ -93,6 +104,9 @@ export class DnsMetrics {
       },
     });
   }
+
+  /** Packets dropped unanswered (QR=1, source port 0, undecodable), read at scrape time. */
+  dropped: () => number = () => 0;
 
   /** One answered query. */
   observe(qtype: number, rcode: number, seconds: number): void {

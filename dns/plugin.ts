@@ -69,6 +69,7 @@ export const dnsPlugin: Plugin = {
     const observe = metrics.observe.bind(metrics);
 
     const server = new DnsServer({ listen, zone, forwarder, recurseNets, log, observe });
+    metrics.dropped = () => server.dropped;
     try {
       await server.start();
     } catch (err) {

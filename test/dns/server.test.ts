@@ -345,6 +345,9 @@ s.sendto(struct.pack('!HHHH', 0, port, 8 + len(payload), 0) + payload, ('127.0.0
         expect(text).to.match(/kith_dns_queries_total\{type="A",rcode="NOERROR"\} \d+/);
         expect(text).to.match(/kith_dns_request_duration_seconds_count \d+/);
         expect(text).to.match(/kith_dns_zone_size\{kind="records"\} \d+/);
+        expect(await udpAsk(dnsPort, buildQuery('dns.special.cluster.local', A, { qr: true }), 300)).to.equal(undefined);
+        const after = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
+        expect(after).to.match(/kith_dns_dropped_total [1-9]/);
         await other.stop();
         expect(await client.get(key).string()).to.equal(null);
       } finally {
