@@ -4,7 +4,7 @@ import Koa from 'koa';
 import type { Logger } from 'pino';
 import type { HostPort } from '../agent/config.js';
 import { StartupError } from '../agent/embedded-etcd.js';
-import { heartbeatKey } from '../agent/node.js';
+import { heartbeatKey, nodeResourceKey } from '../agent/node.js';
 import type { Plugin, PluginContext } from '../agent/plugin.js';
 import { ApiMetrics } from './metrics.js';
 import { aliasKey } from './namespace.js';
@@ -181,6 +181,11 @@ export const apiPlugin: Plugin = {
         log.info({ address: `${addr.host}:${addr.port}` }, 'api listening');
       }
       if (node.clusterAddress) {
+        // The node resource was registered before the worker chose the cluster address.
+        await state.put(
+          nodeResourceKey('api', node.name),
+          JSON.stringify({ name: node.name, type: 'node.api', state: 'healthy', metadata: {}, spec: { address: node.clusterAddress } }),
+        );
         const self = `${node.name}.api.node.${domain}.`;
         await state.put(`dns/${self}`, node.clusterAddress, 'alive');
         published.push(`dns/${self}`);

@@ -33,6 +33,7 @@ describe('api + dns: an alias made over REST is served by the dns plugin', funct
   it('resolves the api node and api.special from the records the api plugin publishes', async () => {
     await h.until(async () => (await dig(`${h.name}.api.node.cluster.local`)).answers.join() === '127.0.0.3');
     expect((await dig('api.special.cluster.local')).answers).to.deep.equal(['127.0.0.3']);
+    expect((await h.request('GET', `/resources/node.api/${h.name}`)).body.spec).to.deep.equal({ address: '127.0.0.3' });
   });
 
   it('resolves an alias created with PUT, follows a chain of aliases, and forgets it after DELETE', async () => {
