@@ -5,23 +5,12 @@ import { addressable, schemaFor } from '../../api/resources.js';
 import { parseNamespace } from '../../api/namespace.js';
 import { isNodeType, node } from '../../api/schemas.js';
 import { ApiHarness } from './harness.js';
+import { prng } from '../support/prng.js';
 
 /** Requests of random and mutated bodies, paths and headers; raw garbage on top. */
 const REQUESTS = Number(process.env.KITH_FUZZ_REQUESTS ?? 10_000);
 const RAW = Number(process.env.KITH_FUZZ_RAW ?? 300);
 const CONCURRENCY = 16;
-
-/** A small seeded PRNG (mulberry32), so a failure can be replayed with KITH_FUZZ_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const KEYS = ['name', 'type', 'state', 'metadata', 'spec', 'containers', 'image', 'cmd', 'entrypoint', 'env', 'resources', 'requests', 'limits',
   'cpu', 'memory', 'ports', 'container', 'cluster', 'replicas', 'template', 'schedulingConstraints', 'mayBeScheduledOn', 'cannotBeScheduledOn',

@@ -9,24 +9,13 @@ import { TestEtcd } from '../support/etcd.js';
 import { freePort } from '../support/ports.js';
 import { buildQuery, parse, tcpAsk, udpAsk, until } from './client.js';
 import { StubUpstream } from './stub.js';
-
-/** A seeded generator, so a failing run can be replayed with FUZZ_SEED. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../support/prng.js';
 
 const NAMES = ['web.pod.cluster.local', 'node1.worker.node.cluster.local', 'svc.shop.cluster.local', 'cluster.local', 'www.example.test', 'x.silent.test', '5.1.244.10.in-addr.arpa', 'id.server', '_http._tcp.web.pod.cluster.local'];
 const TYPES = [1, 2, 6, 12, 16, 28, 33, 41, 251, 252, 255, 0, 65535];
 
 function packets(seed: number): (i: number) => Buffer {
-  const rnd = mulberry32(seed);
+  const rnd = prng(seed);
   const int = (n: number) => Math.floor(rnd() * n);
   return () => {
     if (rnd() < 0.25) {

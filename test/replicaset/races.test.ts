@@ -5,6 +5,7 @@ import { reconcile, type Action } from '../../agent/replicaset/reconcile.js';
 import { keys, PREFIXES, replicaSteps, stepTransaction, transaction, type ReplicaStep } from '../../agent/replicaset/transactions.js';
 import { ReplicaSetView } from '../../agent/replicaset/view.js';
 import { KvModel } from './kv-model.js';
+import { prng } from '../support/prng.js';
 
 /**
  * Several controllers, each with its own view that lags behind etcd by a
@@ -16,18 +17,6 @@ import { KvModel } from './kv-model.js';
  * desired. Checked at the end: once the world is quiet, the controllers
  * converge to exactly the desired number, listed.
  */
-
-/** mulberry32: a small seeded PRNG, so a failing seed replays exactly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WATCHED = Object.values(PREFIXES);
 
