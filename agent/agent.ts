@@ -113,7 +113,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     process.on('SIGINT', () => resolve('SIGINT'));
   });
 
-  try {
+  const startup = async () => {
     mkdirSync(config.dataDir, { recursive: true });
     let endpoints = config.etcdEndpoints;
     if (!endpoints || endpoints.length === 0) {
@@ -127,10 +127,26 @@ export async function runAgent(argv: string[]): Promise<number> {
     createdResources = await registerNode(state, config.name, roles, () => (node.clusterAddress ? { address: node.clusterAddress } : {}));
     log.info({ roles: [...roles], plugins: plugins.map((p) => p.name) }, 'node registered');
     await host.start({ config, node, state, log, metrics });
-    log.info('agent ready');
-  } catch (err) {
+  };
+
+  // A signal during start-up stops what has started instead of waiting for the rest.
+  const outcome = await Promise.race([
+    startup().then(
+      () => ({ ok: true as const }),
+      (err: unknown) => ({ ok: false as const, err }),
+    ),
+    signalled.then((signal) => ({ signal })),
+  ]);
+  if ('signal' in outcome) {
+    log.info({ signal: outcome.signal }, 'signal during start-up');
+    host.abort();
+    await shutdown(outcome.signal);
+    return EXIT_OK;
+  }
+  if (!outcome.ok) {
+    const err = outcome.err as Error;
     const known = err instanceof StartupError || err instanceof NameTakenError || err instanceof ConfigError;
-    const msg = known ? (err as Error).message : `startup failed: ${(err as Error).message}`;
+    const msg = known ? err.message : `startup failed: ${err.message}`;
     process.stderr.write(`kith agent: ${msg.split('\n')[0]}\n`);
     log.error({ err }, 'startup failed');
     // Undo what was done: plugins, node resources, leases (their keys vanish), embedded etcd.
@@ -138,6 +154,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     await shutdown('startup-failure').catch(() => undefined);
     return EXIT_STARTUP;
   }
+  log.info('agent ready');
 
   const signal = await signalled;
   await shutdown(signal);

@@ -4,6 +4,7 @@ import { PLUGIN_NAMES, type Plugin, type PluginContext, type RunningPlugin } fro
 /** Starts plugins in the contract's order and stops them in reverse. */
 export class PluginHost {
   private readonly running: { name: string; handle: RunningPlugin }[] = [];
+  private aborted = false;
 
   constructor(
     private readonly plugins: Plugin[],
@@ -16,11 +17,19 @@ export class PluginHost {
 
   async start(ctx: PluginContext): Promise<void> {
     for (const plugin of PluginHost.ordered(this.plugins)) {
+      if (this.aborted) return;
       const log = ctx.log.child({ plugin: plugin.name });
       const handle = await plugin.start({ ...ctx, log });
+      // Stopped while this plugin was starting: stop it too.
+      if (this.aborted) return void (await handle.stop().catch(() => undefined));
       this.running.push({ name: plugin.name, handle });
       log.info('plugin started');
     }
+  }
+
+  /** Starts no further plugin (a signal arrived during start-up). */
+  abort(): void {
+    this.aborted = true;
   }
 
   async stop(): Promise<void> {

@@ -218,12 +218,28 @@ export class StateLayer {
     return kv ? this.toKeyValue(kv) : undefined;
   }
 
-  /** Every key under a relative prefix, sorted by key, at one revision. */
-  async list(prefix: string, revision?: number): Promise<{ revision: number; kvs: KeyValue[] }> {
-    const q = this.client.getAll().prefix(this.abs(prefix)).sort('Key', 'Ascend');
-    if (revision !== undefined) q.revision(revision);
-    const res = await q.exec();
-    return { revision: revision ?? num(res.header.revision), kvs: res.kvs.map((kv) => this.toKeyValue(kv)) };
+  /**
+   * Every key under a relative prefix, sorted by key, at one revision: the
+   * given one, or the revision of the first response. Read in pages, so a
+   * prefix of any size stays under gRPC's message limit.
+   */
+  async list(prefix: string, revision?: number, pageSize = 5000): Promise<{ revision: number; kvs: KeyValue[] }> {
+    const start = Buffer.from(this.abs(prefix));
+    const end = prefixEnd(this.abs(prefix));
+    let from = start;
+    let rev = revision;
+    const kvs: KeyValue[] = [];
+    for (;;) {
+      const q = this.client.getAll().inRange({ start: from, end }).sort('Key', 'Ascend').limit(pageSize);
+      if (rev !== undefined) q.revision(rev);
+      const res = await q.exec();
+      rev ??= num(res.header.revision); // from the first response only
+      for (const kv of res.kvs) kvs.push(this.toKeyValue(kv));
+      if (!res.more || res.kvs.length === 0) break;
+      // The next page starts just after the last key of this one.
+      from = Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])]);
+    }
+    return { revision: rev, kvs };
   }
 
   private toKeyValue(kv: IKeyValue): KeyValue {

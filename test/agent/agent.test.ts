@@ -9,6 +9,7 @@ import { StateLayer } from '../../agent/state.js';
 import { TestAgent } from '../support/agent.js';
 import { TestEtcd } from '../support/etcd.js';
 import { testLog } from '../support/log.js';
+import { freePort } from '../support/ports.js';
 import { waitUntil } from '../support/wait.js';
 
 /** The reaper has a role and needs neither podman nor ports: the lightest agent that registers a node. */
@@ -77,6 +78,17 @@ describe('kith agent process', function () {
     expect(await readNodeState(state, 'reaper', 'drainer')).to.equal('dead');
     const msgs = a.lines.map((l) => JSON.parse(l).msg);
     expect(msgs).to.include.members(['shutting down', 'plugin stopped', 'stopped']);
+  });
+
+  it('stops at once on SIGTERM during start-up, exit 0', async () => {
+    // Nothing listens on this endpoint: the agent waits for etcd until the signal.
+    const a = TestAgent.start({ args: ['--plugins', PLUGIN, '--etcd-endpoints', `http://127.0.0.1:${await freePort()}`] });
+    agents.push(a);
+    await a.waitFor('waiting for etcd');
+    const sent = Date.now();
+    expect(await a.stop('SIGTERM', 10_000)).to.equal(0);
+    expect(Date.now() - sent).to.be.below(5000);
+    expect(a.lines.map((l) => JSON.parse(l).msg)).to.include('signal during start-up');
   });
 
   it('goes healthy, degraded, dead after kill -9, its leases expiring', async () => {

@@ -99,6 +99,24 @@ describe('state layer (real etcd)', function () {
     expect(second.kvs).to.deep.equal([]);
   });
 
+  it('reads a prefix of many pages at one revision', async () => {
+    const s = layer();
+    const ops = Array.from({ length: 2500 }, (_, i) => ({ put: `p/${String(i).padStart(4, '0')}`, value: `v${i}` }));
+    for (let i = 0; i < ops.length; i += 100) await s.txn({ if: [], then: ops.slice(i, i + 100) });
+    const { revision } = await s.list('p/');
+    // Changes after R are not in a read at R, however many pages it takes.
+    await s.txn({ if: [], then: [{ put: 'p/9999', value: 'later' }, { delete: 'p/0000' }, { put: 'p/0001', value: 'changed' }] });
+    const snap = await s.list('p/', revision, 1000);
+    expect(snap.revision).to.equal(revision);
+    expect(snap.kvs).to.have.length(2500);
+    expect(snap.kvs[0]).to.include({ key: 'p/0000', value: 'v0' });
+    expect(snap.kvs[1]).to.include({ key: 'p/0001', value: 'v1' });
+    expect(new Set(snap.kvs.map((kv) => kv.key)).size).to.equal(2500);
+    const now = await s.list('p/', undefined, 333);
+    expect(now.kvs).to.have.length(2500);
+    expect(now.kvs.at(-1)).to.include({ key: 'p/9999', value: 'later' });
+  });
+
   it('rescans after a compacted revision and delivers the right deletes', async () => {
     for (let i = 0; i < 10; i++) await client.put(`${PREFIX}/k/${i}`).value(`v${i}`);
     const proxy = await CuttableProxy.start(etcd.clientPort);
