@@ -161,8 +161,14 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
       }
       const accepted = { ...pod, state: 'accepted' as const };
       const after = minus(free, req);
+      // The resource must exist and predate the inbox entry: a pod deleted and
+      // created again under the same name is a new pod, not this entry's.
       const r = await state.txn({
-        if: [{ key: podKey(name), createRevision: 0, op: '!=' }, { key: inboxKey(me, name), modRevision: entry.modRevision }],
+        if: [
+          { key: podKey(name), createRevision: 0, op: '!=' },
+          { key: podKey(name), createRevision: entry.modRevision + 1, op: '<' },
+          { key: inboxKey(me, name), modRevision: entry.modRevision },
+        ],
         then: [
           { delete: inboxKey(me, name) },
           { put: claimedKey(name), value: me, lease: 'alive' },
@@ -171,14 +177,20 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
           { put: limitsKey('memory', me), value: String(after.memory), lease: 'alive' },
         ],
       });
+      let claimRevision = r.revision;
       if (!r.succeeded) {
-        // The pod was deleted before its claim: nothing to run.
-        await dropInboxEntry(name, entry.modRevision);
-        log.info({ pod: name }, 'pod deleted before its claim');
-        return;
+        // An earlier attempt may have committed with its reply lost (the retry then finds the inbox entry gone).
+        const claimed = await state.get(claimedKey(name));
+        if (claimed?.value !== me || tasks.has(name)) {
+          // The pod was deleted (or created again) before its claim: nothing to run.
+          await dropInboxEntry(name, entry.modRevision);
+          log.info({ pod: name }, 'pod deleted before its claim');
+          return;
+        }
+        claimRevision = claimed.createRevision;
       }
       free = after;
-      const task = new PodTask(accepted, { state, runtime, log, node: me, domain, clusterAddress, hooks }).start();
+      const task = new PodTask(accepted, { state, runtime, log, node: me, domain, clusterAddress, hooks, claimRevision }).start();
       tasks.set(name, task);
       running.set(tasks.size);
       log.info({ pod: name, commits: describeAmount(req) }, 'pod claimed');
@@ -295,10 +307,13 @@ export const workerPlugin: Plugin = {
     const pollMs = Number(process.env.KITH_WORKER_POLL_MS ?? 1000);
     // Pod rules go in before a pod's containers start and out before it is removed; the chains live as long as the worker.
     const firewall = await NodeFirewall.start({ chain: ctx.config.iptablesChain ?? `KITH-${ctx.config.name}`.slice(0, 28), log: ctx.log });
+    const runtime = new PodmanRuntime({ node: ctx.config.name, log: ctx.log, pollMs: pollMs > 0 ? pollMs : 1000 });
     try {
-      const worker = await startWorker(ctx, new PodmanRuntime({ node: ctx.config.name, log: ctx.log, pollMs: pollMs > 0 ? pollMs : 1000 }), { hooks: firewall.hooks });
+      const worker = await startWorker(ctx, runtime, { hooks: firewall.hooks });
       return { stop: () => worker.stop().finally(() => firewall.stop()) };
     } catch (err) {
+      // Undo a partial start: the holder pod, then the chains.
+      await runtime.close().catch(() => undefined);
       await firewall.stop().catch(() => undefined);
       throw err;
     }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Pod } from '../../api/schemas.js';
+import { isTerminal, type Pod } from '../../api/schemas.js';
 import { podDnsKey, podKey } from '../pod-keys.js';
 import type { CreatePod, PodRuntime } from '../runtime/runtime.js';
 import type { StateLayer, Subscription } from '../state.js';
@@ -25,6 +25,8 @@ export interface PodTaskDeps {
   domain: string;
   clusterAddress: string;
   hooks: PodHooks;
+  /** The revision of the claim: a resource created after it is another pod of the same name. */
+  claimRevision: number;
 }
 
 /** Retries an etcd write a bounded number of times (about 30 s in all). */
@@ -47,9 +49,16 @@ export async function retrying<T>(what: string, log: Logger, fn: () => Promise<T
  * resource key from the moment it is claimed, so a delete at any point (also
  * between the claim and the start) kills it.
  */
+/**
+ * `deleted`: the resource is gone or is another pod's now; `superseded`: another
+ * writer ended it (the reaper's `dead`); both leave the resource's state alone.
+ * `stopping`: the worker stops, and writes `killed`.
+ */
+type KillReason = 'deleted' | 'superseded' | 'stopping';
+
 export class PodTask {
   private readonly ctrl = new AbortController();
-  private killReason: 'deleted' | 'stopping' | undefined;
+  private killReason: KillReason | undefined;
   /** The resource's create revision seen when following began: every write is guarded by it. */
   private createRevision: number | undefined;
   private sub: Subscription | undefined;
@@ -69,7 +78,7 @@ export class PodTask {
     return this.ctrl.signal.aborted;
   }
 
-  kill(reason: 'deleted' | 'stopping'): void {
+  kill(reason: KillReason): void {
     if (this.killed) return;
     this.killReason = reason;
     this.deps.log.info({ pod: this.pod.name, reason }, 'killing pod');
@@ -104,9 +113,14 @@ export class PodTask {
       [key],
       (ev) => {
         if (ev.key !== key) return;
-        if (ev.type === 'delete') this.kill('deleted');
-        else if (this.createRevision === undefined) this.createRevision = ev.createRevision;
-        else if (ev.createRevision !== this.createRevision) this.kill('deleted');
+        if (ev.type === 'delete') return this.kill('deleted');
+        if (this.createRevision === undefined) {
+          // Created after the claim: not the pod that was claimed.
+          if (ev.createRevision > this.deps.claimRevision) return this.kill('deleted');
+          this.createRevision = ev.createRevision;
+        } else if (ev.createRevision !== this.createRevision) return this.kill('deleted');
+        // This task writes only `running` while it follows the key: a final state is someone else's verdict.
+        if (isTerminal(stateOf(ev.value))) this.kill('superseded');
       },
       { name: `pod ${name}` },
     );
@@ -158,11 +172,19 @@ export class PodTask {
     }
     await runtime.removePod(this.runtimeName).catch((err) => log.error({ pod: name, err: (err as Error).message }, 'could not remove the pod'));
     await this.sub.close();
-    if (this.createRevision !== undefined && this.killReason !== 'deleted') {
+    if (this.createRevision !== undefined && this.killReason !== 'deleted' && this.killReason !== 'superseded') {
       await this.write(outcome, { error }).catch((err) => log.error({ pod: name, err: (err as Error).message }, 'could not write the final state'));
     }
     this.outcome = outcome;
     log.info({ pod: name, state: outcome, reason: this.killReason }, 'pod ended');
     return outcome;
+  }
+}
+
+function stateOf(value: string): string | undefined {
+  try {
+    return (JSON.parse(value) as { state?: string }).state;
+  } catch {
+    return undefined;
   }
 }

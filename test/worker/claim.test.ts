@@ -93,4 +93,53 @@ describe('worker claims (real etcd, simulated runtime)', function () {
     expect((await pod('c'))!.state).to.equal('running');
     expect((await t.state.get('pod/claimed/c'))?.value).to.equal('w');
   });
+
+  it('stops a pod another writer ended (the reaper\'s dead) and leaves that state alone', async () => {
+    await schedule('d', 50);
+    await waitUntil(async () => (await pod('d'))?.state === 'running', { what: 'd running' });
+    const kv = (await t.state.get('resource/pod/d'))!;
+    const dead = { ...JSON.parse(kv.value), state: 'dead', metadata: { ...JSON.parse(kv.value).metadata, reapedBy: 'r' } };
+    await t.state.txn({ if: [{ key: 'resource/pod/d', modRevision: kv.modRevision }], then: [{ put: 'resource/pod/d', value: JSON.stringify(dead) }] });
+    await waitUntil(async () => (await t.state.get('pod/claimed/d')) === undefined, { what: 'claim of d released' });
+    expect(await t.state.get('dns/d.pod.cluster.local.')).to.equal(undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await pod('d'))!.state).to.equal('dead');
+    expect((await pod('d'))!.metadata.reapedBy).to.equal('r');
+  });
+});
+
+describe('worker claims: a stale inbox entry (real etcd, simulated runtime)', function () {
+  this.timeout(30_000);
+  let etcd: TestEtcd;
+
+  before(async () => {
+    etcd = await TestEtcd.start();
+  });
+  after(async () => {
+    await etcd.stop();
+  });
+
+  it('does not claim a pod deleted and created again after the entry was written', async () => {
+    const t = await pluginContext(etcd, 'test', []);
+    const old = { name: 'e', type: 'pod', state: 'scheduled', metadata: { scheduledBy: 's', workedBy: 'w3' }, spec: { containers: [{ name: 'c', image: 'old' }] } };
+    // The scheduler placed `e` on w3 while w3 was down; then the user deleted and re-created it.
+    await t.state.put('resource/pod/e', JSON.stringify({ ...old, state: 'created', metadata: {} }));
+    await t.state.txn({ if: [], then: [{ put: 'resource/pod/e', value: JSON.stringify(old) }, { put: 'node.worker/inbox/w3/e', value: JSON.stringify(old) }] });
+    await t.state.delete('resource/pod/e');
+    const fresh = JSON.stringify({ ...old, state: 'created', metadata: {}, spec: { containers: [{ name: 'c', image: 'new' }] } });
+    await t.state.txn({ if: [], then: [{ put: 'resource/pod/e', value: fresh }, { put: 'pod/unscheduled/e', value: fresh }] });
+    const ctx = await pluginContext(etcd, 'w3', ['worker'], ['--cluster-cidr', '10.8.0.0/16']);
+    const worker = await startWorker(ctx, new SimulatedRuntime());
+    try {
+      await waitUntil(async () => (await t.state.list('node.worker/inbox/w3/')).kvs.length === 0, { what: 'stale entry dropped' });
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await t.state.get('resource/pod/e'))!.value).to.equal(fresh);
+      expect(await t.state.get('pod/claimed/e')).to.equal(undefined);
+      expect(await t.state.get('pod/unscheduled/e')).to.not.equal(undefined);
+    } finally {
+      await worker.stop();
+      await ctx.close();
+      await t.close();
+    }
+  });
 });
