@@ -111,7 +111,13 @@ class KeptLease {
         old.release();
         try {
           const id = await this.lease.grant();
-          await Promise.all([...this.keys].map(([k, v]) => this.client.put(k).value(v).lease(id).exec()));
+          // A key is put again only where it is still absent: one another node wrote since is theirs now.
+          await Promise.all(
+            [...this.keys].map(async ([k, v]) => {
+              const r = await this.client.if(k, 'Create', '==', 0).then(this.client.put(k).value(v).lease(id)).commit();
+              if (!r.succeeded) this.keys.delete(k);
+            }),
+          );
           this.log.info({ lease: this.name, id, keys: this.keys.size }, 'lease re-granted');
           return;
         } catch (err) {

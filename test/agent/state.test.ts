@@ -201,6 +201,24 @@ describe('state layer (real etcd)', function () {
     expect(byKey['lease/c']).to.equal('0');
   });
 
+  it('leaves a leased key alone on re-grant when another writer took it meanwhile', async () => {
+    const proxy = await CuttableProxy.start(etcd.clientPort);
+    proxies.push(proxy);
+    const s = layer(proxy.endpoint);
+    const oldId = await s.grantLease('alive', 3);
+    await s.put('taken/mine', 'mine', 'alive');
+    await s.put('taken/contested', 'mine', 'alive');
+    // Cut off, the lease is revoked and another writer takes one of its keys before the re-grant.
+    proxy.sever();
+    await (client as unknown as { leaseClient: { leaseRevoke(r: unknown): Promise<unknown> } }).leaseClient.leaseRevoke({ ID: oldId });
+    await client.put(`${PREFIX}/taken/contested`).value('theirs');
+    proxy.restore();
+    await waitUntil(async () => (await client.get(`${PREFIX}/taken/mine`).string()) === 'mine', { timeoutMs: 20_000, what: 'own key back' });
+    const contested = (await client.get(`${PREFIX}/taken/contested`).exec()).kvs[0]!;
+    expect(contested.value.toString()).to.equal('theirs');
+    expect(String(contested.lease)).to.equal('0');
+  });
+
   it('guards transactions by create and mod revisions', async () => {
     const s = layer();
     const created = await s.txn({ if: [{ key: 'g/x', createRevision: 0 }], then: [{ put: 'g/x', value: '1' }] });
