@@ -30,10 +30,13 @@ export function kithVersion(): string {
 /** How long startup waits for the first scan of etcd before serving without it. */
 const SYNC_WAIT_MS = 20_000;
 
-/** The `dns.special` alias key of this node, when it has a role with an address pods can reach. */
-export function membershipKey(ctx: Pick<PluginContext, 'config' | 'node'>): string | undefined {
+/**
+ * The `dns.special` alias key of this node, when it has a role with an address
+ * pods can reach and this server listens on that address.
+ */
+export function membershipKey(ctx: Pick<PluginContext, 'config' | 'node'>, listen: HostPort[]): string | undefined {
   const { node, config } = ctx;
-  if (!node.clusterAddress) return undefined;
+  if (!node.clusterAddress || !listen.some((l) => l.host === node.clusterAddress)) return undefined;
   const ns = node.roles.has('worker') ? 'worker' : node.roles.has('api') ? 'api' : undefined;
   if (!ns) return undefined;
   const d = config.clusterDomain;
@@ -95,7 +98,7 @@ export const dnsPlugin: Plugin = {
     // Join dns.special only once the zone is whole, so that pods are never sent to a server that
     // still answers SERVFAIL. Startup waits for that, but not for ever: an etcd that cannot be
     // scanned must not keep the agent from starting (or from stopping).
-    const member = membershipKey(ctx);
+    const member = membershipKey(ctx, listen);
     let stopped = false;
     const joined = sub.synced.then(async () => {
       if (!member || stopped) return;
