@@ -28,8 +28,18 @@ async function loadPlugins(config: AgentConfig, explicit: boolean): Promise<Plug
   return out;
 }
 
+/**
+ * Every unary etcd call has a deadline, so an etcd that stops answering never
+ * stalls the agent (etcd3 tries a call up to three times: about 10 s in all).
+ */
+export const ETCD_CALL_DEADLINE_MS = 3000;
+
 async function connect(endpoints: string[], log: Logger): Promise<Etcd3> {
-  const client = new Etcd3({ hosts: endpoints, dialTimeout: 2000 });
+  const client = new Etcd3({
+    hosts: endpoints,
+    dialTimeout: 2000,
+    defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + ETCD_CALL_DEADLINE_MS }),
+  });
   const deadline = Date.now() + 15_000;
   for (;;) {
     try {
@@ -83,20 +93,25 @@ export async function runAgent(argv: string[]): Promise<number> {
   /** Node resources this start created; removed again if start-up fails, so a failed start writes nothing. */
   let createdResources: string[] = [];
 
+  const bounded = async (p: Promise<void> | undefined, what: string) => {
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ETCD_CALL_DEADLINE_MS)));
+    try {
+      if ((await Promise.race([p, limit])) === 'timeout') log.warn(`${what} timed out`);
+    } catch (err) {
+      log.warn({ err }, `${what} failed`);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
   const shutdown = (signal: string) => {
     stopping ??= (async () => {
       log.info({ signal }, 'shutting down');
-      try {
-        await state?.revokeLease('healthy');
-      } catch (err) {
-        log.warn({ err }, 'revoking the healthy lease failed');
-      }
+      // Each etcd step of the drain is bounded: with etcd gone, the leases expire on their own.
+      await bounded(state?.revokeLease('healthy'), 'revoking the healthy lease');
       await host.stop();
-      try {
-        await state?.revokeLease('alive');
-      } catch (err) {
-        log.warn({ err }, 'revoking the alive lease failed');
-      }
+      await bounded(state?.revokeLease('alive'), 'revoking the alive lease');
       await state?.close();
       client?.close();
       await embedded?.stop();

@@ -73,6 +73,8 @@ class KeptLease {
   private readonly keys = new Map<string, string>();
   private closed = false;
   private regranting: Promise<void> | undefined;
+  /** The id of the lease last granted, whose keys a re-grant moves to the new one. */
+  private grantedId: string | undefined;
 
   constructor(
     private readonly client: Etcd3,
@@ -97,7 +99,8 @@ class KeptLease {
 
   async id(): Promise<string> {
     if (this.regranting) await this.regranting;
-    return this.lease.grant();
+    this.grantedId = await this.lease.grant();
+    return this.grantedId;
   }
 
   /** Re-grants until it succeeds or the lease is closed; bounded back-off. */
@@ -107,15 +110,21 @@ class KeptLease {
       let delay = 200;
       while (!this.closed) {
         const old = this.lease;
+        const oldId = this.grantedId;
         this.lease = this.open();
         old.release();
         try {
           const id = await this.lease.grant();
-          // A key is put again only where it is still absent: one another node wrote since is theirs now.
+          this.grantedId = id;
+          // A key is put again where it is still on the old lease (etcd may not have removed it yet)
+          // or absent; one another writer put since is theirs now.
           await Promise.all(
             [...this.keys].map(async ([k, v]) => {
-              const r = await this.client.if(k, 'Create', '==', 0).then(this.client.put(k).value(v).lease(id)).commit();
-              if (!r.succeeded) this.keys.delete(k);
+              const put = () => this.client.put(k).value(v).lease(id);
+              const onOld = oldId ? await this.client.if(k, 'Lease', '==', oldId).then(put()).commit() : { succeeded: false };
+              if (onOld.succeeded) return;
+              const absent = await this.client.if(k, 'Create', '==', 0).then(put()).commit();
+              if (!absent.succeeded) this.keys.delete(k);
             }),
           );
           this.log.info({ lease: this.name, id, keys: this.keys.size }, 'lease re-granted');

@@ -91,6 +91,29 @@ describe('kith agent process', function () {
     expect(a.lines.map((l) => JSON.parse(l).msg)).to.include('signal during start-up');
   });
 
+  it('exits 2 in one line when etcd does not answer at start-up', async () => {
+    etcd.pause();
+    try {
+      const a = start('--plugins', PLUGIN, '--name', 'impatient');
+      const code = await Promise.race([a.exited, new Promise((r) => setTimeout(() => r('stalled'), 40_000))]);
+      expect(code).to.equal(2);
+      expect(a.stderr.trim()).to.match(/^kith agent: --etcd-endpoints '[^']+': etcd is not reachable/);
+    } finally {
+      etcd.resume();
+    }
+  });
+
+  it('drains and exits 0 on SIGTERM even when etcd stops answering', async () => {
+    const a = start('--plugins', PLUGIN, '--name', 'stranded');
+    await a.ready();
+    etcd.pause();
+    try {
+      expect(await a.stop('SIGTERM', 40_000)).to.equal(0);
+    } finally {
+      etcd.resume();
+    }
+  });
+
   it('goes healthy, degraded, dead after kill -9, its leases expiring', async () => {
     const a = start('--plugins', PLUGIN, '--name', 'doomed', '--healthy-ttl', '2', '--alive-ttl', '5');
     await a.ready();

@@ -35,6 +35,26 @@ describe('api: readiness and start-up', function () {
     }
   });
 
+  it('answers every request within bounded time while etcd is frozen, and recovers', async () => {
+    const h = await ApiHarness.start();
+    try {
+      h.etcd.pause();
+      for (const [method, path, body] of [['GET', '/resources/pod'], ['POST', '/resources', { name: 'frozen', type: 'widget', spec: {} }], ['GET', '/readyz']] as const) {
+        const t0 = Date.now();
+        const r = await h.request(method, path, body);
+        expect(r.status, `${method} ${path}`).to.be.at.least(500);
+        expect(r.type).to.match(/^application\/problem\+json/);
+        expect(Date.now() - t0, `${method} ${path}`).to.be.below(15_000);
+      }
+      h.etcd.resume();
+      await h.until(async () => (await h.request('GET', '/readyz')).status === 200, 20_000);
+      expect((await h.request('GET', '/resources/widget')).status).to.equal(200);
+    } finally {
+      h.etcd.resume();
+      await h.stop();
+    }
+  });
+
   it('exits 2 with one line naming --api-listen when a port is in use, leaving no listener and nothing in etcd', async () => {
     const etcd = await TestEtcd.start();
     const holder: Server = createServer();

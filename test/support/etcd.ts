@@ -67,10 +67,20 @@ export class TestEtcd {
   async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const p = this.proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    p.kill('SIGCONT');
     const exited = new Promise((r) => p.once('exit', r));
     p.kill(signal);
     await Promise.race([exited, sleep(5000).then(() => p.kill('SIGKILL'))]);
     await exited;
+  }
+
+  /** Freezes etcd (SIGSTOP): it holds its connections and answers nothing until `resume()`. */
+  pause(): void {
+    this.proc?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.proc?.kill('SIGCONT');
   }
 
   async restart(): Promise<void> {
