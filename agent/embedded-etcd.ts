@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,21 +19,67 @@ function portBusy(port: number): Promise<boolean> {
   });
 }
 
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 /** The single-member etcd the agent owns when no `--etcd-endpoints` is given. */
 export class EmbeddedEtcd {
   private proc: ChildProcess | undefined;
+  private stopping = false;
+  private restarts = 0;
 
   constructor(
     private readonly dataDir: string,
     private readonly log: Logger,
   ) {}
 
+  private get pidFile(): string {
+    return join(this.dataDir, 'etcd.pid');
+  }
+
+  /** An etcd this data dir's agent left running when it was killed: stop it, it is ours. */
+  private async stopLeftover(): Promise<void> {
+    let pid: number;
+    try {
+      pid = Number(readFileSync(this.pidFile, 'utf8').trim());
+    } catch {
+      return;
+    }
+    let cmdline = '';
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      /* gone */
+    }
+    if (pid > 1 && cmdline.includes('etcd') && cmdline.includes(join(this.dataDir, 'etcd'))) {
+      this.log.warn({ pid }, 'stopping the embedded etcd a killed agent left running');
+      process.kill(pid, 'SIGTERM');
+      for (let i = 0; i < 100 && alive(pid); i++) await sleep(100);
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 50 && alive(pid); i++) await sleep(100);
+    }
+    rmSync(this.pidFile, { force: true });
+  }
+
   async start(): Promise<string> {
+    await this.stopLeftover();
     for (const port of [2379, 2380]) {
       if (await portBusy(port)) {
         throw new StartupError(`embedded etcd: port 127.0.0.1:${port} is in use; stop what holds it or pass --etcd-endpoints`);
       }
     }
+    const url = await this.launch();
+    this.log.info({ dataDir: join(this.dataDir, 'etcd'), endpoint: url }, 'embedded etcd ready');
+    return url;
+  }
+
+  private async launch(): Promise<string> {
     const dir = join(this.dataDir, 'etcd');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const proc = spawn(
@@ -64,6 +110,8 @@ export class EmbeddedEtcd {
           : `embedded etcd: ${spawned.message}`,
       );
     }
+    // Written at once, so that an agent killed even while etcd starts leaves a trace of it.
+    writeFileSync(this.pidFile, `${proc.pid}\n`);
     const client = new Etcd3({ hosts: EMBEDDED_CLIENT_URL, dialTimeout: 500 });
     try {
       for (let i = 0; i < 300; i++) {
@@ -73,7 +121,7 @@ export class EmbeddedEtcd {
         }
         try {
           await client.get('kith-health').exec();
-          this.log.info({ dataDir: dir, endpoint: EMBEDDED_CLIENT_URL }, 'embedded etcd ready');
+          proc.once('exit', (code, signal) => this.exitedUnexpectedly(code, signal));
           return EMBEDDED_CLIENT_URL;
         } catch {
           await sleep(100);
@@ -88,7 +136,22 @@ export class EmbeddedEtcd {
     }
   }
 
+  /** etcd died under the agent: start it again (its clients reconnect), a bounded number of times. */
+  private exitedUnexpectedly(code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.stopping) return;
+    this.restarts++;
+    this.log.error({ code, signal, restarts: this.restarts }, 'embedded etcd exited; starting it again');
+    if (this.restarts > 5) {
+      this.log.fatal('embedded etcd keeps exiting; giving up: the agent runs without etcd until it is restarted');
+      return;
+    }
+    setTimeout(() => {
+      if (!this.stopping) this.launch().catch((err) => this.log.error({ err: (err as Error).message }, 'embedded etcd restart failed'));
+    }, 1000 * this.restarts).unref();
+  }
+
   async stop(): Promise<void> {
+    this.stopping = true;
     const p = this.proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
     const exited = new Promise((r) => p.once('exit', r));
@@ -96,5 +159,6 @@ export class EmbeddedEtcd {
     const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
     await exited;
     clearTimeout(t);
+    rmSync(this.pidFile, { force: true });
   }
 }

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -150,6 +151,33 @@ describe('kith agent process', function () {
     }
     expect(await a.stop('SIGTERM')).to.equal(0);
     expect(await portBusy(2379)).to.equal(false);
+  });
+
+  it('stops the embedded etcd a killed agent left running, and starts again', async function () {
+    if (await portBusy(2379)) this.skip();
+    const dataDir = mkdtempSync(join(tmpdir(), 'kith-embedded-'));
+    try {
+      const first = TestAgent.start({ args: ['--plugins', PLUGIN, '--name', 'phoenix', '--data-dir', dataDir] });
+      agents.push(first);
+      await first.ready();
+      first.proc.kill('SIGKILL');
+      await first.exited;
+      expect(await portBusy(2379)).to.equal(true); // its etcd lives on
+      const second = TestAgent.start({ args: ['--plugins', PLUGIN, '--name', 'phoenix-two', '--data-dir', dataDir] });
+      agents.push(second);
+      await second.ready();
+      expect(second.lines.some((l) => JSON.parse(l).msg === 'stopping the embedded etcd a killed agent left running')).to.equal(true);
+      expect(await second.stop('SIGTERM')).to.equal(0);
+      expect(await portBusy(2379)).to.equal(false);
+    } finally {
+      // Whatever happened above, no etcd of this test outlives it.
+      try {
+        process.kill(Number(readFileSync(join(dataDir, 'etcd.pid'), 'utf8')), 'SIGKILL');
+      } catch {
+        /* none left */
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('says so in one line and exits 2 when the etcd binary is missing', async () => {
