@@ -3,12 +3,13 @@
  * (both on loopback, free ports), driven by dnsperf.
  *
  * Prints: each server's queries/s at full load (median of interleaved rounds),
- * kith/nsd, kith's latency percentiles at a fixed 20,000 queries/s, and lost
- * queries. Asserts nothing.
+ * kith/nsd, both servers' latency percentiles at a fixed 20,000 queries/s
+ * (interleaved rounds; with BENCH_PIN=1 then again with dnsperf and the
+ * servers on different CPUs), and lost queries. Asserts nothing.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
@@ -21,6 +22,9 @@ const PODS = 9_000;
 const ALIASES = 1_000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+const FIXED_ROUNDS = Number(process.env.BENCH_FIXED_ROUNDS ?? 3);
+const FIXED_SECONDS = 10;
+const PIN = process.env.BENCH_PIN === '1';
 
 const podAddress = (i: number) => `10.244.${(i >> 8) & 255}.${i & 255}`;
 
@@ -33,8 +37,9 @@ interface PerfResult {
   latencies?: number[];
 }
 
-async function dnsperf(port: number, file: string, args: string[], verbose = false): Promise<PerfResult> {
-  const r = await execa('dnsperf', ['-s', '127.0.0.1', '-p', String(port), '-d', file, ...args, ...(verbose ? ['-v'] : [])], {
+async function dnsperf(port: number, file: string, args: string[], verbose = false, cpu?: number): Promise<PerfResult> {
+  const argv = ['-s', '127.0.0.1', '-p', String(port), '-d', file, ...args, ...(verbose ? ['-v'] : [])];
+  const r = await execa(cpu === undefined ? 'dnsperf' : 'taskset', cpu === undefined ? argv : ['-c', String(cpu), 'dnsperf', ...argv], {
     reject: false,
     timeout: 120_000,
     maxBuffer: 512 * 1024 * 1024,
@@ -57,6 +62,35 @@ async function dnsperf(port: number, file: string, args: string[], verbose = fal
     }
   }
   return res;
+}
+
+/** Fixed-rate runs of one server: counts summed, latencies pooled, and each round's p99. */
+class Fixed {
+  sent = 0;
+  completed = 0;
+  lost = 0;
+  readonly lat: number[] = [];
+  readonly p99s: number[] = [];
+
+  add(r: PerfResult): void {
+    this.sent += r.sent;
+    this.completed += r.completed;
+    this.lost += r.lost;
+    const l = r.latencies!.sort((a, b) => a - b);
+    this.p99s.push(pct(l, 99));
+    for (const v of l) this.lat.push(v);
+  }
+
+  toString(): string {
+    const l = this.lat.sort((a, b) => a - b);
+    const rounds = this.p99s.map((v) => v.toFixed(2)).join(', ');
+    return `${this.completed}/${this.sent} answered, lost ${this.lost}; latency ms p50 ${pct(l, 50).toFixed(3)} p99 ${pct(l, 99).toFixed(3)} p99.9 ${pct(l, 99.9).toFixed(3)} max ${l[l.length - 1]?.toFixed(3)}; p99 per round ${rounds}`;
+  }
+}
+
+/** Every thread of these processes onto one CPU (taskset, util-linux). */
+async function pin(pids: number[], cpu: number): Promise<void> {
+  for (const pid of pids) await execa('taskset', ['-a', '-p', '-c', String(cpu), String(pid)]);
 }
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
@@ -174,11 +208,27 @@ zone:
     // Each round's two runs are back to back, so their ratio is the least disturbed by other load.
     const ratios = kith.map((k, i) => k.qps / ref[i]!.qps);
 
-    // ---- fixed rate: 20,000 q/s ----
-    const fixed = await dnsperf(kport, queries, ['-l', '10', '-Q', '20000'], true);
-    const lat = fixed.latencies!.sort((a, b) => a - b);
-    const nfixed = await dnsperf(nport, queries, ['-l', '10', '-Q', '20000'], true);
-    const nlat = nfixed.latencies!.sort((a, b) => a - b);
+    // ---- fixed rate: 20,000 q/s, interleaved rounds ----
+    // With BENCH_PIN=1, then the same with the load generator kept off the servers' CPU (taskset): on a
+    // 2-core machine dnsperf's threads otherwise share the CPUs with the server under test. Pinned, a
+    // server cannot move away from other load either, so this is for an otherwise idle machine.
+    const fixedRun = async (cpu?: number): Promise<{ k: Fixed; n: Fixed }> => {
+      const k = new Fixed();
+      const n = new Fixed();
+      for (let r = 0; r < FIXED_ROUNDS; r++) {
+        k.add(await dnsperf(kport, queries, ['-l', String(FIXED_SECONDS), '-Q', '20000'], true, cpu));
+        n.add(await dnsperf(nport, queries, ['-l', String(FIXED_SECONDS), '-Q', '20000'], true, cpu));
+      }
+      return { k, n };
+    };
+    const shared = await fixedRun();
+    const cpus = availableParallelism();
+    let pinned: { k: Fixed; n: Fixed } | undefined;
+    if (PIN && cpus >= 2) {
+      const nsdPids = (await execa('pgrep', ['-f', join(dir, 'nsd.conf')])).stdout.trim().split('\n').map(Number);
+      await pin([agent.pid, ...nsdPids], cpus - 1);
+      pinned = await fixedRun(0);
+    }
     const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
     console.log('');
@@ -186,9 +236,14 @@ zone:
     console.log(`full load (dnsperf -l ${SECONDS}, median of ${ROUNDS} interleaved rounds):`);
     console.log(`  kith ${kq.toFixed(0)} q/s, nsd ${nq.toFixed(0)} q/s; kith/nsd per round: median ${median(ratios).toFixed(2)}, min ${Math.min(...ratios).toFixed(2)}, max ${Math.max(...ratios).toFixed(2)}`);
     console.log(`  lost: kith ${kith.reduce((s, x) => s + x.lost, 0)}, nsd ${ref.reduce((s, x) => s + x.lost, 0)}`);
-    console.log(`fixed 20,000 q/s for 10 s (dnsperf -Q 20000 -v):`);
-    console.log(`  kith: ${fixed.completed}/${fixed.sent} answered, lost ${fixed.lost}; latency ms p50 ${pct(lat, 50).toFixed(3)} p99 ${pct(lat, 99).toFixed(3)} p99.9 ${pct(lat, 99.9).toFixed(3)} max ${lat[lat.length - 1]?.toFixed(3)}`);
-    console.log(`  nsd:  ${nfixed.completed}/${nfixed.sent} answered, lost ${nfixed.lost}; latency ms p50 ${pct(nlat, 50).toFixed(3)} p99 ${pct(nlat, 99).toFixed(3)} p99.9 ${pct(nlat, 99.9).toFixed(3)} max ${nlat[nlat.length - 1]?.toFixed(3)}`);
+    console.log(`fixed 20,000 q/s (dnsperf -Q 20000 -l ${FIXED_SECONDS} -v, ${FIXED_ROUNDS} interleaved rounds; percentiles over all rounds' queries):`);
+    console.log(`  kith: ${shared.k}`);
+    console.log(`  nsd:  ${shared.n}`);
+    if (pinned) {
+      console.log(`the same with dnsperf on CPU 0 and each server on CPU ${cpus - 1} (taskset):`);
+      console.log(`  kith: ${pinned.k}`);
+      console.log(`  nsd:  ${pinned.n}`);
+    }
     console.log(`kith agent RSS after the runs: ${rss.toFixed(0)} MB`);
   } finally {
     if (nsd && nsd.exitCode === null) {
