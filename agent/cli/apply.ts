@@ -54,6 +54,15 @@ export function samePod(m: Manifest, stored: unknown): boolean {
   const mine = podSpec.safeParse(m.spec);
   const theirs = podSpec.safeParse(s.spec);
   if (!mine.success || !theirs.success || canonical(mine.data) !== canonical(theirs.data)) return false;
-  const meta = (m.metadata ?? {}) as Record<string, unknown>;
-  return Object.entries(meta).every(([k, v]) => s.metadata?.[k] === v);
+  // Keys kith writes itself are not what the user asks for: an export of a running pod still matches.
+  return Object.entries(withoutSystemKeys(m.metadata)).every(([k, v]) => s.metadata?.[k] === v);
+}
+
+/** Metadata without the keys kith writes (an exported pod applied anew starts from scratch). */
+export function withoutSystemKeys(metadata: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries((metadata ?? {}) as Record<string, string>)) {
+    if (!['scheduledBy', 'workedBy', 'reapedBy', 'error'].includes(k)) out[k] = v;
+  }
+  return out;
 }

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { parseDomainName } from '../../api/namespace.js';
 import { NODE_TYPES } from '../../api/schemas.js';
 import { generateName } from '../names.js';
-import { DocumentError, manifests, samePod } from './apply.js';
+import { DocumentError, manifests, samePod, withoutSystemKeys } from './apply.js';
 import { ApiClient, ApiError } from './http.js';
 import { podFromRun, UsageError, waitOutcome } from './run.js';
 import { data, resourceTable, table, type Format } from './table.js';
@@ -162,6 +162,20 @@ const COMMANDS: Record<string, Command> = {
       for (const m of items) {
         const id = `${m.type}/${m.name}`;
         try {
+          if (m.type === 'pod' && m.state !== undefined && m.state !== 'created') {
+            // A pod as `kith get -o yaml` shows it: unchanged if it still runs as written, else created anew.
+            const existing = await io.api.request('GET', seg('resources', 'pod', m.name)).catch((err: unknown) => {
+              if (err instanceof ApiError && err.status === 404) return undefined;
+              throw err;
+            });
+            if (existing && samePod(m, existing.body)) {
+              results.push(existing.body);
+              if (io.format === 'table') io.out(`${id} unchanged\n`);
+              continue;
+            }
+            // Absent: created anew; different: the usual path answers that pods cannot be modified.
+            Object.assign(m, { state: 'created', metadata: withoutSystemKeys(m.metadata) });
+          }
           try {
             const { body } = await io.api.request('POST', '/resources', m);
             results.push(body);
@@ -203,7 +217,8 @@ const COMMANDS: Record<string, Command> = {
         const { body } = await io.api.request('GET', seg('resources', type));
         all.push(...(body as unknown[]));
       }
-      show(io, t!, all);
+      const types = resourceTypes(t!);
+      show(io, types.length === 1 ? types[0]! : t!, all);
       return 0;
     },
   },

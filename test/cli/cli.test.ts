@@ -202,6 +202,29 @@ spec:
     expect([r.code, oneLine(r)]).to.deep.equal([1, 'kith: pod/applied: Pod resources cannot be modified via the API.']);
   });
 
+  it('apply takes back a pod it exported: unchanged while it exists, created anew once deleted', async () => {
+    let r = await kith([...api, 'run', '--name', 'exported', 'localhost/kith/busybox']);
+    expect(r.code, r.stderr).to.equal(0);
+    r = await kith([...api, 'get', 'pod', 'exported', '-o', 'yaml']);
+    // As a running pod would be exported: its state and the metadata kith wrote.
+    const file = join(dir, 'exported.yaml');
+    writeFileSync(file, r.stdout.replace(/^state: created$/m, 'state: running').replace(/^metadata: \{\}$/m, 'metadata:\n  workedBy: w1'));
+    r = await kith([...api, 'apply', '-f', file]);
+    expect([r.code, r.stdout], r.stderr).to.deep.equal([0, 'pod/exported unchanged\n']);
+    await kith([...api, 'delete', 'pod', 'exported']);
+    r = await kith([...api, 'apply', '-f', file]);
+    expect([r.code, r.stdout], r.stderr).to.deep.equal([0, 'pod/exported created\n']);
+    const stored = (await h.request('GET', '/resources/pod/exported')).body;
+    expect([stored.state, stored.metadata]).to.deep.equal(['created', {}]);
+  });
+
+  it('list takes plural and short type names and shows their own columns', async () => {
+    await kith([...api, 'apply', '-f', '-'], { input: JSON.stringify({ name: 'listed', type: 'replicaset', spec: { replicas: 0, template: { spec: { containers: [] } } } }) });
+    const [pods, rs] = await Promise.all([kith([...api, 'list', 'pods']), kith([...api, 'list', 'rs'])]);
+    expect(pods.stdout.split('\n')[0]).to.match(/^NAME\s+STATE\s+WORKER\s+IMAGE\s+REPLICASET$/);
+    expect(rs.stdout.split('\n')[0]).to.match(/^NAME\s+REPLICAS\s+LIVE\s+RUNNING\s+STATE$/);
+  });
+
   it('apply reads JSON from stdin, several resources at once, and reports bad documents', async () => {
     const docs = JSON.stringify([{ name: 'cfg', type: 'config', spec: { a: 1 } }, { name: 'cfg2', type: 'config', spec: { b: 2 } }]);
     const [r, noName, yaml, missing, bad] = await Promise.all([
