@@ -129,6 +129,8 @@ export async function runAgent(argv: string[]): Promise<number> {
   });
 
   const startup = async () => {
+    // A busy port fails the start before anything is written (not after the worker claimed a subnet).
+    await host.preflight(config);
     mkdirSync(config.dataDir, { recursive: true });
     let endpoints = config.etcdEndpoints;
     if (!endpoints || endpoints.length === 0) {

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { AgentConfig } from './config.js';
 import { PLUGIN_NAMES, type Plugin, type PluginContext, type RunningPlugin } from './plugin.js';
 
 /** Starts plugins in the contract's order and stops them in reverse. */
@@ -13,6 +14,11 @@ export class PluginHost {
 
   static ordered(plugins: Plugin[]): Plugin[] {
     return [...plugins].sort((a, b) => PLUGIN_NAMES.indexOf(a.name) - PLUGIN_NAMES.indexOf(b.name));
+  }
+
+  /** Every plugin's early checks, before anything is written. */
+  async preflight(config: AgentConfig): Promise<void> {
+    for (const plugin of PluginHost.ordered(this.plugins)) await plugin.preflight?.(config);
   }
 
   async start(ctx: PluginContext): Promise<void> {

@@ -38,5 +38,10 @@ export interface Plugin {
   readonly name: PluginName;
   /** The node type this plugin registers, if any. */
   readonly role?: Role;
+  /**
+   * Checks, before the agent writes anything to etcd, what can be checked
+   * early (that its ports are free); throws a StartupError naming the flag.
+   */
+  preflight?(config: AgentConfig): Promise<void>;
   start(ctx: PluginContext): Promise<RunningPlugin>;
 }

@@ -2,7 +2,7 @@ import { createServer, STATUS_CODES, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Koa from 'koa';
 import type { Logger } from 'pino';
-import type { HostPort } from '../agent/config.js';
+import type { AgentConfig, HostPort } from '../agent/config.js';
 import { StartupError } from '../agent/embedded-etcd.js';
 import { heartbeatKey, nodeResourceKey } from '../agent/node.js';
 import type { Plugin, PluginContext } from '../agent/plugin.js';
@@ -17,10 +17,10 @@ const PROBE_TIMEOUT_MS = 1000;
 /** How long stopping waits to delete each DNS record it published. */
 const STOP_DELETE_TIMEOUT_MS = 2000;
 
-function listenAddresses(ctx: PluginContext): HostPort[] {
-  if (ctx.config.apiListen && ctx.config.apiListen.length > 0) return ctx.config.apiListen;
+function listenAddresses(config: AgentConfig, clusterAddress: string | undefined): HostPort[] {
+  if (config.apiListen && config.apiListen.length > 0) return config.apiListen;
   const out: HostPort[] = [{ host: '127.0.0.1', port: 8080 }];
-  if (ctx.node.clusterAddress) out.push({ host: ctx.node.clusterAddress, port: 80 });
+  if (clusterAddress) out.push({ host: clusterAddress, port: 80 });
   return out;
 }
 
@@ -128,6 +128,14 @@ export function createApp(deps: {
 export const apiPlugin: Plugin = {
   name: 'api',
   role: 'api',
+  async preflight(config) {
+    // Bound and released at once; the worker's gateway address does not exist yet, so only what the flags name.
+    for (const addr of listenAddresses(config, config.clusterAddress)) {
+      const probe = createServer();
+      await listen(probe, addr);
+      await close(probe);
+    }
+  },
   async start(ctx) {
     const { state, log, node } = ctx;
     const domain = ctx.config.clusterDomain;
@@ -173,7 +181,7 @@ export const apiPlugin: Plugin = {
     // This node's name and its membership of api.special, on the alive lease (SPEC §4).
     const published: string[] = [];
     try {
-      for (const addr of listenAddresses(ctx)) {
+      for (const addr of listenAddresses(ctx.config, ctx.node.clusterAddress)) {
         const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, requireHostHeader: false }, app.callback());
         server.on('clientError', onClientError);
         servers.push(server);

@@ -6,7 +6,7 @@ import type { Plugin, PluginContext, RunningPlugin } from '../agent/plugin.js';
 import type { StateEvent } from '../agent/state.js';
 import { Forwarder, parseCidr, resolvConfUpstreams, type Cidr, type Upstream } from './forward.js';
 import { DnsMetrics } from './metrics.js';
-import { DnsServer, ListenError, type HostPort } from './server.js';
+import { DnsServer, ListenError, probeListen, type HostPort } from './server.js';
 import { ALIAS_VALUE, Zone } from './zone.js';
 
 /** The kith version, from the package.json above this file (source tree or dist/). */
@@ -45,6 +45,10 @@ export function membershipKey(ctx: Pick<PluginContext, 'config' | 'node'>, liste
 
 export const dnsPlugin: Plugin = {
   name: 'dns',
+  async preflight(config) {
+    // The worker's gateway address does not exist yet: only what the flags name.
+    await probeListen(config.dnsListen ?? [{ host: '127.0.0.1', port: 53 }, ...(config.clusterAddress ? [{ host: config.clusterAddress, port: 53 }] : [])]);
+  },
   async start(ctx: PluginContext): Promise<RunningPlugin> {
     const { config, node, state, log } = ctx;
     const listen: HostPort[] = config.dnsListen ?? [

@@ -1,9 +1,10 @@
-import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
-import type { Socket as TcpSocket } from 'node:net';
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import { createServer as createTcpServer, type Socket as TcpSocket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
 import dns2 from 'dns2';
 import type { Logger } from 'pino';
+import { StartupError } from '../agent/embedded-etcd.js';
 import { answer, refused, servfail, TYPE, type Query } from './answer.js';
 import { AnswerCache, fastKey, questionName, signature, type FastKey, type Revalidator } from './fastpath.js';
 import { isLoopback, mayRecurse, type Cidr, type Forwarder } from './forward.js';
@@ -40,7 +41,29 @@ export interface ServerOptions {
   maxTcpConnections?: number;
 }
 
-export class ListenError extends Error {}
+export class ListenError extends StartupError {}
+
+/** Binds and releases UDP and TCP on each address: a busy or foreign address fails here, before the agent writes anything. */
+export async function probeListen(addresses: HostPort[]): Promise<void> {
+  for (const hp of addresses) {
+    const udp = createSocket('udp4');
+    try {
+      await raceListen(udp, () => udp.bind(hp.port, hp.host), hp, 'UDP');
+    } finally {
+      try {
+        udp.close();
+      } catch {
+        /* never bound */
+      }
+    }
+    const tcp = createTcpServer();
+    try {
+      await raceListen(tcp, () => tcp.listen(hp.port, hp.host), hp, 'TCP');
+    } finally {
+      if (tcp.listening) tcp.close();
+    }
+  }
+}
 
 function listenError(err: NodeJS.ErrnoException, hp: HostPort, proto: string): ListenError {
   const where = `--dns-listen ${hp.host}:${hp.port}`;

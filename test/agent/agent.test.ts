@@ -58,6 +58,24 @@ describe('kith agent process', function () {
     expect(await keys()).to.deep.equal([]);
   });
 
+  it('refuses a busy port before anything is written, even on a worker host', async () => {
+    const holder = createServer();
+    const busy = await freePort();
+    await new Promise<void>((r) => holder.listen(busy, '127.0.0.1', r));
+    const network = `kt-pre-${Math.random().toString(36).slice(2, 8)}`;
+    try {
+      const a = start('--plugins', 'worker,dns,api', '--name', 'preflight', '--pod-network', network, '--dns-listen', `127.0.0.1:${await freePort()}`, '--api-listen', `127.0.0.1:${busy}`);
+      expect(await a.exited).to.equal(2);
+      expect(a.stderr.trim().split('\n')).to.have.length(1);
+      expect(a.stderr).to.match(new RegExp(`^kith agent: --api-listen 127\\.0\\.0\\.1:${busy}: the port is in use`));
+      // No node, no subnet claim, no pod network: the worker never started.
+      expect(await keys()).to.deep.equal([]);
+      expect(execFileSync('podman', ['network', 'ls', '--format', '{{.Name}}'], { encoding: 'utf8' }).split('\n')).to.not.include(network);
+    } finally {
+      holder.close();
+    }
+  });
+
   it('registers the node atomically and refuses a second live node of the same name', async () => {
     const a = start('--plugins', PLUGIN, '--name', 'twin');
     await a.ready();

@@ -44,10 +44,11 @@ describe('api: readiness and start-up', function () {
         const r = await h.request(method, path, body);
         expect(r.status, `${method} ${path}`).to.be.at.least(500);
         expect(r.type).to.match(/^application\/problem\+json/);
-        expect(Date.now() - t0, `${method} ${path}`).to.be.below(15_000);
+        // etcd3 tries a call three times with a 3 s deadline each: bounded, never a hang.
+        expect(Date.now() - t0, `${method} ${path}`).to.be.below(25_000);
       }
       h.etcd.resume();
-      await h.until(async () => (await h.request('GET', '/readyz')).status === 200, 20_000);
+      await h.until(async () => (await h.request('GET', '/readyz')).status === 200, 30_000);
       expect((await h.request('GET', '/resources/widget')).status).to.equal(200);
     } finally {
       h.etcd.resume();
