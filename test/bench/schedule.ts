@@ -29,6 +29,20 @@ import { TestEtcd } from '../support/etcd.js';
 import { TestLan } from '../support/hosts.js';
 import { testLog } from '../support/log.js';
 import { freePort } from '../support/ports.js';
+import { createPod } from '../scheduler/context.js';
+
+/** Writes `count` pods as `POST /resources` does, 64 transactions in flight. */
+async function writePods(state: StateLayer, count: number): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (next < count) {
+        const name = `p-${next++}`;
+        await createPod(state, { name, spec: { containers: [{ name: 'c', image: IMAGE }] } });
+      }
+    }),
+  );
+}
 
 const PODMAN_PODS = Number(process.env.BENCH_PODMAN_PODS ?? 30);
 const SIM_PODS = Number(process.env.BENCH_SIM_PODS ?? 10_000);
@@ -172,19 +186,7 @@ async function simulatedBench(): Promise<void> {
     console.log(`${SIM_WORKERS} simulated workers up in ${ms(performance.now() - t0)}`);
 
     const c0 = performance.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 64 }, async () => {
-        while (next < SIM_PODS) {
-          const name = `p-${next++}`;
-          const value = JSON.stringify({ name, type: 'pod', state: 'created', metadata: {}, spec: { containers: [{ name: 'c', image: IMAGE }] } });
-          await own.txn({
-            if: [{ key: `resource/pod/${name}`, createRevision: 0 }],
-            then: [{ put: `resource/pod/${name}`, value }, { put: `pod/unscheduled/${name}`, value }],
-          });
-        }
-      }),
-    );
+    await writePods(own, SIM_PODS);
     console.log(`${SIM_PODS} pods written (resource + unscheduled marker per transaction) in ${ms(performance.now() - c0)}`);
 
     const t = stateTimes(own);
@@ -239,19 +241,7 @@ async function schedulerOnlyBench(): Promise<void> {
         ],
       });
     }
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 64 }, async () => {
-        while (next < SIM_PODS) {
-          const name = `p-${next++}`;
-          const value = JSON.stringify({ name, type: 'pod', state: 'created', metadata: {}, spec: { containers: [{ name: 'c', image: IMAGE }] } });
-          await own.txn({
-            if: [{ key: `resource/pod/${name}`, createRevision: 0 }],
-            then: [{ put: `resource/pod/${name}`, value }, { put: `pod/unscheduled/${name}`, value }],
-          });
-        }
-      }),
-    );
+    await writePods(own, SIM_PODS);
     const t = stateTimes(own);
     await t.sub.synced;
     const start = performance.now();
