@@ -6,16 +6,10 @@ import { TestAgent } from '../support/agent.js';
 import { TestEtcd } from '../support/etcd.js';
 import { freePort } from '../support/ports.js';
 import { buildQuery, dig, parse, tcpAsk, udpAsk, until } from './client.js';
+import { TYPE } from '../../dns/answer.js';
 import { StubUpstream } from './stub.js';
 
-const A = 1;
-const NS = 2;
-const SOA = 6;
-const TXT = 16;
-const SRV = 33;
-const AAAA = 28;
-const AXFR = 252;
-const ANY = 255;
+const { A, NS, SOA, TXT, SRV, AAAA, AXFR, ANY }: Record<keyof typeof TYPE, number> = TYPE;
 
 describe('dns plugin against a real agent and etcd', function () {
   this.timeout(60_000);
