@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,10 +19,23 @@ export class TestEtcd {
 
   static async start(): Promise<TestEtcd> {
     const e = new TestEtcd();
-    e.clientPort = await freePort();
-    e.peerPort = await freePort();
-    await e.launch();
-    return e;
+    // Another process on the machine may bind a port between our probe and
+    // etcd's bind; such a start is retried on fresh ports, a bounded number of times.
+    for (let attempt = 1; ; attempt++) {
+      e.clientPort = await freePort();
+      e.peerPort = await freePort();
+      try {
+        await e.launch();
+        return e;
+      } catch (err) {
+        if (attempt >= 3 || !/address already in use/.test(String(err))) {
+          rmSync(e.dataDir, { recursive: true, force: true });
+          throw err;
+        }
+        rmSync(e.dataDir, { recursive: true, force: true });
+        mkdirSync(e.dataDir, { mode: 0o700 });
+      }
+    }
   }
 
   async launch(): Promise<void> {
