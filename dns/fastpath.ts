@@ -137,7 +137,7 @@ export class AnswerCache {
   constructor(private readonly maxEntries = 50_000) {}
 
   /** The cached answer for this query, ready to send; undefined on a miss or when it does not fit. */
-  lookup(query: Buffer, k: FastKey, generation: number, check?: Revalidator): { bytes: Buffer; rcode: number } | undefined {
+  lookup(query: Buffer, k: FastKey, generation: number, check?: Revalidator): { bytes: Buffer; rcode: number; template: Buffer } | undefined {
     const e = this.entries.get(k.hash);
     if (!e || e.qtype !== k.qtype || e.qclass !== k.qclass || e.edns !== k.edns || e.name.length !== k.nameEnd - HEADER) return undefined;
     const name = e.name;
@@ -159,21 +159,22 @@ export class AnswerCache {
     out[3] = (out[3]! & 0xef) | (query[3]! & 0x10);
     query.copy(out, HEADER, HEADER, k.nameEnd);
     this.hits++;
-    return { bytes: out, rcode: e.rcode };
+    return { bytes: out, rcode: e.rcode, template: e.bytes };
   }
 
-  /** Remembers a response produced by the full path for a query with this key. */
-  store(query: Buffer, k: FastKey, response: Buffer, generation: number, sig: string): void {
+  /** Remembers a response produced by the full path for a query with this key; false when it cannot be replayed. */
+  store(query: Buffer, k: FastKey, response: Buffer, generation: number, sig: string): boolean {
     // Only responses whose question sits where the query's did, the same bytes but for case.
-    if (response.length < k.nameEnd + 4 || response[2]! & 0x02) return;
+    if (response.length < k.nameEnd + 4 || response[2]! & 0x02) return false;
     const name = Buffer.allocUnsafe(k.nameEnd - HEADER);
     for (let i = 0; i < name.length; i++) {
       name[i] = lower(query[HEADER + i]!);
-      if (lower(response[HEADER + i]!) !== name[i]) return;
+      if (lower(response[HEADER + i]!) !== name[i]) return false;
     }
     if (this.entries.size >= this.maxEntries) this.entries.clear();
     const rcode = response[3]! & 0x0f;
     this.entries.set(k.hash, { name, qtype: k.qtype, qclass: k.qclass, edns: k.edns, generation, sig, bytes: Buffer.from(response), rcode });
+    return true;
   }
 
   get size(): number {

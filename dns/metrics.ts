@@ -1,5 +1,6 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Forwarder } from './forward.js';
+import type { NativeStats } from './native.js';
 import type { Zone } from './zone.js';
 
 /**
@@ -29,7 +30,9 @@ export class DnsMetrics {
       labelNames: ['type', 'rcode'],
       registers,
       collect() {
-        for (const [k, n] of counts) {
+        const all = new Map(counts);
+        for (const [k, n] of self.native()?.counts ?? []) all.set(k, (all.get(k) ?? 0) + n);
+        for (const [k, n] of all) {
           const d = n - (flushed.get(k) ?? 0);
           if (d <= 0) continue;
           flushed.set(k, n);
@@ -49,14 +52,16 @@ export class DnsMetrics {
       reset() {},
       async get() {
         const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
+        const n = self.native();
         let acc = 0;
         for (let i = 0; i < BUCKETS.length; i++) {
-          acc += self.buckets[i]!;
+          acc += self.buckets[i]! + (n?.buckets[i] ?? 0);
           values.push({ metricName: `${name}_bucket`, labels: { le: BUCKETS[i]! }, value: acc });
         }
-        values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: self.count });
-        values.push({ metricName: `${name}_sum`, labels: {}, value: self.sum });
-        values.push({ metricName: `${name}_count`, labels: {}, value: self.count });
+        const count = self.count + (n?.count ?? 0);
+        values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: count });
+        values.push({ metricName: `${name}_sum`, labels: {}, value: self.sum + (n?.sum ?? 0) });
+        values.push({ metricName: `${name}_count`, labels: {}, value: count });
         return { name, help, type: 'histogram', values, aggregator: 'sum' };
       },
     } as never);
@@ -107,6 +112,9 @@ export class DnsMetrics {
 
   /** Packets dropped unanswered (QR=1, source port 0, undecodable), read at scrape time. */
   dropped: () => number = () => 0;
+
+  /** What the native UDP engine answered on its own thread, read at scrape time. */
+  native: () => NativeStats | undefined = () => undefined;
 
   /** One answered query. */
   observe(qtype: number, rcode: number, seconds: number): void {

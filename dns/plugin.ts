@@ -75,8 +75,9 @@ export const dnsPlugin: Plugin = {
     const metrics = new DnsMetrics(ctx.metrics, zone, forwarder);
     const observe = metrics.observe.bind(metrics);
 
-    const server = new DnsServer({ listen, zone, forwarder, recurseNets, log, observe });
+    const server = new DnsServer({ listen, zone, forwarder, recurseNets, log, observe, udpEngine: config.dnsUdpEngine });
     metrics.dropped = () => server.dropped;
+    metrics.native = () => server.nativeStats();
     try {
       await server.start();
     } catch (err) {

@@ -1,4 +1,4 @@
-import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import { createSocket, type RemoteInfo } from 'node:dgram';
 import { createServer as createTcpServer, type Socket as TcpSocket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
@@ -8,6 +8,7 @@ import { StartupError } from '../agent/embedded-etcd.js';
 import { answer, refused, servfail, TYPE, type Query } from './answer.js';
 import { AnswerCache, fastKey, questionName, signature, type FastKey, type Revalidator } from './fastpath.js';
 import { isLoopback, mayRecurse, type Cidr, type Forwarder } from './forward.js';
+import { loadNativeUdp, type EngineHandle, type NativeStats, type NativeUdp } from './native.js';
 import { encodeResponse, encodeTransfer, HEADER, parseQuery, queryFromPacket, sizeLimit } from './wire.js';
 import type { Zone } from './zone.js';
 
@@ -15,13 +16,18 @@ const { UDPServer, TCPServer } = dns2;
 type Packet = InstanceType<typeof dns2.Packet>;
 
 /**
- * The sockets: dns2's UDP and TCP servers on every listen address. UDP
- * datagrams go through the fast path (precomputed answers) first and through
- * dns2's decoder otherwise; TCP uses dns2's pipelining reader. The dns2
- * defects of MACHINE.md are handled here: datagrams from source port 0 are
- * dropped before anything answers them, and a failed bind (which dns2's
- * listen() never reports) is raced against the socket's 'error' event.
+ * The sockets: UDP and TCP on every listen address. UDP datagrams go through
+ * the fast path (precomputed answers) first and through dns2's decoder
+ * otherwise; TCP uses dns2's pipelining reader. UDP is read by one of two
+ * engines: the native one (dns/native.ts), which replays the fast path's
+ * answers on a thread of its own and hands everything else to this server,
+ * or dns2's UDP server (node:dgram), where this server sees every datagram.
+ * The dns2 defects of MACHINE.md are handled here: datagrams from source
+ * port 0 are dropped before anything answers them, and a failed bind (which
+ * dns2's listen() never reports) is raced against the socket's 'error' event.
  */
+
+export type UdpEngine = 'auto' | 'native' | 'node';
 
 export interface HostPort {
   host: string;
@@ -39,7 +45,17 @@ export interface ServerOptions {
   observe?: (qtype: number, rcode: number, seconds: number) => void;
   tcpIdleMs?: number;
   maxTcpConnections?: number;
+  /** `native` refuses to start without the native engine; `auto` (the default) falls back to node:dgram. */
+  udpEngine?: UdpEngine;
 }
+
+/** Where a UDP reply goes out, and the native engine behind it, if any. */
+interface UdpOut {
+  send(bytes: Buffer, port: number, address: string): void;
+  engine?: EngineHandle;
+}
+
+const SOCKET_BUFFER = 4 * 1024 * 1024;
 
 export class ListenError extends StartupError {}
 
@@ -95,15 +111,6 @@ function raceListen(emitter: NodeJS.EventEmitter, listen: () => unknown, hp: Hos
   });
 }
 
-/** Sends a reply; a socket closed under it (at shutdown) is not an error worth more than the lost reply. */
-function send(sock: UdpSocket, bytes: Buffer, rinfo: RemoteInfo): void {
-  try {
-    sock.send(bytes, rinfo.port, rinfo.address);
-  } catch {
-    /* socket closed */
-  }
-}
-
 function literalLookup(address: string, _family: unknown, cb: (err: null, address: string, family: number) => void): void {
   cb(null, address, 4);
 }
@@ -111,34 +118,47 @@ function literalLookup(address: string, _family: unknown, cb: (err: null, addres
 export class DnsServer implements Revalidator {
   readonly fast = new AnswerCache();
   private readonly udp: InstanceType<typeof UDPServer>[] = [];
+  private readonly engines: EngineHandle[] = [];
+  private native: NativeUdp | undefined;
+  private unsubscribe: (() => void) | undefined;
+  /** Which UDP engine answers: decided in start(). */
+  udpEngine: 'native' | 'node' = 'node';
   private readonly tcp: InstanceType<typeof TCPServer>[] = [];
   private readonly connections = new Set<TcpSocket>();
-  /** Packets dropped unanswered (QR=1, source port 0, undecodable). */
-  dropped = 0;
+  private droppedHere = 0;
+
+  /** Packets dropped unanswered (QR=1, source port 0, undecodable, or more than the native engine's queue holds). */
+  get dropped(): number {
+    const n = this.nativeStats();
+    return this.droppedHere + (n ? n.dropped + n.overflow : 0);
+  }
 
   constructor(private readonly opts: ServerOptions) {}
 
   async start(): Promise<void> {
+    const want = this.opts.udpEngine ?? 'auto';
+    if (want !== 'node') {
+      const { udp, error } = loadNativeUdp();
+      if (udp) this.native = udp;
+      else if (want === 'native') throw new ListenError(`--dns-udp-engine native: the native UDP engine cannot be loaded: ${error}`);
+      else this.opts.log.warn({ reason: error }, 'dns: native UDP engine unavailable, UDP is read through node:dgram');
+    }
+    this.udpEngine = this.native ? 'native' : 'node';
+    if (this.native) {
+      const native = this.native;
+      const push = () => {
+        for (const e of this.engines) native.setGeneration(e, this.opts.zone.generation >>> 0);
+      };
+      this.unsubscribe = this.opts.zone.onGeneration(push);
+    }
     try {
       for (const hp of this.opts.listen) {
-        // Replies go to the literal address the query came from: a synchronous lookup spares dgram its
-        // dns.lookup round through process.nextTick on every send.
-        const u = new UDPServer({ type: { type: 'udp4', lookup: literalLookup } } as never);
-        u.removeAllListeners('message');
-        u.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.onUdp(u, msg, rinfo));
-        this.udp.push(u);
-        await raceListen(u, () => u.listen(hp.port, hp.host), hp, 'UDP');
-        u.on('error', (err) => this.opts.log.warn({ err: err.message }, 'dns udp socket error'));
-        try {
-          u.setRecvBufferSize(4 * 1024 * 1024);
-          u.setSendBufferSize(4 * 1024 * 1024);
-        } catch {
-          /* the kernel's limits apply */
-        }
+        if (this.native) this.listenNative(this.native, hp);
+        else await this.listenNode(hp);
         const t = new TCPServer({ idleTimeout: this.opts.tcpIdleMs ?? 10_000 } as never);
         t.maxConnections = this.opts.maxTcpConnections ?? 256;
         t.on('request', (packet: Packet, send: (b: Buffer) => void, client: TcpSocket) => this.onTcp(packet, send, client));
-        t.on('requestError', () => this.dropped++);
+        t.on('requestError', () => this.droppedHere++);
         t.on('connection', (c: TcpSocket) => {
           this.connections.add(c);
           c.once('close', () => this.connections.delete(c));
@@ -146,12 +166,75 @@ export class DnsServer implements Revalidator {
         this.tcp.push(t);
         await raceListen(t, () => t.listen(hp.port, hp.host), hp, 'TCP');
         t.on('error', (err) => this.opts.log.warn({ err: err.message }, 'dns tcp server error'));
-        this.opts.log.info({ address: `${hp.host}:${hp.port}` }, 'dns listening (udp, tcp)');
+        this.opts.log.info({ address: `${hp.host}:${hp.port}`, udp: this.udpEngine }, 'dns listening (udp, tcp)');
       }
     } catch (err) {
       await this.stop();
       throw err;
     }
+  }
+
+  private listenNative(native: NativeUdp, hp: HostPort): void {
+    let engine: EngineHandle;
+    try {
+      engine = native.open(hp.host, hp.port, SOCKET_BUFFER);
+    } catch (err) {
+      throw listenError(err as NodeJS.ErrnoException, hp, 'UDP');
+    }
+    this.engines.push(engine);
+    native.setGeneration(engine, this.opts.zone.generation >>> 0);
+    const out: UdpOut = {
+      engine,
+      send: (bytes, port, address) => {
+        try {
+          native.send(engine, bytes, address, port);
+        } catch {
+          /* closed at shutdown */
+        }
+      },
+    };
+    native.start(engine, (msg, address, port) => this.onUdp(out, msg, address, port), 16384);
+  }
+
+  private async listenNode(hp: HostPort): Promise<void> {
+    // Replies go to the literal address the query came from: a synchronous lookup spares dgram its
+    // dns.lookup round through process.nextTick on every send.
+    const u = new UDPServer({ type: { type: 'udp4', lookup: literalLookup } } as never);
+    u.removeAllListeners('message');
+    const out: UdpOut = {
+      send: (bytes, port, address) => {
+        try {
+          u.send(bytes, port, address);
+        } catch {
+          /* socket closed */
+        }
+      },
+    };
+    u.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.onUdp(out, msg, rinfo.address, rinfo.port));
+    this.udp.push(u);
+    await raceListen(u, () => u.listen(hp.port, hp.host), hp, 'UDP');
+    u.on('error', (err) => this.opts.log.warn({ err: err.message }, 'dns udp socket error'));
+    try {
+      u.setRecvBufferSize(SOCKET_BUFFER);
+      u.setSendBufferSize(SOCKET_BUFFER);
+    } catch {
+      /* the kernel's limits apply */
+    }
+  }
+
+  /** What the native engines answered and dropped, summed; undefined on node:dgram. */
+  nativeStats(): NativeStats | undefined {
+    if (!this.native || this.engines.length === 0) return undefined;
+    const sum: NativeStats = { counts: [], buckets: [], sum: 0, count: 0, hits: 0, misses: 0, dropped: 0, overflow: 0, entries: 0 };
+    const counts = new Map<number, number>();
+    for (const e of this.engines) {
+      const st = this.native.stats(e);
+      for (const [k, n] of st.counts) counts.set(k, (counts.get(k) ?? 0) + n);
+      st.buckets.forEach((n, i) => (sum.buckets[i] = (sum.buckets[i] ?? 0) + n));
+      for (const f of ['sum', 'count', 'hits', 'misses', 'dropped', 'overflow', 'entries'] as const) sum[f] += st[f];
+    }
+    sum.counts = [...counts];
+    return sum;
   }
 
   /** A stale precomputed answer still holds when the zone answers the same query the same way. */
@@ -177,35 +260,38 @@ export class DnsServer implements Revalidator {
     return this.opts.forwarder.enabled;
   }
 
-  private onUdp(sock: UdpSocket, msg: Buffer, rinfo: RemoteInfo): void {
+  private onUdp(out: UdpOut, msg: Buffer, address: string, port: number): void {
     // dns2 would crash replying to port 0; and QR=1 is never answered (no reflection loops).
-    if (rinfo.port === 0 || msg.length < HEADER || msg[2]! & 0x80) {
-      this.dropped++;
+    if (port === 0 || msg.length < HEADER || msg[2]! & 0x80) {
+      this.droppedHere++;
       return;
     }
     const t0 = performance.now();
     const k = fastKey(msg);
+    const generation = this.opts.zone.generation;
     if (k) {
-      const hit = this.fast.lookup(msg, k, this.opts.zone.generation, this);
+      const hit = this.fast.lookup(msg, k, generation, this);
       if (hit) {
-        send(sock, hit.bytes, rinfo);
+        out.send(hit.bytes, port, address);
+        // The native engine missed it (new to it, or stale there): from now on it answers this query itself.
+        if (out.engine) this.native!.store(out.engine, msg, hit.template, generation >>> 0, hit.rcode);
         this.opts.observe?.(k.qtype, hit.rcode, (performance.now() - t0) / 1000);
         return;
       }
     }
-    const q = parseQuery(msg, 'udp', isLoopback(rinfo.address));
+    const q = parseQuery(msg, 'udp', isLoopback(address));
     if (!q) {
-      this.dropped++;
+      this.droppedHere++;
       return;
     }
     const reply = (bytes: Buffer) => {
-      send(sock, bytes, rinfo);
+      out.send(bytes, port, address);
       this.opts.observe?.(q.question?.type ?? 0, bytes.length >= 4 ? bytes[3]! & 0x0f : 0, (performance.now() - t0) / 1000);
     };
     try {
-      const out = this.handle(q, rinfo.address, k, msg);
-      if (out instanceof Promise) out.then((b) => b.forEach(reply), () => this.dropped++);
-      else out.forEach(reply);
+      const res = this.handle(q, address, k, msg, out.engine);
+      if (res instanceof Promise) res.then((b) => b.forEach(reply), () => this.droppedHere++);
+      else res.forEach(reply);
     } catch (err) {
       this.opts.log.warn({ err }, 'dns query failed');
     }
@@ -217,7 +303,7 @@ export class DnsServer implements Revalidator {
       const q = queryFromPacket(packet, 'tcp', isLoopback(client.remoteAddress ?? ''));
       if (q.qr) {
         // Never answered; the idle timeout closes a connection that sends only these.
-        this.dropped++;
+        this.droppedHere++;
         return;
       }
       const write = async (bufs: Buffer[]) => {
@@ -234,11 +320,11 @@ export class DnsServer implements Revalidator {
         this.opts.observe?.(q.question?.type ?? 0, last.length >= 4 ? last[3]! & 0x0f : 0, (performance.now() - t0) / 1000);
       };
       if (q.question?.type === TYPE.AXFR && q.qdcount === 1) {
-        void this.transfer(q, client.remoteAddress ?? '', client, write).catch(() => this.dropped++);
+        void this.transfer(q, client.remoteAddress ?? '', client, write).catch(() => this.droppedHere++);
         return;
       }
       const out = this.handle(q, client.remoteAddress ?? '', undefined);
-      if (out instanceof Promise) void out.then(write, () => this.dropped++);
+      if (out instanceof Promise) void out.then(write, () => this.droppedHere++);
       else void write(out);
     } catch (err) {
       this.opts.log.warn({ err }, 'dns tcp query failed');
@@ -266,7 +352,7 @@ export class DnsServer implements Revalidator {
   }
 
   /** The full path: decode, answer or forward or refuse, encode. */
-  private handle(q: Query, address: string, k: FastKey | undefined, raw?: Buffer): Buffer[] | Promise<Buffer[]> {
+  private handle(q: Query, address: string, k: FastKey | undefined, raw?: Buffer, engine?: EngineHandle): Buffer[] | Promise<Buffer[]> {
     const { zone, forwarder } = this.opts;
     const ra = { recursionAvailable: this.recursionAvailable };
     const out = answer(zone, q, ra);
@@ -274,7 +360,9 @@ export class DnsServer implements Revalidator {
     const limit = sizeLimit(q);
     if (out.kind === 'reply') {
       const bytes = encodeResponse(out.response, limit);
-      if (out.cacheable && k && raw && q.transport === 'udp') this.fast.store(raw, k, bytes, zone.generation, signature(out.response));
+      if (out.cacheable && k && raw && q.transport === 'udp' && this.fast.store(raw, k, bytes, zone.generation, signature(out.response)) && engine) {
+        this.native!.store(engine, raw, bytes, zone.generation >>> 0, bytes[3]! & 0x0f);
+      }
       return [bytes];
     }
     if (!q.rd || !forwarder.enabled || !mayRecurse(address, this.opts.recurseNets)) return [encodeResponse(refused(q, ra), limit)];
@@ -282,6 +370,10 @@ export class DnsServer implements Revalidator {
   }
 
   async stop(): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    for (const e of this.engines) this.native?.close(e);
+    this.engines.length = 0;
     for (const c of this.connections) c.destroy();
     await Promise.all([
       ...this.udp.map((u) => new Promise<void>((r) => {

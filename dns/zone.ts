@@ -101,6 +101,13 @@ export class Zone {
   readonly soa: Soa;
   /** Bumped by every event that changed something: answers cached under an older generation are stale. */
   generation = 0;
+  private readonly generationListeners = new Set<(generation: number) => void>();
+
+  /** Calls `fn` after every change of `generation`; returns the unsubscribe. */
+  onGeneration(fn: (generation: number) => void): () => void {
+    this.generationListeners.add(fn);
+    return () => this.generationListeners.delete(fn);
+  }
   /** False until the state layer's first scan has been applied: answers are SERVFAIL meanwhile. */
   synced = true;
   /** Events ignored because their key or value was malformed. */
@@ -339,6 +346,7 @@ export class Zone {
   /** A name's data changed: drop the memoised answers that looked at it (and only those). */
   private changed(name: string): void {
     this.generation++;
+    for (const fn of this.generationListeners) fn(this.generation);
     const deps = this.dependents.get(name);
     if (!deps) return;
     for (const y of [...deps]) this.dropMemo(y);
