@@ -14,10 +14,12 @@ packages=(
   iptables:iptables dig:dnsutils busybox:busybox-static ip:iproute2
   nsenter:util-linux nsd:nsd dnsperf:dnsperf
   # the DNS tests send a datagram from source port 0 through a raw socket
-  python3:python3-minimal
+  python3:python3
   /usr/lib/podman/netavark:netavark
   # podman builds its pod infra (pause) image from catatonit; no registry to pull one from.
   catatonit:catatonit
+  # node-gyp builds the DNS plugin's native UDP engine (dns/native/udp.cc) with these.
+  g++:g++ make:make
 )
 missing=()
 for entry in "${packages[@]}"; do
@@ -69,6 +71,12 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+# The native UDP engine: npm ci builds it; rebuilt here when its source is newer.
+native=build/Release/kith_udp.node
+if [ ! -f "$native" ] || [ dns/native/udp.cc -nt "$native" ] || [ binding.gyp -nt "$native" ]; then
+  log "building the native UDP engine"
+  bash scripts/build-native.sh
 fi
 log "build"
 npx tsc -p tsconfig.json

@@ -23,6 +23,7 @@ describe('agent config', () => {
       dataDir: '/var/lib/kith',
       clusterDomain: 'cluster.local',
       dnsTtl: 5,
+      dnsUdpEngine: 'auto',
       podNetwork: 'kith',
       clusterCidr: '10.244.0.0/16',
       podCpuLimit: 1,
@@ -66,6 +67,7 @@ describe('agent config', () => {
     expect(error(['--plugins', 'dns,bogus'])).to.match(/^--plugins /);
     expect(error(['--dns-ttl', 'soon'])).to.match(/^--dns-ttl 'soon'/);
     expect(error(['--dns-listen', '127.0.0.1'])).to.match(/^--dns-listen /);
+    expect(error(['--dns-udp-engine', 'fast'])).to.match(/^--dns-udp-engine 'fast'/);
     expect(error(['--etcd-endpoints', 'not a url'])).to.match(/^--etcd-endpoints /);
     expect(error(['--cluster-cidr', '10.0.0.0/33'])).to.match(/^--cluster-cidr /);
     expect(error(['--healthy-ttl', '10', '--alive-ttl', '5'])).to.match(/^--alive-ttl /);

@@ -78,7 +78,7 @@ describe('dns fuzz: random and mutated packets over UDP and TCP', function () {
     await client.put('/kith/dns/svc.shop.cluster.local./web.pod.cluster.local.').value('alias').exec();
     await client.put('/kith/resource/pod/web').value(JSON.stringify({ name: 'web', metadata: {}, spec: { ports: [{ container: 80, name: 'http' }] } })).exec();
     agent = TestAgent.start({
-      args: ['--name', `fuzz-${randomBytes(3).toString('hex')}`, '--plugins', 'dns', '--etcd-endpoints', etcd.endpoint, '--dns-listen', `127.0.0.1:${port}`, '--upstream-dns', `${stub.host}:${stub.port}`],
+      args: ['--name', `fuzz-${randomBytes(3).toString('hex')}`, '--plugins', 'dns', '--etcd-endpoints', etcd.endpoint, '--dns-listen', `127.0.0.1:${port}`, '--upstream-dns', `${stub.host}:${stub.port}`, '--dns-udp-engine', 'native'],
     });
     await agent.ready();
     await until(async () => (await udpAsk(port, buildQuery('web.pod.cluster.local', 1), 300)) !== undefined, 20_000, 50);

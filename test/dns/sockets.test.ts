@@ -7,78 +7,81 @@ import { freePort } from '../support/ports.js';
 import { testLog } from '../support/log.js';
 import { buildQuery, parse, tcpAsk, udpAsk } from './client.js';
 
-/** The socket shell on its own: TCP idle timeout, connection cap, bind failures. */
-describe('dns sockets', () => {
-  const zone = new Zone({ domain: 'cluster.local', ttl: 5, nodeName: 'n', version: '1' });
-  zone.apply({ type: 'put', key: 'dns/web.pod.cluster.local.', value: '10.244.1.5', createRevision: 1, modRevision: 1 });
-  let server: DnsServer;
-  let port: number;
-  const forwarder = new Forwarder({ upstreams: [] });
+/** The socket shell on its own, on each UDP engine: TCP idle timeout, connection cap, bind failures. */
+for (const udpEngine of ['native', 'node'] as const) {
+  describe(`dns sockets (UDP engine ${udpEngine})`, () => {
+    const zone = new Zone({ domain: 'cluster.local', ttl: 5, nodeName: 'n', version: '1' });
+    zone.apply({ type: 'put', key: 'dns/web.pod.cluster.local.', value: '10.244.1.5', createRevision: 1, modRevision: 1 });
+    let server: DnsServer;
+    let port: number;
+    const forwarder = new Forwarder({ upstreams: [] });
 
-  before(async () => {
-    port = await freePort();
-    server = new DnsServer({ listen: [{ host: '127.0.0.1', port }], zone, forwarder, recurseNets: [], log: testLog, tcpIdleMs: 300, maxTcpConnections: 2 });
-    await server.start();
-  });
-
-  after(async () => {
-    await server?.stop();
-    forwarder.close();
-  });
-
-  const open = () =>
-    new Promise<Socket>((resolve, reject) => {
-      const s = connect({ host: '127.0.0.1', port }, () => resolve(s));
-      s.on('error', reject);
-    });
-  const closed = (s: Socket, ms: number) =>
-    new Promise<boolean>((resolve) => {
-      if (s.destroyed || s.readableEnded) return resolve(true);
-      const t = setTimeout(() => resolve(false), ms);
-      s.once('close', () => (clearTimeout(t), resolve(true)));
-      s.once('end', () => (clearTimeout(t), resolve(true)));
-      s.resume();
+    before(async () => {
+      port = await freePort();
+      server = new DnsServer({ listen: [{ host: '127.0.0.1', port }], zone, forwarder, recurseNets: [], log: testLog, tcpIdleMs: 300, maxTcpConnections: 2, udpEngine });
+      await server.start();
+      expect(server.udpEngine).to.equal(udpEngine);
     });
 
-  it('answers over UDP and TCP', async () => {
-    expect(parse((await udpAsk(port, buildQuery('web.pod.cluster.local', 1)))!).answers[0]!.address).to.equal('10.244.1.5');
-    expect(parse((await tcpAsk(port, [buildQuery('web.pod.cluster.local', 1)]))[0]!).answers[0]!.address).to.equal('10.244.1.5');
-  });
+    after(async () => {
+      await server?.stop();
+      forwarder.close();
+    });
 
-  it('closes an idle TCP connection after the idle timeout', async () => {
-    const s = await open();
-    try {
-      expect(await closed(s, 100)).to.equal(false);
-      expect(await closed(s, 2000)).to.equal(true);
-    } finally {
-      s.destroy();
-    }
-  });
+    const open = () =>
+      new Promise<Socket>((resolve, reject) => {
+        const s = connect({ host: '127.0.0.1', port }, () => resolve(s));
+        s.on('error', reject);
+      });
+    const closed = (s: Socket, ms: number) =>
+      new Promise<boolean>((resolve) => {
+        if (s.destroyed || s.readableEnded) return resolve(true);
+        const t = setTimeout(() => resolve(false), ms);
+        s.once('close', () => (clearTimeout(t), resolve(true)));
+        s.once('end', () => (clearTimeout(t), resolve(true)));
+        s.resume();
+      });
 
-  it('caps TCP connections and serves again once one closes', async () => {
-    const a = await open();
-    const b = await open();
-    try {
-      const c = await open();
-      expect(await closed(c, 150)).to.equal(true); // well before the 300 ms idle timeout
-      c.destroy();
-    } finally {
-      a.destroy();
-      b.destroy();
-    }
-    await new Promise((r) => setTimeout(r, 50));
-    expect(await tcpAsk(port, [buildQuery('web.pod.cluster.local', 1)])).to.have.length(1);
-  });
+    it('answers over UDP and TCP', async () => {
+      expect(parse((await udpAsk(port, buildQuery('web.pod.cluster.local', 1)))!).answers[0]!.address).to.equal('10.244.1.5');
+      expect(parse((await tcpAsk(port, [buildQuery('web.pod.cluster.local', 1)]))[0]!).answers[0]!.address).to.equal('10.244.1.5');
+    });
 
-  it('turns a busy port or a foreign address into a ListenError naming --dns-listen', async () => {
-    const busy = new DnsServer({ listen: [{ host: '127.0.0.1', port }], zone, forwarder, recurseNets: [], log: testLog });
-    let err: unknown;
-    await busy.start().catch((e) => (err = e));
-    expect(err).to.be.instanceOf(ListenError);
-    expect((err as Error).message).to.equal(`--dns-listen 127.0.0.1:${port}: UDP port ${port} is in use on 127.0.0.1; stop what holds it or pick another address`);
-    const foreign = new DnsServer({ listen: [{ host: '192.0.2.77', port }], zone, forwarder, recurseNets: [], log: testLog });
-    err = undefined;
-    await foreign.start().catch((e) => (err = e));
-    expect((err as Error).message).to.equal(`--dns-listen 192.0.2.77:${port}: 192.0.2.77 is not an address of this host`);
+    it('closes an idle TCP connection after the idle timeout', async () => {
+      const s = await open();
+      try {
+        expect(await closed(s, 100)).to.equal(false);
+        expect(await closed(s, 2000)).to.equal(true);
+      } finally {
+        s.destroy();
+      }
+    });
+
+    it('caps TCP connections and serves again once one closes', async () => {
+      const a = await open();
+      const b = await open();
+      try {
+        const c = await open();
+        expect(await closed(c, 150)).to.equal(true); // well before the 300 ms idle timeout
+        c.destroy();
+      } finally {
+        a.destroy();
+        b.destroy();
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await tcpAsk(port, [buildQuery('web.pod.cluster.local', 1)])).to.have.length(1);
+    });
+
+    it('turns a busy port or a foreign address into a ListenError naming --dns-listen', async () => {
+      const busy = new DnsServer({ listen: [{ host: '127.0.0.1', port }], zone, forwarder, recurseNets: [], log: testLog, udpEngine });
+      let err: unknown;
+      await busy.start().catch((e) => (err = e));
+      expect(err).to.be.instanceOf(ListenError);
+      expect((err as Error).message).to.equal(`--dns-listen 127.0.0.1:${port}: UDP port ${port} is in use on 127.0.0.1; stop what holds it or pick another address`);
+      const foreign = new DnsServer({ listen: [{ host: '192.0.2.77', port }], zone, forwarder, recurseNets: [], log: testLog, udpEngine });
+      err = undefined;
+      await foreign.start().catch((e) => (err = e));
+      expect((err as Error).message).to.equal(`--dns-listen 192.0.2.77:${port}: 192.0.2.77 is not an address of this host`);
+    });
   });
-});
+}
