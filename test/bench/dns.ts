@@ -1,11 +1,15 @@
 /**
  * `npm run bench -- dns`: the same 10,000-name zone served by kith and by nsd
- * (both on loopback, free ports), driven by dnsperf.
+ * (both on loopback, free ports), driven by dnsperf. kith runs twice: with
+ * its default UDP engine (native) and with `--dns-udp-engine node`
+ * (node:dgram), so both engines are measured against nsd in one run. At the
+ * fixed rate a bare node:dgram responder (it copies each query back as an
+ * empty answer, no DNS at all) shows the floor of Node's datagram path.
  *
  * Prints: each server's queries/s at full load (median of interleaved rounds),
- * kith/nsd, both servers' latency percentiles at a fixed 20,000 queries/s
- * (interleaved rounds; with BENCH_PIN=1 then again with dnsperf and the
- * servers on different CPUs), and lost queries. Asserts nothing.
+ * kith/nsd per engine, the latency percentiles of all four at a fixed 20,000
+ * queries/s (interleaved rounds; with BENCH_PIN=1 then again with dnsperf and
+ * the servers on different CPUs), and lost queries. Asserts nothing.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -111,7 +115,9 @@ async function main(): Promise<void> {
   const etcd = await TestEtcd.start();
   const client = etcd.client();
   let agent: BenchAgent | undefined;
+  let dgramAgent: BenchAgent | undefined;
   let nsd: ChildProcess | undefined;
+  let echo: ChildProcess | undefined;
   try {
     // ---- the zone: 9,000 pods and 1,000 aliases of two pods each ----
     const zoneLines = [
@@ -155,6 +161,18 @@ async function main(): Promise<void> {
     await agent.waitFor('agent ready', 60_000);
     console.log(`kith agent from ${agent.fromBuild ? 'the build (dist/)' : 'source (tsx; run npm run build for the built one)'}`);
     await waitAnswer(kport, 's1000.bench.cluster.local');
+    const dport = await freePort();
+    dgramAgent = startBenchAgent(['--name', `bench-dgram-${process.pid}`, '--plugins', 'dns', '--etcd-endpoints', etcd.endpoint, '--dns-listen', `127.0.0.1:${dport}`, '--upstream-dns', 'none', '--dns-udp-engine', 'node']);
+    await dgramAgent.waitFor('agent ready', 60_000);
+    await waitAnswer(dport, 's1000.bench.cluster.local');
+
+    // ---- the floor of node:dgram: a responder that only copies each query back ----
+    const eport = await freePort();
+    const echoScript = `const s = require('node:dgram').createSocket({ type: 'udp4', lookup: (a, f, cb) => cb(null, a, 4) });
+s.on('message', (m, r) => { const o = Buffer.from(m); o[2] |= 0x84; o[3] &= 0xf0; s.send(o, r.port, r.address); });
+s.bind(${eport}, '127.0.0.1', () => { s.setRecvBufferSize(4 << 20); s.setSendBufferSize(4 << 20); });`;
+    echo = spawn(process.execPath, ['-e', echoScript], { stdio: 'ignore' });
+    for (let i = 0; i < 50 && !(await udpAsk(eport, buildQuery('x.cluster.local', 1), 200)); i++) await sleep(100);
 
     // ---- nsd ----
     const nport = await freePort();
@@ -188,70 +206,81 @@ zone:
 
     // Same answers from both, for a sample.
     for (const n of names.slice(0, 50)) {
-      const k = parse((await udpAsk(kport, buildQuery(n, 1)))!).answers.map((a) => a.address).sort();
       const s = parse((await udpAsk(nport, buildQuery(n, 1)))!).answers.map((a) => a.address).sort();
-      if (JSON.stringify(k) !== JSON.stringify(s)) throw new Error(`${n}: kith ${k} vs nsd ${s}`);
+      for (const [label, port] of [['kith', kport], ['kith (node:dgram)', dport]] as const) {
+        const k = parse((await udpAsk(port, buildQuery(n, 1)))!).answers.map((a) => a.address).sort();
+        if (JSON.stringify(k) !== JSON.stringify(s)) throw new Error(`${n}: ${label} ${k} vs nsd ${s}`);
+      }
     }
 
     // ---- full load, interleaved rounds ----
-    await dnsperf(kport, queries, ['-l', '2']); // warm-up (fills kith's precomputed answers, JIT)
-    await dnsperf(nport, queries, ['-l', '2']);
-    const kith: PerfResult[] = [];
-    const ref: PerfResult[] = [];
+    const full = [
+      { label: 'kith', port: kport, runs: [] as PerfResult[] },
+      { label: 'kith node:dgram', port: dport, runs: [] as PerfResult[] },
+      { label: 'nsd', port: nport, runs: [] as PerfResult[] },
+    ];
+    for (const f of full) await dnsperf(f.port, queries, ['-l', '2']); // warm-up (fills kith's precomputed answers, JIT)
     for (let r = 0; r < ROUNDS; r++) {
-      kith.push(await dnsperf(kport, queries, ['-l', String(SECONDS)]));
-      ref.push(await dnsperf(nport, queries, ['-l', String(SECONDS)]));
-      console.log(`round ${r + 1}: kith ${kith[r]!.qps.toFixed(0)} q/s (lost ${kith[r]!.lost}), nsd ${ref[r]!.qps.toFixed(0)} q/s (lost ${ref[r]!.lost}), ratio ${(kith[r]!.qps / ref[r]!.qps).toFixed(2)}`);
+      for (const f of full) f.runs.push(await dnsperf(f.port, queries, ['-l', String(SECONDS)]));
+      console.log(`round ${r + 1}: ${full.map((f) => `${f.label} ${f.runs[r]!.qps.toFixed(0)} q/s (lost ${f.runs[r]!.lost})`).join(', ')}`);
     }
-    const kq = median(kith.map((x) => x.qps));
-    const nq = median(ref.map((x) => x.qps));
-    // Each round's two runs are back to back, so their ratio is the least disturbed by other load.
-    const ratios = kith.map((k, i) => k.qps / ref[i]!.qps);
+    const ref = full[2]!.runs;
+    // Each round's runs are back to back, so their ratio is the least disturbed by other load.
+    const ratios = (runs: PerfResult[]) => runs.map((k, i) => k.qps / ref[i]!.qps);
 
     // ---- fixed rate: 20,000 q/s, interleaved rounds ----
     // With BENCH_PIN=1, then the same with the load generator kept off the servers' CPU (taskset): on a
     // 2-core machine dnsperf's threads otherwise share the CPUs with the server under test. Pinned, a
     // server cannot move away from other load either, so this is for an otherwise idle machine.
-    const fixedRun = async (cpu?: number): Promise<{ k: Fixed; n: Fixed }> => {
-      const k = new Fixed();
-      const n = new Fixed();
+    const fixedServers = [
+      { label: 'kith', port: kport },
+      { label: 'kith node:dgram', port: dport },
+      { label: 'nsd', port: nport },
+      { label: 'bare node:dgram echo', port: eport },
+    ];
+    const fixedRun = async (cpu?: number): Promise<Fixed[]> => {
+      const out = fixedServers.map(() => new Fixed());
       for (let r = 0; r < FIXED_ROUNDS; r++) {
-        k.add(await dnsperf(kport, queries, ['-l', String(FIXED_SECONDS), '-Q', '20000'], true, cpu));
-        n.add(await dnsperf(nport, queries, ['-l', String(FIXED_SECONDS), '-Q', '20000'], true, cpu));
+        for (let i = 0; i < fixedServers.length; i++) {
+          out[i]!.add(await dnsperf(fixedServers[i]!.port, queries, ['-l', String(FIXED_SECONDS), '-Q', '20000'], true, cpu));
+        }
       }
-      return { k, n };
+      return out;
     };
     const shared = await fixedRun();
     const cpus = availableParallelism();
-    let pinned: { k: Fixed; n: Fixed } | undefined;
+    let pinned: Fixed[] | undefined;
     if (PIN && cpus >= 2) {
       const nsdPids = (await execa('pgrep', ['-f', join(dir, 'nsd.conf')])).stdout.trim().split('\n').map(Number);
-      await pin([agent.pid, ...nsdPids], cpus - 1);
+      await pin([agent.pid, dgramAgent.pid, echo.pid!, ...nsdPids], cpus - 1);
       pinned = await fixedRun(0);
     }
-    const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+    const rss = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
     console.log('');
     console.log(`zone: ${PODS} pod A records + ${ALIASES} aliases of 2 pods = ${names.length} names; queries: each name once, shuffled, type A`);
     console.log(`full load (dnsperf -l ${SECONDS}, median of ${ROUNDS} interleaved rounds):`);
-    console.log(`  kith ${kq.toFixed(0)} q/s, nsd ${nq.toFixed(0)} q/s; kith/nsd per round: median ${median(ratios).toFixed(2)}, min ${Math.min(...ratios).toFixed(2)}, max ${Math.max(...ratios).toFixed(2)}`);
-    console.log(`  lost: kith ${kith.reduce((s, x) => s + x.lost, 0)}, nsd ${ref.reduce((s, x) => s + x.lost, 0)}`);
+    for (const f of full) {
+      const r = ratios(f.runs);
+      const vs = f === full[2] ? '' : `; ${f.label}/nsd per round: median ${median(r).toFixed(2)}, min ${Math.min(...r).toFixed(2)}, max ${Math.max(...r).toFixed(2)}`;
+      console.log(`  ${f.label}: ${median(f.runs.map((x) => x.qps)).toFixed(0)} q/s, lost ${f.runs.reduce((s, x) => s + x.lost, 0)}${vs}`);
+    }
     console.log(`fixed 20,000 q/s (dnsperf -Q 20000 -l ${FIXED_SECONDS} -v, ${FIXED_ROUNDS} interleaved rounds; percentiles over all rounds' queries):`);
-    console.log(`  kith: ${shared.k}`);
-    console.log(`  nsd:  ${shared.n}`);
+    fixedServers.forEach((f, i) => console.log(`  ${f.label}: ${shared[i]}`));
     if (pinned) {
       console.log(`the same with dnsperf on CPU 0 and each server on CPU ${cpus - 1} (taskset):`);
-      console.log(`  kith: ${pinned.k}`);
-      console.log(`  nsd:  ${pinned.n}`);
+      fixedServers.forEach((f, i) => console.log(`  ${f.label}: ${pinned![i]}`));
     }
-    console.log(`kith agent RSS after the runs: ${rss.toFixed(0)} MB`);
+    console.log(`kith agent RSS after the runs: ${rss(agent.pid).toFixed(0)} MB (native engine), ${rss(dgramAgent.pid).toFixed(0)} MB (node:dgram)`);
   } finally {
     if (nsd && nsd.exitCode === null) {
       const exited = new Promise((r) => nsd!.once('exit', r));
       nsd.kill('SIGTERM');
       await Promise.race([exited, sleep(5000)]);
     }
+    echo?.kill('SIGKILL');
     await agent?.stop().catch(() => undefined);
+    await dgramAgent?.stop().catch(() => undefined);
     client.close();
     await etcd.stop();
     rmSync(dir, { recursive: true, force: true });
