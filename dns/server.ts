@@ -222,6 +222,15 @@ export class DnsServer implements Revalidator {
     }
   }
 
+  /** Gives the native engine an answer to replay for queries like `query` while the zone stays at `generation`. */
+  private teach(engine: EngineHandle, query: Buffer, response: Buffer, generation: number, rcode: number): void {
+    try {
+      this.native!.store(engine, query, response, generation >>> 0, rcode);
+    } catch {
+      /* the engine closed at shutdown while this query was on its way */
+    }
+  }
+
   /** What the native engines answered and dropped, summed; undefined on node:dgram. */
   nativeStats(): NativeStats | undefined {
     if (!this.native || this.engines.length === 0) return undefined;
@@ -274,7 +283,7 @@ export class DnsServer implements Revalidator {
       if (hit) {
         out.send(hit.bytes, port, address);
         // The native engine missed it (new to it, or stale there): from now on it answers this query itself.
-        if (out.engine) this.native!.store(out.engine, msg, hit.template, generation >>> 0, hit.rcode);
+        if (out.engine) this.teach(out.engine, msg, hit.template, generation, hit.rcode);
         this.opts.observe?.(k.qtype, hit.rcode, (performance.now() - t0) / 1000);
         return;
       }
@@ -361,7 +370,7 @@ export class DnsServer implements Revalidator {
     if (out.kind === 'reply') {
       const bytes = encodeResponse(out.response, limit);
       if (out.cacheable && k && raw && q.transport === 'udp' && this.fast.store(raw, k, bytes, zone.generation, signature(out.response)) && engine) {
-        this.native!.store(engine, raw, bytes, zone.generation >>> 0, bytes[3]! & 0x0f);
+        this.teach(engine, raw, bytes, zone.generation, bytes[3]! & 0x0f);
       }
       return [bytes];
     }
