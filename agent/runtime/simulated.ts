@@ -13,7 +13,7 @@ export class SimulatedRuntime implements PodRuntime {
   readonly kind = 'simulated';
   private subnet = '10.0.0.0/24';
   private next = 2;
-  private readonly running = new Map<string, () => void>();
+  private readonly running = new Map<string, (outcome?: PodExit) => void>();
 
   constructor(private readonly opts: { stepMs?: number } = {}) {}
 
@@ -44,13 +44,25 @@ export class SimulatedRuntime implements PodRuntime {
   wait(p: CreatePod, _containers: number, signal: AbortSignal): Promise<PodExit | 'aborted'> {
     return new Promise((resolve) => {
       if (signal.aborted) return resolve('aborted');
-      const done = () => {
+      const done = (outcome?: PodExit) => {
         this.running.delete(p.runtimeName);
-        resolve('aborted');
+        resolve(outcome ?? 'aborted');
       };
       this.running.set(p.runtimeName, done);
-      signal.addEventListener('abort', done, { once: true });
+      signal.addEventListener('abort', () => done(), { once: true });
     });
+  }
+
+  /** Whether a pod is being waited on (for tests). */
+  waiting(runtimeName: string): boolean {
+    return this.running.has(runtimeName);
+  }
+
+  /** Ends a running pod as if all its containers had exited (for tests); false when no such pod runs. */
+  exit(runtimeName: string, outcome: PodExit): boolean {
+    const done = this.running.get(runtimeName);
+    done?.(outcome);
+    return done !== undefined;
   }
 
   async removePod(name: string): Promise<void> {

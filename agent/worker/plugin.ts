@@ -12,12 +12,14 @@ import { PodmanError, PodmanRuntime } from '../runtime/podman.js';
 import type { PodRuntime } from '../runtime/runtime.js';
 import { subnetFromKeyName } from '../runtime/subnet.js';
 import type { Op, Subscription } from '../state.js';
-import { PodTask, retrying, type PodHooks } from './pod-task.js';
+import { PodTask, retrying, type PodHooks, type RetryTiming } from './pod-task.js';
 import { desiredRoutes, RouteTable } from './routes.js';
 import { claimSubnet, parseSubnetOwner, SubnetError, type SubnetOwner } from './subnet-claim.js';
 
 export interface WorkerOptions {
   hooks?: PodHooks;
+  /** How etcd writes are retried (tests shorten it). */
+  retry?: RetryTiming;
 }
 
 /**
@@ -30,6 +32,9 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
   const me = config.name;
   const domain = config.clusterDomain;
   const hooks = opts.hooks ?? {};
+  const retry = opts.retry;
+  /** Aborted at stop: from then on, writes that etcd keeps refusing are given up after a bounded number of tries. */
+  const stopCtl = new AbortController();
 
   const leftovers = await runtime.removeLeftovers();
   if (leftovers.length) log.warn({ pods: leftovers }, 'removed pods left behind by an unclean stop');
@@ -124,12 +129,16 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
   const release = (task: PodTask, req: Amount) =>
     inLane(async () => {
       free = plus(free, req);
-      await retrying('releasing a pod\'s claim', log, () =>
-        state.txn({
-          if: [{ key: claimedKey(task.pod.name), value: me }],
-          then: [{ delete: claimedKey(task.pod.name) }, ...limitOps()],
-          else: limitOps(),
-        }),
+      await retrying(
+        'releasing a pod\'s claim',
+        log,
+        () =>
+          state.txn({
+            if: [{ key: claimedKey(task.pod.name), value: me }],
+            then: [{ delete: claimedKey(task.pod.name) }, ...limitOps()],
+            else: limitOps(),
+          }),
+        { until: stopCtl.signal, timing: retry },
       ).catch((err) => log.error({ pod: task.pod.name, err: (err as Error).message }, 'could not release the claim'));
     });
 
@@ -190,7 +199,7 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
         claimRevision = claimed.createRevision;
       }
       free = after;
-      const task = new PodTask(accepted, { state, runtime, log, node: me, domain, clusterAddress, hooks, claimRevision }).start();
+      const task = new PodTask(accepted, { state, runtime, log, node: me, domain, clusterAddress, hooks, claimRevision, stopping: stopCtl.signal, retry }).start();
       tasks.set(name, task);
       running.set(tasks.size);
       log.info({ pod: name, commits: describeAmount(req) }, 'pod claimed');
@@ -250,6 +259,7 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
   return {
     async stop() {
       stopping = true;
+      stopCtl.abort();
       await inboxSub.close();
       await pumping;
       for (const t of tasks.values()) t.kill('stopping');

@@ -27,19 +27,39 @@ export interface PodTaskDeps {
   hooks: PodHooks;
   /** The revision of the claim: a resource created after it is another pod of the same name. */
   claimRevision: number;
+  /** Aborted when the worker stops: until then a pod's final state is written however long etcd is away. */
+  stopping?: AbortSignal;
+  retry?: RetryTiming;
 }
 
-/** Retries an etcd write a bounded number of times (about 30 s in all). */
-export async function retrying<T>(what: string, log: Logger, fn: () => Promise<T>): Promise<T> {
-  let delay = 100;
+export interface RetryTiming {
+  /** First delay between attempts, doubled after each failure up to `maxMs`. */
+  baseMs: number;
+  maxMs: number;
+  /** Attempts before giving up, once `until` is aborted (or when there is none). */
+  attempts: number;
+}
+
+export const RETRY: RetryTiming = { baseMs: 100, maxMs: 5000, attempts: 10 };
+
+/**
+ * Retries an etcd write. Without `until`, a bounded number of times (about
+ * 30 s in all); with it, for as long as `until` is not aborted, then that
+ * bounded number of attempts in all.
+ */
+export async function retrying<T>(what: string, log: Logger, fn: () => Promise<T>, opts: { until?: AbortSignal; timing?: RetryTiming } = {}): Promise<T> {
+  const timing = opts.timing ?? RETRY;
+  let delay = timing.baseMs;
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
-      if (attempt >= 10) throw err;
-      log.warn({ err: (err as Error).message, attempt }, `${what} failed; retrying`);
+      const persist = opts.until !== undefined && !opts.until.aborted;
+      if (!persist && attempt >= timing.attempts) throw err;
+      // Every failure is logged until the limit; past it (etcd away for long), one line in ten.
+      if (attempt <= timing.attempts || attempt % 10 === 0) log.warn({ err: (err as Error).message, attempt }, `${what} failed; retrying`);
       await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 5000);
+      delay = Math.min(delay * 2, timing.maxMs);
     }
   }
 }
@@ -92,6 +112,8 @@ export class PodTask {
 
   private write(state: PodOutcome | 'running', extra: { dns?: 'put'; error?: string } = {}) {
     const { state: etcd, domain, log } = this.deps;
+    // A final state is the only record of how the pod ended: it is kept trying while the worker runs.
+    const until = state === 'running' ? undefined : this.deps.stopping;
     const metadata = { ...this.pod.metadata, ...(extra.error ? { error: extra.error.slice(0, 300) } : {}) };
     const value = JSON.stringify({ ...this.pod, state, metadata });
     return retrying(`writing pod ${this.pod.name} ${state}`, log, () =>
@@ -102,6 +124,7 @@ export class PodTask {
           ...(extra.dns === 'put' && this.ip ? [{ put: podDnsKey(this.pod.name, domain), value: this.ip, lease: 'alive' as const }] : []),
         ],
       }),
+      { until, timing: this.deps.retry },
     );
   }
 
@@ -163,7 +186,10 @@ export class PodTask {
     if (published) {
       // Only our record: a pod re-created under this name elsewhere may already have its own.
       const dnsKey = podDnsKey(name, domain);
-      await retrying(`deleting the DNS name of ${name}`, log, () => state.txn({ if: [{ key: dnsKey, value: this.ip! }], then: [{ delete: dnsKey }] })).catch((err) =>
+      await retrying(`deleting the DNS name of ${name}`, log, () => state.txn({ if: [{ key: dnsKey, value: this.ip! }], then: [{ delete: dnsKey }] }), {
+        until: this.deps.stopping,
+        timing: this.deps.retry,
+      }).catch((err) =>
         log.error({ pod: name, err: (err as Error).message }, 'could not delete the pod\'s DNS name'),
       );
     }

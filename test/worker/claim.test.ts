@@ -2,7 +2,9 @@ import { expect } from 'chai';
 import type { RunningPlugin } from '../../agent/plugin.js';
 import { SimulatedRuntime } from '../../agent/runtime/simulated.js';
 import { startWorker } from '../../agent/worker/plugin.js';
+import { Etcd3 } from 'etcd3';
 import { TestEtcd } from '../support/etcd.js';
+import { CuttableProxy } from '../support/proxy.js';
 import { waitUntil } from '../support/wait.js';
 import { pluginContext } from '../scheduler/context.js';
 
@@ -137,6 +139,57 @@ describe('worker claims: a stale inbox entry (real etcd, simulated runtime)', fu
       expect(await t.state.get('pod/claimed/e')).to.equal(undefined);
       expect(await t.state.get('pod/unscheduled/e')).to.not.equal(undefined);
     } finally {
+      await worker.stop();
+      await ctx.close();
+      await t.close();
+    }
+  });
+});
+
+describe('worker: a pod that ends while etcd is away (real etcd behind a cuttable proxy, simulated runtime)', function () {
+  this.timeout(30_000);
+  let etcd: TestEtcd;
+  let proxy: CuttableProxy;
+
+  before(async () => {
+    etcd = await TestEtcd.start();
+    proxy = await CuttableProxy.start(etcd.clientPort);
+  });
+  after(async () => {
+    await proxy?.close();
+    await etcd?.stop();
+  });
+
+  it('writes the final state once etcd is back, however many tries that takes, and then gives its room back', async () => {
+    const t = await pluginContext(etcd, 'test', []);
+    // The worker reaches etcd only through the proxy, with a deadline on each call as the agent sets one; its retries are
+    // quick, so 2 s away is many times its bounded tries.
+    const client = () =>
+      new Etcd3({ hosts: proxy.endpoint, defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + 100 }) });
+    const viaProxy = { endpoint: proxy.endpoint, client } as unknown as TestEtcd;
+    const ctx = await pluginContext(viaProxy, 'w4', ['worker'], ['--cluster-cidr', '10.7.0.0/16', '--pod-memory-limit', '300']);
+    const runtime = new SimulatedRuntime();
+    const worker = await startWorker(ctx, runtime, { retry: { baseMs: 10, maxMs: 40, attempts: 5 } });
+    try {
+      const value = JSON.stringify({
+        name: 'f', type: 'pod', state: 'scheduled', metadata: { scheduledBy: 's', workedBy: 'w4' },
+        spec: { containers: [{ name: 'c', image: 'i', resources: { requests: { memory: 100 } } }] },
+      });
+      await t.state.txn({ if: [], then: [{ put: 'resource/pod/f', value }, { put: 'node.worker/inbox/w4/f', value }] });
+      const state = async () => JSON.parse((await t.state.get('resource/pod/f'))!.value).state as string;
+      await waitUntil(async () => (await state()) === 'running' && runtime.waiting('w4-f'), { what: 'f running' });
+      proxy.sever();
+      expect(runtime.exit('w4-f', 'exitSuccess')).to.equal(true);
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(await state()).to.equal('running');
+      proxy.restore();
+      await waitUntil(async () => (await state()) === 'exitSuccess', { what: 'f exitSuccess after etcd came back', timeoutMs: 15_000 });
+      await waitUntil(async () => (await t.state.get('pod/claimed/f')) === undefined && (await t.state.get('node.worker/limits/memory/w4'))?.value === '300', {
+        what: 'claim released, room given back',
+        timeoutMs: 15_000,
+      });
+    } finally {
+      proxy.restore();
       await worker.stop();
       await ctx.close();
       await t.close();
