@@ -101,6 +101,8 @@ export class Zone {
   readonly soa: Soa;
   /** Bumped by every event that changed something: answers cached under an older generation are stale. */
   generation = 0;
+  /** The etcd revision the SOA serial was taken from. */
+  private serialRevision = 0;
   private readonly generationListeners = new Set<(generation: number) => void>();
 
   /** Calls `fn` after every change of `generation`; returns the unsubscribe. */
@@ -162,9 +164,15 @@ export class Zone {
 
   /** Applies one state event. Returns false when it was ignored as malformed or foreign. */
   apply(ev: StateEvent): boolean {
-    if (ev.key.startsWith('dns/')) return this.applyDns(ev);
-    if (ev.key.startsWith('resource/pod/')) return this.applyPod(ev);
-    return false;
+    const before = this.generation;
+    const ok = ev.key.startsWith('dns/') ? this.applyDns(ev) : ev.key.startsWith('resource/pod/') ? this.applyPod(ev) : false;
+    // The SOA serial is the etcd revision of the last change that changed an answer: it grows with every
+    // change, and agents that have seen the same changes give the same serial (RFC 1982 arithmetic, 32 bits).
+    if (this.generation !== before && ev.modRevision > this.serialRevision) {
+      this.serialRevision = ev.modRevision;
+      this.soa.serial = ev.modRevision % 2 ** 32 || 1;
+    }
+    return ok;
   }
 
   private applyDns(ev: StateEvent): boolean {

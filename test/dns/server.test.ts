@@ -139,6 +139,24 @@ for (const udpEngine of ['native', 'node'] as const) {
         expect(ns.additional).to.include('dns.special.cluster.local. 7 IN A 10.88.0.1');
       });
 
+      it('takes the SOA serial from the etcd revision of the last change, so it grows with every change', async () => {
+        const serial = async () => Number((await dig(port, ['cluster.local', 'SOA'])).answer[0]!.split(/\s+/)[6]);
+        const r1 = await client.put('/kith/dns/serial-a.pod.cluster.local.').value('10.244.77.1').exec();
+        await until(async () => (await serial()) === Number(r1.header.revision), 3000);
+        const r2 = await client.put('/kith/dns/serial-a.pod.cluster.local.').value('10.244.77.2').exec();
+        await until(async () => (await serial()) === Number(r2.header.revision), 3000);
+        expect(Number(r2.header.revision)).to.be.greaterThan(Number(r1.header.revision));
+        // A write that changes no answer (the same value again) leaves it.
+        await client.put('/kith/dns/serial-a.pod.cluster.local.').value('10.244.77.2').exec();
+        await new Promise((r) => setTimeout(r, 200));
+        expect(await serial()).to.equal(Number(r2.header.revision));
+        // NXDOMAIN answers carry the new serial too.
+        await del('dns/serial-a.pod.cluster.local.');
+        await until(async () => (await ask('serial-a.pod.cluster.local')).header.rcode === 3, 3000);
+        const nx = await dig(port, ['serial-a.pod.cluster.local', 'A']);
+        expect(Number(nx.authority[0]!.split(/\s+/)[6])).to.be.greaterThan(Number(r2.header.revision));
+      });
+
       it('answers id.server and version.bind in class CH', async () => {
         const id = await dig(port, ['id.server', 'CH', 'TXT']);
         expect(id.answer).to.deep.equal([`id.server. 0 CH TXT "${name}"`]);
