@@ -82,6 +82,30 @@ export class DnsMetrics {
         this.set(forwarder.cache.size);
       },
     });
+    const nativeSeen = { hits: 0, misses: 0 };
+    new Counter({
+      name: 'kith_dns_udp_native_total',
+      help: 'UDP queries read by the native engine, by what it did: answered itself, or passed to the JavaScript server',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        const n = self.native();
+        if (!n) return;
+        for (const [key, result] of [['hits', 'answered'], ['misses', 'passed']] as const) {
+          const d = n[key] - nativeSeen[key];
+          nativeSeen[key] = n[key];
+          if (d > 0) this.inc({ result }, d);
+        }
+      },
+    });
+    new Gauge({
+      name: 'kith_dns_udp_native_entries',
+      help: 'Answers the native UDP engine holds to replay',
+      registers,
+      collect() {
+        this.set(self.native()?.entries ?? 0);
+      },
+    });
     let droppedSeen = 0;
     new Counter({
       name: 'kith_dns_dropped_total',

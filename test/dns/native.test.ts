@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { createSocket } from 'node:dgram';
+import { Registry } from 'prom-client';
 import { Forwarder } from '../../dns/forward.js';
+import { DnsMetrics } from '../../dns/metrics.js';
 import { loadNativeUdp } from '../../dns/native.js';
 import { DnsServer } from '../../dns/server.js';
 import { Zone } from '../../dns/zone.js';
@@ -158,6 +160,23 @@ describe('dns native UDP engine', () => {
     }
     expect(seen.size).to.equal(5000);
     expect(wrong).to.equal(0);
+  });
+
+  it('adds what its thread answered to the plugin\'s metrics', async () => {
+    const registry = new Registry();
+    const metrics = new DnsMetrics(registry, zone, forwarder);
+    metrics.native = () => server.nativeStats();
+    metrics.dropped = () => server.dropped;
+    const value = async (re: RegExp) => Number(re.exec(await registry.metrics())?.[1] ?? NaN);
+    const answered0 = await value(/kith_dns_udp_native_total\{result="answered"\} (\d+)/);
+    const a0 = await value(/kith_dns_queries_total\{type="A",rcode="NOERROR"\} (\d+)/);
+    await ask('db.pod.cluster.local');
+    for (let i = 0; i < 5; i++) await ask('db.pod.cluster.local', { id: i });
+    expect((await value(/kith_dns_udp_native_total\{result="answered"\} (\d+)/)) - answered0).to.be.at.least(5);
+    expect((await value(/kith_dns_queries_total\{type="A",rcode="NOERROR"\} (\d+)/)) - a0).to.be.at.least(5);
+    expect(await value(/kith_dns_udp_native_entries (\d+)/)).to.be.at.least(1);
+    expect(await value(/kith_dns_request_duration_seconds_count (\d+)/)).to.be.at.least(5);
+    expect(await value(/kith_dns_dropped_total (\d+)/)).to.be.at.least(2);
   });
 
   it('releases its port on stop, and a node:dgram server has no native counters', async () => {
