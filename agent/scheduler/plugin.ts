@@ -156,6 +156,41 @@ export async function startScheduler(ctx: PluginContext, policy = retryPolicy())
     }
   };
 
+  /** The mod revision of each unscheduled entry last seen, so a late lookup never overrides a newer entry. */
+  const latestMarker = new Map<string, number>();
+
+  const queue = (name: string, pod: Pod, value: string, modRevision: number) => {
+    pending.set(name, { pod, value, modRevision, tries: 0, busy: false });
+    ready.push({ name, counted: true });
+    drain();
+  };
+
+  /**
+   * An unscheduled entry that is not a valid pod (written by hand, or cut short) is only a marker:
+   * the pod is placed from its resource. A marker whose resource is gone is removed; one whose
+   * resource is not a valid pod either is logged and left alone.
+   */
+  const fromResource = async (name: string, modRevision: number, why: string) => {
+    try {
+      const kv = await state.get(podKey(name));
+      if (latestMarker.get(name) !== modRevision || stopped) return;
+      if (!kv) {
+        await state.txn({ if: [{ key: unscheduledKey(name), modRevision }, { key: podKey(name), createRevision: 0 }], then: [{ delete: unscheduledKey(name) }] });
+        log.warn({ pod: name, err: why }, 'removed an unscheduled entry that is not a pod and has no resource');
+        return;
+      }
+      const parsed = podSchema.safeParse(JSON.parse(kv.value));
+      if (!parsed.success || parsed.data.state !== 'created') {
+        log.error({ pod: name, err: why }, 'unscheduled entry is not a valid pod, nor is its resource one waiting to be placed; skipping it');
+        return;
+      }
+      log.warn({ pod: name, err: why }, 'unscheduled entry is not a valid pod; placing the pod from its resource');
+      queue(name, parsed.data, kv.value, modRevision);
+    } catch (err) {
+      log.error({ pod: name, err: (err as Error).message }, 'unscheduled entry is not a valid pod, and its resource could not be read; skipping it');
+    }
+  };
+
   const sub = state.watch(
     [HEALTHY_PREFIX, LIMITS_PREFIX, INBOX_PREFIX, POD_PREFIX, UNSCHEDULED_PREFIX],
     (ev) => {
@@ -172,18 +207,19 @@ export async function startScheduler(ctx: PluginContext, policy = retryPolicy())
       }
       if (ev.type === 'delete') {
         pending.delete(name);
+        latestMarker.delete(name);
         return;
       }
+      latestMarker.set(name, ev.modRevision);
       let pod: Pod;
       try {
         pod = podSchema.parse(JSON.parse(ev.value));
       } catch (err) {
-        log.error({ pod: name, err: (err as Error).message }, 'unscheduled entry is not a valid pod; skipping it');
+        pending.delete(name);
+        void fromResource(name, ev.modRevision, (err as Error).message);
         return;
       }
-      pending.set(name, { pod, value: ev.value, modRevision: ev.modRevision, tries: 0, busy: false });
-      ready.push({ name, counted: true });
-      drain();
+      queue(name, pod, ev.value, ev.modRevision);
     },
     { name: 'scheduler', onSynced: () => ((synced = true), drain()) },
   );

@@ -69,6 +69,19 @@ describe('scheduler plugin (real etcd, workers written as keys)', function () {
     expect((await t.state.list('pod/unscheduled/')).kvs).to.have.length(0);
   });
 
+  it('places a pod whose unscheduled entry is not a valid pod from its resource; drops such an entry with no resource', async () => {
+    await worker('w1');
+    await scheduler('s1');
+    const value = JSON.stringify({ name: 'cut', type: 'pod', state: 'created', metadata: {}, spec: podSpec(64) });
+    await t.state.txn({ if: [], then: [{ put: 'resource/pod/cut', value }, { put: 'pod/unscheduled/cut', value: value.slice(0, 20) }] });
+    await t.state.put('pod/unscheduled/orphan', '{not json');
+    await eventually('cut placed', async () => ((await inbox()).some(([, p]) => p === 'cut') ? true : undefined));
+    expect((await pod('cut')).metadata).to.include({ scheduledBy: 's1', workedBy: 'w1' });
+    await eventually('orphan entry removed', async () => ((await t.state.get('pod/unscheduled/orphan')) === undefined ? true : undefined));
+    expect((await t.state.list('pod/unscheduled/')).kvs).to.have.length(0);
+    expect(await t.state.get('resource/pod/orphan')).to.equal(undefined);
+  });
+
   it('counts what it has just placed: a burst never exceeds a worker\'s free memory, the rest is abandoned', async () => {
     await worker('w1', '4', 1000);
     await worker('w2', '4', 1000);
