@@ -47,7 +47,20 @@ export const container = z
     entrypoint: z.string().min(1).optional(),
     cmd: z.array(z.string()).optional(),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'), z.string()).optional(),
-    resources: z.object({ requests: amounts.optional(), limits: amounts.optional() }).strip().optional(),
+    resources: z
+      .object({ requests: amounts.optional(), limits: amounts.optional() })
+      .strip()
+      .superRefine((r, ctx) => {
+        // podman refuses a memory limit below the reservation; a CPU limit below the request could never be met.
+        for (const k of ['cpu', 'memory'] as const) {
+          const req = r.requests?.[k];
+          const lim = r.limits?.[k];
+          if (req !== undefined && lim !== undefined && Number(lim) < Number(req)) {
+            ctx.addIssue({ code: 'custom', path: ['limits', k], message: `must be at least the request (${req})` });
+          }
+        }
+      })
+      .optional(),
   })
   .strip();
 export type Container = z.output<typeof container>;

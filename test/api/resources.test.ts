@@ -25,6 +25,12 @@ describe('api: pure decisions', () => {
       expect(problem(() => resourceToCreate({ name: 'BAD', type: 'node.reaper' })).detail).to.equal('Node resources cannot be created via the API.');
       expect(problem(() => resourceToCreate({ name: 'ok', type: 'pod', state: 'created', spec: { ports: [1, 1] } })).detail).to.match(/^spec\.ports\[1\]: port 1 is declared twice/);
       expect(problem(() => resourceToCreate({ name: 'ok', type: 42, spec: {} })).detail).to.match(/^type: /);
+      const lowLimit = { name: 'ok', type: 'pod', state: 'created', spec: { containers: [{ name: 'a', image: 'i', resources: { requests: { memory: 256, cpu: '0.5' }, limits: { memory: 128, cpu: 1 } } }] } };
+      expect(problem(() => resourceToCreate(lowLimit)).detail).to.match(/^spec\.containers\[0\]\.resources\.limits\.memory: must be at least the request \(256\)/);
+      const lowCpu = { name: 'ok', type: 'pod', state: 'created', spec: { containers: [{ name: 'a', image: 'i', resources: { requests: { cpu: 2 }, limits: { cpu: '0.5' } } }] } };
+      expect(problem(() => resourceToCreate(lowCpu)).detail).to.match(/^spec\.containers\[0\]\.resources\.limits\.cpu: must be at least the request \(2\)/);
+      const equal = { name: 'ok', type: 'pod', state: 'created', spec: { containers: [{ name: 'a', image: 'i', resources: { requests: { memory: 64 }, limits: { memory: 64 } } }] } };
+      expect(resourceToCreate(equal).name).to.equal('ok');
       expect(problem(() => resourceToCreate('x')).status).to.equal(422);
     });
   });
