@@ -45,3 +45,13 @@ export function nameUnder(key: string, prefix: string): string | undefined {
   const name = key.slice(prefix.length);
   return name && !name.includes('/') ? name : undefined;
 }
+
+/**
+ * How many times workers have handed this pod back to the scheduler for lack
+ * of room (`metadata.handedBack`, written by the worker). The scheduler
+ * abandons a pod handed back as many times as it has tries.
+ */
+export function handBacks(pod: { metadata: Record<string, string> }): number {
+  const n = Number(pod.metadata.handedBack ?? 0);
+  return Number.isInteger(n) && n > 0 ? n : 0;
+}

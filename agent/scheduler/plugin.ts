@@ -2,7 +2,7 @@ import { Counter } from 'prom-client';
 import { pod as podSchema, type Pod } from '../../api/schemas.js';
 import { podRequest } from '../capacity.js';
 import {
-  HEALTHY_PREFIX, INBOX_PREFIX, LIMITS_PREFIX, nameUnder, POD_PREFIX, UNSCHEDULED_PREFIX, inboxKey, podKey, unscheduledKey,
+  HEALTHY_PREFIX, INBOX_PREFIX, LIMITS_PREFIX, handBacks, nameUnder, POD_PREFIX, UNSCHEDULED_PREFIX, inboxKey, podKey, unscheduledKey,
 } from '../pod-keys.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
 import { choose } from './choose.js';
@@ -105,6 +105,13 @@ export async function startScheduler(ctx: PluginContext, policy = retryPolicy())
   };
 
   const attempt = (p: Pending, counted: boolean) => {
+    const handedBack = handBacks(p.pod);
+    if (handedBack >= policy.maxTries) {
+      return abandon(p, `handed back by workers ${handedBack} times`).catch((err) => {
+        log.warn({ pod: p.pod.name, err: (err as Error).message }, 'abandon transaction failed; retrying');
+        later(p);
+      });
+    }
     const request = podRequest(p.pod.spec);
     const c = p.pod.spec.schedulingConstraints;
     const replicaSet = p.pod.metadata.replicaSet;

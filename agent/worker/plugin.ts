@@ -12,6 +12,7 @@ import { PodmanError, PodmanRuntime } from '../runtime/podman.js';
 import type { PodRuntime } from '../runtime/runtime.js';
 import { subnetFromKeyName } from '../runtime/subnet.js';
 import type { Op, Subscription } from '../state.js';
+import { handBacks } from '../pod-keys.js';
 import { PodTask, retrying, type PodHooks, type RetryTiming } from './pod-task.js';
 import { desiredRoutes, RouteTable } from './routes.js';
 import { claimSubnet, parseSubnetOwner, SubnetError, type SubnetOwner } from './subnet-claim.js';
@@ -157,8 +158,11 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
     const req = podRequest(pod.spec);
     await inLane(async () => {
       if (!fits(free, req)) {
-        // Never run a pod the worker cannot hold: hand it back to the scheduler.
-        const back = { ...pod, state: 'created', metadata: Object.fromEntries(Object.entries(pod.metadata).filter(([k]) => k !== 'scheduledBy' && k !== 'workedBy')) };
+        // Never run a pod the worker cannot hold: hand it back to the scheduler, counting the hand-backs
+        // (`metadata.handedBack`) so that a scheduler and workers that disagree cannot pass a pod around for ever.
+        const kept = Object.fromEntries(Object.entries(pod.metadata).filter(([k]) => k !== 'scheduledBy' && k !== 'workedBy'));
+        const handedBack = String(handBacks(pod) + 1);
+        const back = { ...pod, state: 'created', metadata: { ...kept, handedBack } };
         const value = JSON.stringify(back);
         const r = await state.txn({
           if: [{ key: podKey(name), createRevision: 0, op: '!=' }, { key: inboxKey(me, name), modRevision: entry.modRevision }],

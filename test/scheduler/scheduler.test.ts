@@ -82,6 +82,16 @@ describe('scheduler plugin (real etcd, workers written as keys)', function () {
     expect(await t.state.get('resource/pod/orphan')).to.equal(undefined);
   });
 
+  it('abandons a pod workers have handed back as many times as it has tries, even where it seems to fit', async () => {
+    await worker('w1');
+    await scheduler('s1');
+    await createPod(t.state, { name: 'bounced', metadata: { handedBack: '3' }, spec: podSpec(64) });
+    await createPod(t.state, { name: 'once', metadata: { handedBack: '2' }, spec: podSpec(64) });
+    await eventually('bounced abandoned', async () => ((await pod('bounced')).state === 'abandoned' ? true : undefined));
+    await eventually('once placed', async () => ((await pod('once')).state === 'scheduled' ? true : undefined));
+    expect((await inbox()).map(([, p]) => p)).to.deep.equal(['once']);
+  });
+
   it('counts what it has just placed: a burst never exceeds a worker\'s free memory, the rest is abandoned', async () => {
     await worker('w1', '4', 1000);
     await worker('w2', '4', 1000);

@@ -62,7 +62,7 @@ describe('worker claims (real etcd, simulated runtime)', function () {
   it('hands a pod that does not fit back to the scheduler instead of running it overcommitted', async () => {
     await schedule('b', 200);
     await waitUntil(async () => (await pod('b'))?.state === 'created', { what: 'b back to created' });
-    expect((await pod('b'))!.metadata).to.deep.equal({});
+    expect((await pod('b'))!.metadata).to.deep.equal({ handedBack: '1' });
     expect(await t.state.get('pod/unscheduled/b')).to.not.equal(undefined);
     expect(await t.state.get('pod/claimed/b')).to.equal(undefined);
     expect((await t.state.list('node.worker/inbox/w/')).kvs).to.have.length(0);
