@@ -8,8 +8,7 @@ import { dirname, join } from 'node:path';
  *
  * Why it exists: at a fixed 20,000 queries/s on the 2-core test machines a
  * bare `node:dgram` responder that only copies each query back has a p99 of
- * 0.73 to 1.02 ms (C with recvmmsg/sendmmsg: 0.18 to 0.59 ms; see
- * `test/bench/README.md`). Node's per-datagram path (a 64 KB receive buffer,
+ * 0.5 to 1 ms, nsd 0.3 to 0.45 ms (`test/bench/README.md`). Node's per-datagram path (a 64 KB receive buffer,
  * a call into JavaScript and a send request for each packet) costs 6 to 9 µs
  * of CPU per query, so the agent waits for a CPU more often and longer than
  * nsd does. The engine reads and answers the common query on a thread of its
