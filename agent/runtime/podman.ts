@@ -4,8 +4,8 @@ import type { Container } from '../../api/schemas.js';
 import {
   containerRunArgs, holderCreateArgs, judgeWaits, podCreateArgs, podExits, podListArgs, podRemoveArgs, psArgs, type PodWait, type PsContainer,
 } from './podman-args.js';
-import { holderName, type CreatePod, type PodExit, type PodRuntime } from './runtime.js';
-import { gatewayOf } from './subnet.js';
+import { holderName, type CreatePod, type LocalSubnet, type PodExit, type PodRuntime } from './runtime.js';
+import { gatewayOf, IPV4_CIDR } from './subnet.js';
 
 export class PodmanError extends Error {}
 
@@ -88,6 +88,15 @@ export class PodmanRuntime implements PodRuntime {
     await this.podman(holderCreateArgs(this.node, network, holder));
     await this.podman(['pod', 'start', holder]);
     return { gateway };
+  }
+
+  async subnetsInUse(network: string): Promise<LocalSubnet[]> {
+    const r = await this.podman(['network', 'ls', '--format', 'json']);
+    const nets = (JSON.parse(r.stdout || '[]') as { name?: string; subnets?: { subnet?: string }[] }[]) ?? [];
+    return nets
+      .filter((n) => n.name !== network)
+      .flatMap((n) => (n.subnets ?? []).map((s) => ({ network: n.name ?? '', subnet: s.subnet ?? '' })))
+      .filter((s) => IPV4_CIDR.test(s.subnet));
   }
 
   async removeLeftovers(): Promise<string[]> {

@@ -18,6 +18,12 @@ export interface CreatePod {
   dns: string;
 }
 
+/** A subnet of another network of the runtime on this host. */
+export interface LocalSubnet {
+  network: string;
+  subnet: string;
+}
+
 export interface PodRuntime {
   /** 'podman' or 'simulated', for logs. */
   readonly kind: string;
@@ -26,6 +32,11 @@ export interface PodRuntime {
    * is bound on this host (so the agent can listen on it). Returns the gateway.
    */
   prepareNetwork(network: string, subnet: string): Promise<{ gateway: string }>;
+  /**
+   * The IPv4 subnets this host's runtime already gives to networks other than
+   * `network`: a pod subnet that overlaps one of them cannot be created here.
+   */
+  subnetsInUse(network: string): Promise<LocalSubnet[]>;
   /** Removes every pod this node left behind (an unclean stop); returns their runtime names. */
   removeLeftovers(): Promise<string[]>;
   /** Creates the pod on the network and starts its infra part; returns the pod's IP. */

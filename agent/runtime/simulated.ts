@@ -1,6 +1,6 @@
 import type { Container } from '../../api/schemas.js';
 import { gatewayOf, intToIp, ipToInt } from './subnet.js';
-import { type CreatePod, type PodExit, type PodRuntime } from './runtime.js';
+import { type CreatePod, type LocalSubnet, type PodExit, type PodRuntime } from './runtime.js';
 
 /**
  * A SIMULATED runtime: it starts no containers and touches no network. Pods
@@ -24,6 +24,10 @@ export class SimulatedRuntime implements PodRuntime {
   async prepareNetwork(_network: string, subnet: string): Promise<{ gateway: string }> {
     this.subnet = subnet;
     return { gateway: gatewayOf(subnet) };
+  }
+
+  async subnetsInUse(_network: string): Promise<LocalSubnet[]> {
+    return [];
   }
 
   async removeLeftovers(): Promise<string[]> {

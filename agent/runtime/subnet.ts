@@ -3,6 +3,9 @@
  * `node.worker/subnet/<a.b.c.d_len>` (SPEC §2).
  */
 
+/** `a.b.c.d/len`, IPv4 only. */
+export const IPV4_CIDR = /^\d{1,3}(?:\.\d{1,3}){3}\/\d{1,2}$/;
+
 export function ipToInt(ip: string): number {
   const p = ip.split('.').map(Number);
   return ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
@@ -43,9 +46,12 @@ export function subnetsOf(cidr: string): string[] {
   return out;
 }
 
-/** The first /24 of the cluster CIDR that nobody holds, or undefined when all are taken. */
-export function pickSubnet(clusterCidr: string, taken: ReadonlySet<string>): string | undefined {
-  return subnetsOf(clusterCidr).find((s) => !taken.has(s));
+/**
+ * The first /24 of the cluster CIDR that nobody holds and that overlaps none
+ * of `avoid` (subnets this host already uses), or undefined when none is left.
+ */
+export function pickSubnet(clusterCidr: string, taken: ReadonlySet<string>, avoid: readonly string[] = []): string | undefined {
+  return subnetsOf(clusterCidr).find((s) => !taken.has(s) && !avoid.some((a) => overlaps(a, s)));
 }
 
 /** Whether two CIDRs overlap. */

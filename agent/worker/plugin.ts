@@ -46,7 +46,8 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
   const asStartupError = (err: unknown): never => {
     throw err instanceof SubnetError || err instanceof PodmanError ? new StartupError(err.message) : err;
   };
-  const subnet = await claimSubnet(state, { worker: me, clusterCidr: config.clusterCidr, podSubnet: config.podSubnet, hostAddress: config.hostAddress }).catch(asStartupError);
+  const local = await runtime.subnetsInUse(config.podNetwork).catch(asStartupError);
+  const subnet = await claimSubnet(state, { worker: me, clusterCidr: config.clusterCidr, podSubnet: config.podSubnet, hostAddress: config.hostAddress, local }).catch(asStartupError);
   const { gateway } = await runtime.prepareNetwork(config.podNetwork, subnet).catch(asStartupError);
   const clusterAddress = config.clusterAddress ?? gateway;
   // The dns and api plugins start after this one and bind here.

@@ -1,5 +1,6 @@
 import type { KeyValue, StateLayer } from '../state.js';
 import { SUBNET_PREFIX } from '../pod-keys.js';
+import type { LocalSubnet } from '../runtime/runtime.js';
 import { normalizeCidr, overlaps, pickSubnet, subnetFromKeyName, subnetKeyName, subnetsOf } from '../runtime/subnet.js';
 
 export interface SubnetOwner {
@@ -37,11 +38,14 @@ async function snapshot(state: StateLayer, prefix: string): Promise<Pick<KeyValu
  * cluster CIDR this worker already holds (so a restart gets it back), else
  * the first free one. Each claim is one transaction that succeeds only if the
  * key is still absent (or still ours), so two workers never share a subnet.
+ * Subnets of `local` (other networks on this host, which the runtime would
+ * refuse to overlap) are never picked from the cluster CIDR.
  */
 export async function claimSubnet(
   state: StateLayer,
-  opts: { worker: string; clusterCidr: string; podSubnet?: string; hostAddress?: string },
+  opts: { worker: string; clusterCidr: string; podSubnet?: string; hostAddress?: string; local?: readonly LocalSubnet[] },
 ): Promise<string> {
+  const local = opts.local ?? [];
   const owner = JSON.stringify({ worker: opts.worker, ...(opts.hostAddress ? { hostAddress: opts.hostAddress } : {}) });
   if (!opts.podSubnet && Number(opts.clusterCidr.split('/')[1]) > 24) {
     throw new SubnetError(`--cluster-cidr '${opts.clusterCidr}' is smaller than a /24; give a /24 or larger, or --pod-subnet`);
@@ -58,14 +62,26 @@ export async function claimSubnet(
     let want: string | undefined;
     if (opts.podSubnet) {
       want = normalizeCidr(opts.podSubnet);
+      const clash = local.find((l) => overlaps(l.subnet, want!));
+      if (clash) {
+        throw new SubnetError(`--pod-subnet '${opts.podSubnet}' overlaps ${clash.subnet} of network '${clash.network}' on this host; pick another subnet`);
+      }
       for (const [cidr, h] of held) {
         if (h.owner.worker !== opts.worker && overlaps(cidr, want)) {
           throw new SubnetError(`--pod-subnet '${opts.podSubnet}' overlaps ${cidr}, held by worker '${h.owner.worker}'; pick another subnet`);
         }
       }
     } else {
-      want = mine.find((c) => subnetsOf(opts.clusterCidr).includes(c)) ?? pickSubnet(opts.clusterCidr, new Set(held.keys()));
-      if (!want) throw new SubnetError(`--cluster-cidr '${opts.clusterCidr}': every /24 is held by another worker; give a larger CIDR or --pod-subnet`);
+      const avoid = local.map((l) => l.subnet);
+      const ours = subnetsOf(opts.clusterCidr);
+      want = mine.find((c) => ours.includes(c) && !avoid.some((a) => overlaps(a, c))) ?? pickSubnet(opts.clusterCidr, new Set(held.keys()), avoid);
+      if (!want) {
+        throw new SubnetError(
+          `--cluster-cidr '${opts.clusterCidr}': every /24 is held by another worker` +
+            (avoid.some((a) => overlaps(a, opts.clusterCidr)) ? ' or used by another network on this host' : '') +
+            '; give a larger CIDR or --pod-subnet',
+        );
+      }
     }
     const current = held.get(want);
     const res = await state.txn({

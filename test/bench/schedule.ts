@@ -15,7 +15,6 @@
  *
  * Prints figures; asserts nothing.
  */
-import { randomInt } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { Etcd3 } from 'etcd3';
 import { parseAgentConfig } from '../../agent/config.js';
@@ -30,6 +29,7 @@ import { TestLan } from '../support/hosts.js';
 import { testLog } from '../support/log.js';
 import { freePort } from '../support/ports.js';
 import { createPod } from '../scheduler/context.js';
+import { randomClusterCidr } from '../worker/cluster.js';
 
 /** Writes `count` pods as `POST /resources` does, 64 transactions in flight. */
 async function writePods(state: StateLayer, count: number): Promise<void> {
@@ -100,7 +100,7 @@ async function podmanBench(): Promise<void> {
       env: { KITH_WORKER_POLL_MS: '500' },
       args: [
         '--name', h.name, '--plugins', 'worker', '--etcd-endpoints', etcdUrl, '--pod-network', h.name,
-        '--cluster-cidr', `10.${randomInt(100, 250)}.0.0/16`, '--pod-cpu-limit', '64', '--pod-memory-limit', '65536',
+        '--cluster-cidr', randomClusterCidr(), '--pod-cpu-limit', '64', '--pod-memory-limit', '65536',
         '--iptables-chain', `K-${h.name}`,
       ],
     });

@@ -21,6 +21,7 @@ import { TestEtcd } from '../support/etcd.js';
 import { TestLan } from '../support/hosts.js';
 import { freePort } from '../support/ports.js';
 import { buildQuery, parse, udpAsk } from '../dns/client.js';
+import { randomClusterCidr } from '../worker/cluster.js';
 
 const MINUTES = Number(process.env.BENCH_SOAK_MINUTES ?? 10);
 const IN_FLIGHT = Number(process.env.BENCH_SOAK_PODS ?? 6);
@@ -60,7 +61,7 @@ async function main(): Promise<void> {
       wrap: h.wrap,
       env: { KITH_WORKER_POLL_MS: '500' },
       args: ['--name', h.name, '--plugins', 'worker,dns', '--etcd-endpoints', etcdUrl, '--pod-network', h.name, '--upstream-dns', 'none',
-        '--cluster-cidr', '10.213.0.0/16', '--pod-cpu-limit', '64', '--pod-memory-limit', '65536', '--iptables-chain', `K-${h.name}`],
+        '--cluster-cidr', randomClusterCidr(), '--pod-cpu-limit', '64', '--pod-memory-limit', '65536', '--iptables-chain', `K-${h.name}`],
     });
     agents.push(control, worker);
     await Promise.all([control.ready(60_000), worker.ready(60_000)]);

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import type { Etcd3 } from 'etcd3';
 import { TestAgent } from '../support/agent.js';
@@ -7,6 +7,7 @@ import { TestEtcd } from '../support/etcd.js';
 import { nsWrap, TestLan, type RunResult, type TestHost } from '../support/hosts.js';
 import { freePort } from '../support/ports.js';
 import { waitUntil } from '../support/wait.js';
+import { randomClusterCidr } from '../worker/cluster.js';
 import { probe, serve, type Runner } from './probe.js';
 
 /**
@@ -118,7 +119,7 @@ describe('firewall end to end: worker agents, podman pods, real iptables', funct
     [h1, h2] = lan.hosts as [TestHost, TestHost];
     etcdUrl = `http://${lan.gateway}:${await lan.relay(etcd.clientPort)}`;
     // podman refuses a subnet another network on this machine already has: a /16 of its own per run.
-    cidr = `10.${randomInt(128, 255)}.0.0/16`;
+    cidr = randomClusterCidr();
     const apiPort = await freePort();
     api = `http://127.0.0.1:${apiPort}`;
     ctl = TestAgent.start({

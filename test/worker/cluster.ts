@@ -7,9 +7,14 @@ import type { TestHost, TestLan } from '../support/hosts.js';
 /** Fast timings for tests: scheduler retries and worker polling. */
 export const FAST_ENV = { KITH_SCHEDULER_RETRY_MS: '200', KITH_SCHEDULER_MAX_TRIES: '3', KITH_WORKER_POLL_MS: '250' };
 
-/** A /16 that no other run is likely to use at the same time (podman refuses overlapping networks). */
+/**
+ * A /16 that no other run is likely to use at the same time (podman refuses
+ * overlapping networks), and never the default 10.244.0.0/16 that an agent
+ * from `npm start` on this machine may hold.
+ */
 export function randomClusterCidr(): string {
-  return `10.${randomInt(100, 250)}.0.0/16`;
+  const second = randomInt(100, 249);
+  return `10.${second >= 244 ? second + 1 : second}.0.0/16`;
 }
 
 export interface WorkerAgentOptions {

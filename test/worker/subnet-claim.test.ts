@@ -49,4 +49,33 @@ describe('pod subnet claims (real etcd)', () => {
       expect((err as Error).message).to.match(/--pod-subnet '10.70.0.0\/16' overlaps 10.70.1.0\/24, held by worker 'f'/);
     }
   });
+
+  it('never picks a /24 that another network on this host uses, and leaves one it held that now clashes', async () => {
+    const cidr = '10.80.0.0/22';
+    const local = [{ network: 'other', subnet: '10.80.0.0/23' }];
+    const got = await claimSubnet(state, { worker: 'h', clusterCidr: cidr, local });
+    expect(got).to.equal('10.80.2.0/24');
+    // Held in etcd, but a network on this host has it now: the worker moves and gives the old one back.
+    const moved = await claimSubnet(state, { worker: 'h', clusterCidr: cidr, local: [{ network: 'late', subnet: '10.80.2.0/24' }] });
+    expect(moved).to.equal('10.80.0.0/24');
+    const o = await owners();
+    expect(o['10.80.0.0_24']).to.deep.equal({ worker: 'h' });
+    expect(o['10.80.2.0_24']).to.equal(undefined);
+    try {
+      await claimSubnet(state, { worker: 'i', clusterCidr: cidr, local: [{ network: 'wide', subnet: '10.80.0.0/16' }] });
+      expect.fail('claimed a /24 the host already uses');
+    } catch (err) {
+      expect(err).to.be.instanceOf(SubnetError);
+      expect((err as Error).message).to.equal(
+        "--cluster-cidr '10.80.0.0/22': every /24 is held by another worker or used by another network on this host; give a larger CIDR or --pod-subnet",
+      );
+    }
+    try {
+      await claimSubnet(state, { worker: 'i', clusterCidr: cidr, podSubnet: '10.90.3.0/24', local: [{ network: 'wide', subnet: '10.90.0.0/16' }] });
+      expect.fail('claimed a --pod-subnet the host already uses');
+    } catch (err) {
+      expect((err as Error).message).to.equal("--pod-subnet '10.90.3.0/24' overlaps 10.90.0.0/16 of network 'wide' on this host; pick another subnet");
+    }
+    expect((await owners())['10.90.3.0_24']).to.equal(undefined);
+  });
 });

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { execa } from 'execa';
 import { StateLayer } from '../../agent/state.js';
 import { TestAgent } from '../support/agent.js';
 import { TestEtcd } from '../support/etcd.js';
@@ -20,11 +21,16 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
   let state: StateLayer;
   let agent: TestAgent | undefined;
   const clusterCidr = randomClusterCidr();
+  // Another podman network on this machine already has the cluster CIDR's first /24.
+  const taken = clusterCidr.replace(/\.0\.0\/16$/, '.0.0/24');
+  let blocker: string | undefined;
 
   before(async () => {
     etcd = await TestEtcd.start();
     lan = await TestLan.create({ hosts: 1 });
     host = lan.hosts[0]!;
+    blocker = `${host.name}-other`;
+    await execa('podman', ['network', 'create', '--disable-dns', `--subnet=${taken}`, blocker], { stdin: 'ignore', timeout: 30_000 });
     etcdUrl = `http://${lan.gateway}:${await lan.relay(etcd.clientPort)}`;
     const client = etcd.client();
     state = new StateLayer(client, '/kith', testLog);
@@ -37,6 +43,7 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
     await state?.close();
     state?.client.close();
     await lan?.destroy();
+    if (blocker) await execa('podman', ['network', 'rm', '-f', blocker], { stdin: 'ignore', reject: false, timeout: 30_000 });
     await etcd?.stop();
   });
 
@@ -48,12 +55,13 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
     waitUntil(async () => (await podOf(name))?.state === want, { timeoutMs, what: `pod ${name} ${want}` });
   const dnsOf = async (name: string) => (await state.get(`dns/${name}.pod.${DOMAIN}.`))?.value;
 
-  it('claims a subnet, publishes its node, name and capacity', async () => {
+  it('claims a subnet no other network on the host uses, publishes its node, name and capacity', async () => {
     const subnets = (await state.list('node.worker/subnet/')).kvs;
     expect(subnets).to.have.length(1);
     expect(JSON.parse(subnets[0]!.value)).to.deep.equal({ worker: host.name, hostAddress: host.address });
     const subnet = subnets[0]!.key.split('/').pop()!.replace('_', '/');
-    expect(subnet.startsWith(clusterCidr.split('.').slice(0, 2).join('.'))).to.equal(true);
+    // The first /24 belongs to another network on this host: the worker took the next one.
+    expect(subnet).to.equal(clusterCidr.replace(/\.0\.0\/16$/, '.1.0/24'));
     const gw = subnet.replace(/\.0\/24$/, '.1');
     const node = JSON.parse((await state.get(`resource/node.worker/${host.name}`))!.value);
     expect(node.spec).to.deep.equal({ address: gw, hostAddress: host.address, subnet, limits: { cpu: '1', memory: 1024 } });
