@@ -53,21 +53,23 @@ export interface Revalidator {
  * question, so only their data counts there.
  */
 export function signature(r: Response): string {
-  let s = `${r.rcode}/${r.aa ? 1 : 0}${r.ra ? 1 : 0}${r.tc ? 1 : 0}${r.edns ? (r.edns.do ? 2 : 1) : 0}`;
+  // Parts joined once: a string built with += is a rope of every piece, and
+  // the cache keeps one signature per entry.
+  const parts = [`${r.rcode}/${r.aa ? 1 : 0}${r.ra ? 1 : 0}${r.tc ? 1 : 0}${r.edns ? (r.edns.do ? 2 : 1) : 0}`];
   const add = (rrs: Rr[], owners: boolean) => {
-    s += '|';
+    parts.push('|');
     for (const rr of rrs) {
-      s += `${owners ? rr.name : ''} ${rr.type} ${rr.ttl} ${rr.address ?? rr.domain ?? rr.ns ?? rr.target ?? rr.primary ?? ''}`;
-      if (rr.port !== undefined) s += ` ${rr.priority} ${rr.weight} ${rr.port}`;
-      if (rr.minimum !== undefined) s += ` ${rr.admin} ${rr.serial} ${rr.minimum}`;
-      if (rr.data !== undefined) s += ` ${String(rr.data)}`;
-      s += ';';
+      parts.push(`${owners ? rr.name : ''} ${rr.type} ${rr.ttl} ${rr.address ?? rr.domain ?? rr.ns ?? rr.target ?? rr.primary ?? ''}`);
+      if (rr.port !== undefined) parts.push(` ${rr.priority} ${rr.weight} ${rr.port}`);
+      if (rr.minimum !== undefined) parts.push(` ${rr.admin} ${rr.serial} ${rr.minimum}`);
+      if (rr.data !== undefined) parts.push(` ${String(rr.data)}`);
+      parts.push(';');
     }
   };
   add(r.answers, false);
   add(r.authorities, true);
   add(r.additionals, true);
-  return s;
+  return parts.join('');
 }
 
 /** The question name of a plain query as a dotted string (as received). */
@@ -129,8 +131,21 @@ export function fastKey(buf: Buffer): FastKey | undefined {
   return { hash, nameEnd, qtype, qclass, edns, limit };
 }
 
+/**
+ * The entries, in two generations: new entries go to the young map; when it
+ * holds half the bound it becomes the old one and the previous old one is
+ * dropped; a hit in the old map moves the entry back to the young one. So
+ * answers asked for stay, answers nobody asks for any more (names long
+ * deleted) leave within two turns, and there are never more than
+ * `maxEntries`.
+ *
+ * Each entry's bytes live in one allocation of their own: a small Buffer from
+ * Node's shared pool would keep its whole 8 KiB slab alive for as long as the
+ * entry lives.
+ */
 export class AnswerCache {
-  private readonly entries = new Map<number, Entry>();
+  private young = new Map<number, Entry>();
+  private old = new Map<number, Entry>();
   hits = 0;
   revalidated = 0;
 
@@ -138,13 +153,19 @@ export class AnswerCache {
 
   /** The cached answer for this query, ready to send; undefined on a miss or when it does not fit. */
   lookup(query: Buffer, k: FastKey, generation: number, check?: Revalidator): { bytes: Buffer; rcode: number; template: Buffer } | undefined {
-    const e = this.entries.get(k.hash);
-    if (!e || e.qtype !== k.qtype || e.qclass !== k.qclass || e.edns !== k.edns || e.name.length !== k.nameEnd - HEADER) return undefined;
+    let e = this.young.get(k.hash);
+    if (!e) {
+      e = this.old.get(k.hash);
+      if (!e) return undefined;
+      this.old.delete(k.hash);
+      this.add(k.hash, e);
+    }
+    if (e.qtype !== k.qtype || e.qclass !== k.qclass || e.edns !== k.edns || e.name.length !== k.nameEnd - HEADER) return undefined;
     const name = e.name;
     for (let i = 0; i < name.length; i++) if (name[i] !== lower(query[HEADER + i]!)) return undefined;
     if (e.generation !== generation) {
       if (!check?.revalidate(query, k, e.sig)) {
-        this.entries.delete(k.hash);
+        this.young.delete(k.hash);
         return undefined;
       }
       e.generation = generation;
@@ -166,18 +187,27 @@ export class AnswerCache {
   store(query: Buffer, k: FastKey, response: Buffer, generation: number, sig: string): boolean {
     // Only responses whose question sits where the query's did, the same bytes but for case.
     if (response.length < k.nameEnd + 4 || response[2]! & 0x02) return false;
-    const name = Buffer.allocUnsafe(k.nameEnd - HEADER);
-    for (let i = 0; i < name.length; i++) {
-      name[i] = lower(query[HEADER + i]!);
-      if (lower(response[HEADER + i]!) !== name[i]) return false;
-    }
-    if (this.entries.size >= this.maxEntries) this.entries.clear();
+    const nameLen = k.nameEnd - HEADER;
+    for (let i = 0; i < nameLen; i++) if (lower(response[HEADER + i]!) !== lower(query[HEADER + i]!)) return false;
+    const own = Buffer.allocUnsafeSlow(response.length + nameLen);
+    response.copy(own);
+    const name = own.subarray(response.length);
+    for (let i = 0; i < nameLen; i++) name[i] = lower(query[HEADER + i]!);
     const rcode = response[3]! & 0x0f;
-    this.entries.set(k.hash, { name, qtype: k.qtype, qclass: k.qclass, edns: k.edns, generation, sig, bytes: Buffer.from(response), rcode });
+    this.old.delete(k.hash);
+    this.add(k.hash, { name, qtype: k.qtype, qclass: k.qclass, edns: k.edns, generation, sig, bytes: own.subarray(0, response.length), rcode });
     return true;
   }
 
+  private add(hash: number, e: Entry): void {
+    if (this.young.size >= Math.max(1, this.maxEntries >> 1) && !this.young.has(hash)) {
+      this.old = this.young;
+      this.young = new Map();
+    }
+    this.young.set(hash, e);
+  }
+
   get size(): number {
-    return this.entries.size;
+    return this.young.size + this.old.size;
   }
 }

@@ -190,6 +190,29 @@ describe('dns wire', () => {
     expect(fastKey(Buffer.alloc(5))).to.equal(undefined);
   });
 
+  it('keeps the answers asked for, lets unasked ones age out, never holds more than its bound, and pins no pool slab', () => {
+    const cache = new AnswerCache(10);
+    const zone = new Zone({ domain: 'cluster.local', ttl: 5, nodeName: 'n', version: '1' });
+    const keep = (name: string) => {
+      const q = wire(name, TYPE.A);
+      const k = fastKey(q)!;
+      const r = reply(answer(zone, parseQuery(q, 'udp', true)!));
+      expect(cache.store(q, k, encodeResponse(r, 512), zone.generation, signature(r))).to.equal(true);
+      return { q, k };
+    };
+    const hot = keep('hot.pod.cluster.local');
+    const cold = keep('cold.pod.cluster.local');
+    for (let i = 0; i < 40; i++) {
+      keep(`gone-${i}.pod.cluster.local`);
+      expect(cache.size).to.be.at.most(10);
+      expect(cache.lookup(hot.q, hot.k, zone.generation), `hot entry after ${i} others`).to.not.equal(undefined);
+    }
+    expect(cache.lookup(cold.q, cold.k, zone.generation)).to.equal(undefined);
+    const hit = cache.lookup(hot.q, hot.k, zone.generation)!;
+    // The cached bytes sit in an allocation of their own (the answer plus the lowercased name), not in Node's 8 KiB pool.
+    expect(hit.template.buffer.byteLength).to.equal(hit.template.length + hot.k.nameEnd - 12);
+  });
+
   it('reads upstreams from a resolv.conf, IPv4 only', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kith-resolv-'));
     try {
