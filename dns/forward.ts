@@ -4,7 +4,7 @@ import { connect, isIPv4 } from 'node:net';
 import { randomInt } from 'node:crypto';
 import dns2 from 'dns2';
 import type { Query } from './answer.js';
-import { HEADER, layout, truncateMessage } from './wire.js';
+import { HEADER, layout, ownCopy, truncateMessage } from './wire.js';
 
 const { Packet } = dns2;
 
@@ -133,7 +133,7 @@ export class ForwardCache {
     if (ttl <= 0) return;
     this.entries.delete(key);
     while (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(key, { bytes: Buffer.from(bytes), storedAt: now, expiresAt: now + ttl * 1000, ttlAt });
+    this.entries.set(key, { bytes: ownCopy(bytes), storedAt: now, expiresAt: now + ttl * 1000, ttlAt });
   }
 }
 

@@ -15,6 +15,17 @@ export const HEADER = 12;
 /** Largest UDP response without EDNS (RFC 1035 §4.2.1). */
 export const UDP_MIN = 512;
 
+/**
+ * A copy of `buf` in an allocation of its own, for bytes kept for long:
+ * `Buffer.from` of a small buffer takes a slice of Node's shared 8 KiB pool,
+ * and a slice kept alive keeps its whole slab alive.
+ */
+export function ownCopy(buf: Buffer): Buffer {
+  const out = Buffer.allocUnsafeSlow(buf.length);
+  buf.copy(out);
+  return out;
+}
+
 /** Decodes a query; undefined when not even a header could be read (the packet is dropped). */
 export function parseQuery(buf: Buffer, transport: 'udp' | 'tcp', loopback: boolean): Query | undefined {
   if (buf.length < HEADER) return undefined;

@@ -6,7 +6,7 @@ import dns2 from 'dns2';
 import { answer, CLASS, RCODE, TYPE, type Outcome, type Query, type Response } from '../../dns/answer.js';
 import { fastKey, AnswerCache, questionName, signature } from '../../dns/fastpath.js';
 import { cacheTtl, ForwardCache, mayRecurse, parseCidr, resolvConfUpstreams } from '../../dns/forward.js';
-import { encodeResponse, encodeTransfer, parseQuery } from '../../dns/wire.js';
+import { encodeResponse, encodeTransfer, ownCopy, parseQuery } from '../../dns/wire.js';
 import { Zone } from '../../dns/zone.js';
 
 const { Packet } = dns2;
@@ -250,5 +250,11 @@ describe('dns wire', () => {
     cache.put('c', bytes, 0);
     expect(cache.size).to.equal(2);
     expect(cache.get('a', 1)).to.equal(undefined);
+    // What the caches keep sits in allocations of its own, never in a slab of Node's pool.
+    const pooled = Buffer.from(bytes);
+    expect(pooled.buffer.byteLength).to.be.greaterThan(bytes.length);
+    const own = ownCopy(pooled);
+    expect(own.buffer.byteLength).to.equal(bytes.length);
+    expect(own.equals(bytes)).to.equal(true);
   });
 });
