@@ -55,6 +55,20 @@ export function refusedChange(type: string, method: 'PATCH' | 'DELETE'): Problem
  * null or missing. A given metadata or spec replaces the old one whole.
  * Throws a Problem when the patch is not allowed or the result is invalid.
  */
+/**
+ * What a PATCH body is refused for before the resource is read, in the
+ * reference's order: not an object (the reference panicked), then a string
+ * `type` or `name`, which is 422 even for a missing resource. Pods are judged
+ * after the read: a missing pod is 404 (the reference's 422 was a gap), an
+ * existing one is 422 with the pod message.
+ */
+export function checkPatchBody(type: string, body: unknown): asserts body is Record<string, unknown> {
+  if (!isObject(body)) throw new Problem('resource-invalid', 'body: a PATCH body must be a JSON object');
+  if (type !== 'pod' && (typeof body.type === 'string' || typeof body.name === 'string')) {
+    throw new Problem('modification-not-allowed', "The 'type' and 'name' fields of a resource cannot be modified after creation.");
+  }
+}
+
 export function patched(old: Resource & Record<string, unknown>, body: unknown): Resource {
   if (!isObject(body)) throw new Problem('resource-invalid', 'body: a PATCH body must be a JSON object');
   if (old.type === 'pod') throw new Problem('modification-not-allowed', 'Pod resources cannot be modified via the API.');

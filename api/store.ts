@@ -4,7 +4,7 @@ import type { Role } from '../agent/plugin.js';
 import type { StateLayer } from '../agent/state.js';
 import { aliasKey } from './namespace.js';
 import { alreadyExists, invalid, notFound, Problem } from './problem.js';
-import { patched, podStateOnRead, resourceKey, schemaFor, unscheduledKey } from './resources.js';
+import { checkPatchBody, patched, podStateOnRead, resourceKey, schemaFor, unscheduledKey } from './resources.js';
 import { isNodeType, resource, type Resource } from './schemas.js';
 
 /** Attempts of a PATCH whose guarded write lost to a concurrent change, with a short random back-off between them. */
@@ -134,6 +134,7 @@ export class ResourceStore {
   }
 
   private async patchNow(key: string, type: string, name: string, body: unknown, ifMatch?: number | '*'): Promise<Stored> {
+    checkPatchBody(type, body);
     for (let attempt = 0; attempt < PATCH_ATTEMPTS; attempt++) {
       const kv = await this.state.get(key);
       if (!kv) throw notFound(type, name);

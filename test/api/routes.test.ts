@@ -193,6 +193,11 @@ describe('api: REST routes over HTTP against a real etcd', function () {
       expectProblem(await h.request('PATCH', `/resources/node.api/${h.name}`, {}), 422, 'modification-not-allowed', 'Node resources cannot be modified via the API.');
       expectProblem(await h.request('PATCH', '/resources/widget.big/w1', { name: 'w9' }), 422, 'modification-not-allowed', "The 'type' and 'name' fields of a resource cannot be modified after creation.");
       expectProblem(await h.request('PATCH', '/resources/widget.big/w1', { type: 'other' }), 422, 'modification-not-allowed');
+      // As in the reference, a change of name or type is refused before existence is looked at.
+      expectProblem(await h.request('PATCH', '/resources/widget.big/nowhere', { name: 'w9' }), 422, 'modification-not-allowed', "The 'type' and 'name' fields of a resource cannot be modified after creation.");
+      expectProblem(await h.request('PATCH', '/resources/widget.big/nowhere', { state: 'x' }), 404, 'resource-not-found');
+      expectProblem(await h.request('PATCH', '/resources/widget.big/nowhere', '[1]'), 422, 'resource-invalid', /^body: /);
+      expect((await h.request('GET', '/resources/widget.big/nowhere')).status).to.equal(404);
     });
 
     it('merges shallowly as the reference: given fields replace, null or missing ones are kept', async () => {
