@@ -143,11 +143,12 @@ const COMMANDS: Record<string, Command> = {
   },
 
   apply: {
-    args: '-f FILE|-',
+    args: '[-f] FILE|- (default: stdin)',
     options: { filename: { type: 'string', short: 'f' } },
     async run(io, v, pos) {
-      const file = (v.filename as string | undefined) ?? pos[0];
-      if (file === undefined || pos.length > (v.filename ? 0 : 1)) throw new UsageError('apply needs exactly one -f FILE (or - for stdin)');
+      // As the reference client: no file means stdin, unless stdin is a terminal nobody is typing a manifest into.
+      const file = (v.filename as string | undefined) ?? pos[0] ?? (process.stdin.isTTY ? undefined : '-');
+      if (file === undefined || pos.length > (v.filename ? 0 : 1)) throw new UsageError('apply needs one -f FILE (or - for stdin)');
       let text: string;
       try {
         text = readFileSync(file === '-' ? 0 : file, 'utf8');
@@ -155,8 +156,9 @@ const COMMANDS: Record<string, Command> = {
         io.err(`kith: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
         return 1;
       }
-      const items = manifests(text, file === '-' ? 'stdin' : file);
-      if (items.length === 0) throw new DocumentError(`${file}: no resources in it`);
+      const source = file === '-' ? 'stdin' : file;
+      const items = manifests(text, source);
+      if (items.length === 0) throw new DocumentError(`${source}: no resources in it`);
       let failed = 0;
       const results: unknown[] = [];
       for (const m of items) {

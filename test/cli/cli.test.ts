@@ -227,20 +227,23 @@ spec:
 
   it('apply reads JSON from stdin, several resources at once, and reports bad documents', async () => {
     const docs = JSON.stringify([{ name: 'cfg', type: 'config', spec: { a: 1 } }, { name: 'cfg2', type: 'config', spec: { b: 2 } }]);
-    const [r, noName, yaml, missing, bad] = await Promise.all([
+    const [r, noName, yaml, missing, bad, empty] = await Promise.all([
       kith([...api, 'apply', '-f', '-'], { input: docs }),
       kith([...api, 'apply', '-f', '-'], { input: '{"spec": {}}' }),
       kith([...api, 'apply', '-f', '-'], { input: 'name: [unclosed' }),
       kith([...api, 'apply', '-f', join(dir, 'missing.yaml')]),
       kith([...api, 'apply', '-f', '-'], { input: JSON.stringify({ name: 'Bad', type: 'config', spec: {} }) }),
+      kith([...api, 'apply'], { input: '' }),
     ]);
+    expect([empty.code, oneLine(empty)]).to.deep.equal([1, 'kith: stdin: no resources in it']);
     expect([r.code, r.stdout], r.stderr).to.deep.equal([0, 'config/cfg created\nconfig/cfg2 created\n']);
     expect([noName.code, oneLine(noName)]).to.deep.equal([1, "kith: stdin: document 1: expected 'name' and 'type'"]);
     expect(yaml.code).to.equal(1);
     expect(oneLine(yaml)).to.match(/^kith: stdin: document 1: /);
     expect([missing.code, oneLine(missing)]).to.deep.equal([1, `kith: cannot read ${join(dir, 'missing.yaml')}: ENOENT`]);
     expect([bad.code, oneLine(bad)]).to.deep.equal([1, 'kith: config/Bad: name: must be a lowercase DNS label: a-z, 0-9 and -, start with a letter, not end with -, at most 63 characters']);
-    const upd = await kith([...api, '-o', 'json', 'apply', '-f', '-'], { input: JSON.stringify({ name: 'cfg', type: 'config', state: 'on', spec: { a: 3 } }) });
+    // Without a file, as the reference client, from stdin.
+    const upd = await kith([...api, '-o', 'json', 'apply'], { input: JSON.stringify({ name: 'cfg', type: 'config', state: 'on', spec: { a: 3 } }) });
     expect(upd.code).to.equal(0);
     expect(JSON.parse(upd.stdout)).to.deep.equal([{ name: 'cfg', type: 'config', state: 'on', metadata: {}, spec: { a: 3 } }]);
   });
