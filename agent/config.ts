@@ -20,6 +20,11 @@ const hostPort = z.string().transform((s, ctx) => {
 });
 export type HostPort = { host: string; port: number };
 
+/** Whether one of `listen` serves `address:port` (the address itself, or every address). */
+export function listensAt(listen: readonly HostPort[], address: string, port: number): boolean {
+  return listen.some((l) => l.port === port && (l.host === address || l.host === '0.0.0.0'));
+}
+
 const list = <T extends z.ZodType<unknown, string>>(item: T) =>
   z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)).pipe(z.array(item));
 

@@ -2,7 +2,7 @@ import { createServer, STATUS_CODES, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Koa from 'koa';
 import type { Logger } from 'pino';
-import type { AgentConfig, HostPort } from '../agent/config.js';
+import { listensAt, type AgentConfig, type HostPort } from '../agent/config.js';
 import { StartupError } from '../agent/embedded-etcd.js';
 import { heartbeatKey, nodeResourceKey } from '../agent/node.js';
 import type { Plugin, PluginContext } from '../agent/plugin.js';
@@ -181,7 +181,8 @@ export const apiPlugin: Plugin = {
     // This node's name and its membership of api.special, on the alive lease (SPEC §4).
     const published: string[] = [];
     try {
-      for (const addr of listenAddresses(ctx.config, ctx.node.clusterAddress)) {
+      const addrs = listenAddresses(ctx.config, ctx.node.clusterAddress);
+      for (const addr of addrs) {
         const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, requireHostHeader: false }, app.callback());
         server.on('clientError', onClientError);
         servers.push(server);
@@ -197,8 +198,13 @@ export const apiPlugin: Plugin = {
         const self = `${node.name}.api.node.${domain}.`;
         await state.put(`dns/${self}`, node.clusterAddress, 'alive');
         published.push(`dns/${self}`);
-        await state.put(aliasKey(`api.special.${domain}.`, self), 'alias', 'alive');
-        published.push(aliasKey(`api.special.${domain}.`, self));
+        // api.special sends pods to <address>:80: only an API that answers there joins it.
+        if (listensAt(addrs, node.clusterAddress, 80)) {
+          await state.put(aliasKey(`api.special.${domain}.`, self), 'alias', 'alive');
+          published.push(aliasKey(`api.special.${domain}.`, self));
+        } else {
+          log.warn({ clusterAddress: node.clusterAddress }, `not joining api.special: pods reach the API at ${node.clusterAddress}:80, and it does not listen there`);
+        }
       }
     } catch (err) {
       await stopServers();

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { StartupError } from '../agent/embedded-etcd.js';
+import { listensAt } from '../agent/config.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../agent/plugin.js';
 import type { StateEvent } from '../agent/state.js';
 import { Forwarder, parseCidr, resolvConfUpstreams, type Cidr, type Upstream } from './forward.js';
@@ -31,12 +32,13 @@ export function kithVersion(): string {
 const SYNC_WAIT_MS = 20_000;
 
 /**
- * The `dns.special` alias key of this node, when it has a role with an address
- * pods can reach and this server listens on that address.
+ * The `dns.special` alias key of this node, when it has a role with a name in
+ * the zone (`<node>.worker.node` or `<node>.api.node`), a cluster address, and
+ * this server answers where pods ask: that address, port 53.
  */
 export function membershipKey(ctx: Pick<PluginContext, 'config' | 'node'>, listen: HostPort[]): string | undefined {
   const { node, config } = ctx;
-  if (!node.clusterAddress || !listen.some((l) => l.host === node.clusterAddress)) return undefined;
+  if (!node.clusterAddress || !listensAt(listen, node.clusterAddress, 53)) return undefined;
   const ns = node.roles.has('worker') ? 'worker' : node.roles.has('api') ? 'api' : undefined;
   if (!ns) return undefined;
   const d = config.clusterDomain;
@@ -104,6 +106,10 @@ export const dnsPlugin: Plugin = {
     // still answers SERVFAIL. Startup waits for that, but not for ever: an etcd that cannot be
     // scanned must not keep the agent from starting (or from stopping).
     const member = membershipKey(ctx, listen);
+    if (!member && node.clusterAddress) {
+      log.warn({ clusterAddress: node.clusterAddress, listen: listen.map((l) => `${l.host}:${l.port}`) },
+        `not joining dns.special: pods ask ${node.clusterAddress}:53, and this server ${ns ? 'does not listen there' : 'has no worker or api name to be known by'}`);
+    }
     let stopped = false;
     const joined = sub.synced.then(async () => {
       if (!member || stopped) return;

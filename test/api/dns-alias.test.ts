@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { freePort } from '../support/ports.js';
+import { freePort, loopbackAddress } from '../support/ports.js';
 import { ApiHarness } from './harness.js';
 
 const run = promisify(execFile);
@@ -22,29 +22,42 @@ describe('api + dns: an alias made over REST is served by the dns plugin', funct
     return { status, answers };
   };
 
+  let addr: string;
+
   before(async () => {
     port = await freePort();
-    h = await ApiHarness.start(['--plugins', 'dns,api', '--dns-listen', `127.0.0.1:${port}`, '--upstream-dns', 'none', '--cluster-address', '127.0.0.3']);
+    addr = await loopbackAddress(80);
+    h = await ApiHarness.start(['--plugins', 'dns,api', '--dns-listen', `127.0.0.1:${port}`, '--upstream-dns', 'none'], { clusterAddress: addr });
   });
   after(async () => {
     await h?.stop();
   });
 
   it('resolves the api node and api.special from the records the api plugin publishes', async () => {
-    await h.until(async () => (await dig(`${h.name}.api.node.cluster.local`)).answers.join() === '127.0.0.3');
-    expect((await dig('api.special.cluster.local')).answers).to.deep.equal(['127.0.0.3']);
-    expect((await h.request('GET', `/resources/node.api/${h.name}`)).body.spec).to.deep.equal({ address: '127.0.0.3' });
+    await h.until(async () => (await dig(`${h.name}.api.node.cluster.local`)).answers.join() === addr);
+    expect((await dig('api.special.cluster.local')).answers).to.deep.equal([addr]);
+    expect((await h.request('GET', `/resources/node.api/${h.name}`)).body.spec).to.deep.equal({ address: addr });
+    // An API that does not listen on <cluster-address>:80 keeps its node name but stays out of api.special.
+    const other = await loopbackAddress(80);
+    const peer = await h.peer(['--cluster-address', other]);
+    try {
+      await h.until(async () => (await dig(`${peer.name}.api.node.cluster.local`)).answers.join() === other);
+      expect((await h.request('GET', '/dns_aliases/special/api')).body).to.deep.equal([`${h.name}.api.node.cluster.local.`]);
+      expect((await dig('api.special.cluster.local')).answers).to.deep.equal([addr]);
+    } finally {
+      await peer.stop();
+    }
   });
 
   it('resolves an alias created with PUT, follows a chain of aliases, and forgets it after DELETE', async () => {
     await h.put('dns/db.pod.cluster.local.', '10.244.7.9');
     expect((await dig('www.shop.cluster.local')).status).to.equal('NXDOMAIN');
     expect((await h.request('PUT', `/dns_aliases/shop/www/api.node/${h.name}`)).status).to.equal(204);
-    await h.until(async () => (await dig('www.shop.cluster.local')).answers.join() === '127.0.0.3');
+    await h.until(async () => (await dig('www.shop.cluster.local')).answers.join() === addr);
     // www.shop -> api node and -> store.shop -> db.pod: the union of both.
     expect((await h.request('PUT', '/dns_aliases/shop/store/pod/db')).status).to.equal(204);
     expect((await h.request('PUT', '/dns_aliases/shop/www/shop/store')).status).to.equal(204);
-    await h.until(async () => (await dig('www.shop.cluster.local')).answers.join() === '10.244.7.9,127.0.0.3');
+    await h.until(async () => (await dig('www.shop.cluster.local')).answers.join() === ['10.244.7.9', addr].sort().join());
     expect((await h.request('DELETE', '/dns_aliases/shop/www/shop/store')).status).to.equal(204);
     expect((await h.request('DELETE', `/dns_aliases/shop/www/api.node/${h.name}`)).status).to.equal(204);
     await h.until(async () => (await dig('www.shop.cluster.local')).status === 'NXDOMAIN');

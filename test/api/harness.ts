@@ -16,15 +16,21 @@ export class ApiHarness {
     readonly kv: Etcd3,
   ) {}
 
-  static async start(extra: string[] = []): Promise<ApiHarness> {
+  /**
+   * With `clusterAddress`, the agent gets `--cluster-address` and also listens
+   * on its port 80, where pods reach the API (so it joins api.special).
+   */
+  static async start(extra: string[] = [], opts: { clusterAddress?: string } = {}): Promise<ApiHarness> {
     const etcd = await TestEtcd.start();
     let agent: TestAgent | undefined;
     const kv = etcd.client();
     try {
       const port = await freePort();
       const name = `api-${randomBytes(3).toString('hex')}`;
+      const listen = [`127.0.0.1:${port}`, ...(opts.clusterAddress ? [`${opts.clusterAddress}:80`] : [])].join(',');
+      const cluster = opts.clusterAddress ? ['--cluster-address', opts.clusterAddress] : [];
       agent = TestAgent.start({
-        args: ['--plugins', 'api', '--name', name, '--etcd-endpoints', etcd.endpoint, '--api-listen', `127.0.0.1:${port}`, ...extra],
+        args: ['--plugins', 'api', '--name', name, '--etcd-endpoints', etcd.endpoint, '--api-listen', listen, ...cluster, ...extra],
       });
       await agent.ready();
       const h = new ApiHarness(etcd, agent, name, `http://127.0.0.1:${port}`, kv);
@@ -39,10 +45,11 @@ export class ApiHarness {
   }
 
   /** A second API agent on the same etcd, for races between processes. */
-  async peer(): Promise<{ url: string; stop: () => Promise<unknown> }> {
+  async peer(extra: string[] = []): Promise<{ url: string; name: string; stop: () => Promise<unknown> }> {
     const port = await freePort();
+    const name = `peer-${randomBytes(3).toString('hex')}`;
     const agent = TestAgent.start({
-      args: ['--plugins', 'api', '--name', `peer-${randomBytes(3).toString('hex')}`, '--etcd-endpoints', this.etcd.endpoint, '--api-listen', `127.0.0.1:${port}`],
+      args: ['--plugins', 'api', '--name', name, '--etcd-endpoints', this.etcd.endpoint, '--api-listen', `127.0.0.1:${port}`, ...extra],
     });
     try {
       await agent.ready();
@@ -50,7 +57,7 @@ export class ApiHarness {
       await agent.stop().catch(() => undefined);
       throw err;
     }
-    return { url: `http://127.0.0.1:${port}`, stop: () => agent.stop() };
+    return { url: `http://127.0.0.1:${port}`, name, stop: () => agent.stop() };
   }
 
   /** Polls a condition every 50 ms until it holds or the time is up. */

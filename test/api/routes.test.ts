@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { ApiHarness } from './harness.js';
+import { loopbackAddress } from '../support/ports.js';
 
 const pod = (name: string, extra: Record<string, unknown> = {}) => ({
   name,
@@ -22,9 +23,11 @@ function expectProblem(r: { status: number; type: string; body: any }, status: n
 describe('api: REST routes over HTTP against a real etcd', function () {
   this.timeout(60_000);
   let h: ApiHarness;
+  let clusterAddress: string;
 
   before(async () => {
-    h = await ApiHarness.start(['--cluster-address', '127.0.0.2']);
+    clusterAddress = await loopbackAddress(80);
+    h = await ApiHarness.start([], { clusterAddress });
   });
   after(async () => {
     await h?.stop();
@@ -148,7 +151,7 @@ describe('api: REST routes over HTTP against a real etcd', function () {
     it('derives node state from heartbeats: healthy, degraded, dead', async () => {
       const self = await h.request('GET', `/resources/node.api/${h.name}`);
       expect(self.body.state).to.equal('healthy');
-      expect(self.body.spec.address).to.equal('127.0.0.2');
+      expect(self.body.spec.address).to.equal(clusterAddress);
       await h.put('resource/node.worker/w-a', JSON.stringify(worker('w-a')));
       await h.put('resource/node.worker/w-b', JSON.stringify(worker('w-b')));
       await h.put('resource/node.worker/w-c', JSON.stringify(worker('w-c')));
@@ -308,7 +311,7 @@ describe('api: REST routes over HTTP against a real etcd', function () {
     it('reads built-in aliases: this node is in api.special', async () => {
       const r = await h.request('GET', '/dns_aliases/special/api');
       expect(r.body).to.deep.equal([`${h.name}.api.node.cluster.local.`]);
-      expect(await h.value(`dns/${h.name}.api.node.cluster.local.`)).to.equal('127.0.0.2');
+      expect(await h.value(`dns/${h.name}.api.node.cluster.local.`)).to.equal(clusterAddress);
       const kv = await h.kv.get(`/kith/dns/${h.name}.api.node.cluster.local.`).exec();
       expect(String(kv.kvs[0]!.lease)).to.not.equal('0');
       expect((await h.request('GET', `/dns_aliases/special/api/api.node/${h.name}`)).status).to.equal(204);

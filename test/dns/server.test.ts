@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import { TestAgent } from '../support/agent.js';
 import { TestEtcd } from '../support/etcd.js';
-import { freePort } from '../support/ports.js';
+import { freePort, loopbackAddress } from '../support/ports.js';
 import { buildQuery, dig, parse, tcpAsk, udpAsk, until } from './client.js';
 import { TYPE } from '../../dns/answer.js';
 import { StubUpstream } from './stub.js';
@@ -345,14 +345,16 @@ s.sendto(struct.pack('!HHHH', 0, port, 8 + len(payload), 0) + payload, ('127.0.0
         const apiPort = await freePort();
         const dnsPort = await freePort();
         const member = `${name}-m`;
+        // Pods ask <cluster-address>:53: a server there joins dns.special.
+        const addr = await loopbackAddress(53);
         const other = TestAgent.start({
-          args: ['--name', member, '--plugins', 'dns,api', '--etcd-endpoints', etcd.endpoint, '--cluster-address', '127.0.0.1', '--dns-listen', `127.0.0.1:${dnsPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--upstream-dns', 'none'],
+          args: ['--name', member, '--plugins', 'dns,api', '--etcd-endpoints', etcd.endpoint, '--cluster-address', addr, '--dns-listen', `127.0.0.1:${dnsPort},${addr}:53`, '--api-listen', `127.0.0.1:${apiPort}`, '--upstream-dns', 'none'],
         });
         try {
           await other.ready();
           const key = `/kith/dns/dns.special.cluster.local./${member}.api.node.cluster.local.`;
           expect(await client.get(key).string()).to.equal('alias');
-          await until(async () => (await addresses('dns.special.cluster.local')).includes('127.0.0.1'), 3000);
+          await until(async () => (await addresses('dns.special.cluster.local')).includes(addr), 3000);
           for (let i = 0; i < 3; i++) expect(await udpAsk(dnsPort, buildQuery('dns.special.cluster.local', A))).to.not.equal(undefined);
           const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
           expect(text).to.match(/kith_dns_queries_total\{type="A",rcode="NOERROR"\} \d+/);

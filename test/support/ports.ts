@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -61,4 +62,23 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
     }
   }
   throw new Error(`no free port on ${host} in ${FIRST}-${FIRST + SPAN - 1} after 500 tries`);
+}
+
+const handedOutAddresses = new Set<string>();
+
+/**
+ * A loopback address of 127/8 (all of which Linux routes to `lo`) on which
+ * `port` is free for TCP and UDP: a stand-in for a node's cluster address,
+ * where pods expect the agent on fixed ports (DNS 53, API 80).
+ */
+export async function loopbackAddress(port: number): Promise<string> {
+  for (let tries = 0; tries < 50; tries++) {
+    const host = `127.${randomInt(1, 255)}.${randomInt(0, 256)}.${randomInt(1, 255)}`;
+    if (handedOutAddresses.has(host)) continue;
+    if ((await tcpFree(port, host)) && (await udpFree(port, host))) {
+      handedOutAddresses.add(host);
+      return host;
+    }
+  }
+  throw new Error(`no loopback address with port ${port} free after 50 tries`);
 }
