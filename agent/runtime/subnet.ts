@@ -29,9 +29,13 @@ export function gatewayOf(subnet: string): string {
   return intToIp(ipToInt(ip!) + 1);
 }
 
-export const subnetKeyName = (cidr: string): string => cidr.replace('/', '_');
+/** The key name of a subnet under `node.worker/subnet/`: the CIDR itself (SPEC §2). */
+export const subnetKeyName = (cidr: string): string => cidr;
+/** The key name earlier versions wrote (`a.b.c.d_len`); read, and replaced on the owner's next claim. */
+export const legacySubnetKeyName = (cidr: string): string => cidr.replace('/', '_');
+/** The CIDR a key name stands for, in either spelling; undefined for anything else. */
 export const subnetFromKeyName = (name: string): string | undefined => {
-  const m = /^(\d{1,3}(?:\.\d{1,3}){3})_(\d{1,2})$/.exec(name);
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})[/_](\d{1,2})$/.exec(name);
   return m ? `${m[1]}/${m[2]}` : undefined;
 };
 

@@ -91,7 +91,10 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
     const alive = new Set<string>();
     let synced = false;
     const sync = () => {
-      if (synced) void routes.sync(desiredRoutes({ worker: me, hostAddress: config.hostAddress! }, subnets, alive));
+      if (!synced) return;
+      // `subnets` is by key: a claim moving from the legacy key spelling to the SPEC one is a put and a delete.
+      const byCidr = new Map([...subnets].map(([key, o]) => [subnetFromKeyName(key)!, o]));
+      void routes.sync(desiredRoutes({ worker: me, hostAddress: config.hostAddress! }, byCidr, alive));
     };
     routeSub = state.watch(
       [SUBNET_PREFIX, ALIVE_PREFIX],
@@ -101,11 +104,11 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
           if (ev.type === 'put') alive.add(w);
           else alive.delete(w);
         } else {
-          const cidr = subnetFromKeyName(ev.key.slice(SUBNET_PREFIX.length));
-          if (!cidr) return;
+          const name = ev.key.slice(SUBNET_PREFIX.length);
+          if (!subnetFromKeyName(name)) return;
           const owner = ev.type === 'put' ? parseSubnetOwner(ev.value) : undefined;
-          if (owner) subnets.set(cidr, owner);
-          else subnets.delete(cidr);
+          if (owner) subnets.set(name, owner);
+          else subnets.delete(name);
         }
         sync();
       },

@@ -1,7 +1,7 @@
 import type { KeyValue, StateLayer } from '../state.js';
 import { SUBNET_PREFIX } from '../pod-keys.js';
 import type { LocalSubnet } from '../runtime/runtime.js';
-import { normalizeCidr, overlaps, pickSubnet, subnetFromKeyName, subnetKeyName, subnetsOf } from '../runtime/subnet.js';
+import { legacySubnetKeyName, normalizeCidr, overlaps, pickSubnet, subnetFromKeyName, subnetKeyName, subnetsOf } from '../runtime/subnet.js';
 
 export interface SubnetOwner {
   worker: string;
@@ -11,6 +11,7 @@ export interface SubnetOwner {
 export class SubnetError extends Error {}
 
 export const subnetKey = (cidr: string): string => `${SUBNET_PREFIX}${subnetKeyName(cidr)}`;
+const legacySubnetKey = (cidr: string): string => `${SUBNET_PREFIX}${legacySubnetKeyName(cidr)}`;
 
 export function parseSubnetOwner(value: string): SubnetOwner | undefined {
   try {
@@ -52,11 +53,18 @@ export async function claimSubnet(
   }
   for (let attempt = 0; attempt < 20; attempt++) {
     const kvs = await snapshot(state, SUBNET_PREFIX);
-    const held = new Map<string, { owner: SubnetOwner; modRevision: number }>();
+    // By CIDR, every key that holds it (the SPEC spelling and the legacy one).
+    const held = new Map<string, { owner: SubnetOwner; keys: { key: string; modRevision: number }[] }>();
     for (const kv of kvs) {
       const cidr = subnetFromKeyName(kv.key.slice(SUBNET_PREFIX.length));
       const o = parseSubnetOwner(kv.value);
-      if (cidr && o) held.set(cidr, { owner: o, modRevision: kv.modRevision });
+      if (!cidr || !o) continue;
+      const h = held.get(cidr);
+      if (!h) held.set(cidr, { owner: o, keys: [{ key: kv.key, modRevision: kv.modRevision }] });
+      else {
+        h.keys.push({ key: kv.key, modRevision: kv.modRevision });
+        if (o.worker !== opts.worker) h.owner = o; // another worker's claim counts over ours
+      }
     }
     const mine = [...held].filter(([, h]) => h.owner.worker === opts.worker).map(([c]) => c);
     let want: string | undefined;
@@ -83,13 +91,21 @@ export async function claimSubnet(
         );
       }
     }
-    const current = held.get(want);
+    const current = held.get(want)?.keys ?? [];
+    const seen = (key: string) => current.find((k) => k.key === key);
+    // Each spelling of the key is as we read it: absent, or at the revision we saw.
+    const guard = [subnetKey(want), legacySubnetKey(want)].map((key) => {
+      const k = seen(key);
+      return k ? { key, modRevision: k.modRevision } : { key, createRevision: 0 };
+    });
     const res = await state.txn({
-      if: [current ? { key: subnetKey(want), modRevision: current.modRevision } : { key: subnetKey(want), createRevision: 0 }],
+      if: guard,
       then: [
         { put: subnetKey(want), value: owner },
-        // A worker holds one subnet: give back any other it held before.
-        ...mine.filter((c) => c !== want).map((c) => ({ delete: subnetKey(c) })),
+        // A claim in the legacy spelling is replaced by this one.
+        ...(seen(legacySubnetKey(want)) ? [{ delete: legacySubnetKey(want) }] : []),
+        // A worker holds one subnet: give back any other it held before, in either spelling.
+        ...mine.filter((c) => c !== want).flatMap((c) => held.get(c)!.keys.map((k) => ({ delete: k.key }))),
       ],
     });
     if (res.succeeded) return want;

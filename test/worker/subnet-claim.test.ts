@@ -16,7 +16,8 @@ describe('pod subnet claims (real etcd)', () => {
     state.client.close();
     await etcd.stop();
   });
-  const owners = async () => Object.fromEntries((await state.list('node.worker/subnet/')).kvs.map((kv) => [kv.key.split('/').pop(), JSON.parse(kv.value)]));
+  /** Owners by key name: the CIDR itself (SPEC §2), or the legacy `a.b.c.d_len`. */
+  const owners = async () => Object.fromEntries((await state.list('node.worker/subnet/')).kvs.map((kv) => [kv.key.slice('node.worker/subnet/'.length), JSON.parse(kv.value)]));
 
   it('gives racing workers distinct /24s, and a worker its own /24 back', async () => {
     const cidr = '10.50.0.0/22';
@@ -26,7 +27,7 @@ describe('pod subnet claims (real etcd)', () => {
     const o = await owners();
     expect(Object.keys(o)).to.have.length(4);
     // A restart without --host-address rewrites the owner record.
-    expect(o[got[2]!.replace('/', '_')]).to.deep.equal({ worker: 'c' });
+    expect(o[got[2]!]).to.deep.equal({ worker: 'c' });
     try {
       await claimSubnet(state, { worker: 'e', clusterCidr: cidr });
       expect.fail('claimed a fifth /24 of a /22');
@@ -40,8 +41,8 @@ describe('pod subnet claims (real etcd)', () => {
     const first = await claimSubnet(state, { worker: 'f', clusterCidr: '10.60.0.0/16' });
     expect(await claimSubnet(state, { worker: 'f', clusterCidr: '10.60.0.0/16', podSubnet: '10.70.1.7/24' })).to.equal('10.70.1.0/24');
     const o = await owners();
-    expect(o['10.70.1.0_24']).to.deep.equal({ worker: 'f' });
-    expect(o[first.replace('/', '_')]).to.equal(undefined);
+    expect(o['10.70.1.0/24']).to.deep.equal({ worker: 'f' });
+    expect(o[first]).to.equal(undefined);
     try {
       await claimSubnet(state, { worker: 'g', clusterCidr: '10.60.0.0/16', podSubnet: '10.70.0.0/16' });
       expect.fail('claimed an overlapping subnet');
@@ -59,8 +60,8 @@ describe('pod subnet claims (real etcd)', () => {
     const moved = await claimSubnet(state, { worker: 'h', clusterCidr: cidr, local: [{ network: 'late', subnet: '10.80.2.0/24' }] });
     expect(moved).to.equal('10.80.0.0/24');
     const o = await owners();
-    expect(o['10.80.0.0_24']).to.deep.equal({ worker: 'h' });
-    expect(o['10.80.2.0_24']).to.equal(undefined);
+    expect(o['10.80.0.0/24']).to.deep.equal({ worker: 'h' });
+    expect(o['10.80.2.0/24']).to.equal(undefined);
     try {
       await claimSubnet(state, { worker: 'i', clusterCidr: cidr, local: [{ network: 'wide', subnet: '10.80.0.0/16' }] });
       expect.fail('claimed a /24 the host already uses');
@@ -76,6 +77,25 @@ describe('pod subnet claims (real etcd)', () => {
     } catch (err) {
       expect((err as Error).message).to.equal("--pod-subnet '10.90.3.0/24' overlaps 10.90.0.0/16 of network 'wide' on this host; pick another subnet");
     }
-    expect((await owners())['10.90.3.0_24']).to.equal(undefined);
+    expect((await owners())['10.90.3.0/24']).to.equal(undefined);
+  });
+
+  it('reads claims in the legacy key spelling: never takes them, and moves its own to the SPEC key', async () => {
+    const cidr = '10.100.0.0/23';
+    await state.put('node.worker/subnet/10.100.0.0_24', JSON.stringify({ worker: 'old-other' }));
+    await state.put('node.worker/subnet/10.100.1.0_24', JSON.stringify({ worker: 'j' }));
+    // j gets back the /24 it held under the legacy key, now under the CIDR itself, and the legacy key is gone.
+    expect(await claimSubnet(state, { worker: 'j', clusterCidr: cidr })).to.equal('10.100.1.0/24');
+    const o = await owners();
+    expect(o['10.100.1.0/24']).to.deep.equal({ worker: 'j' });
+    expect(o['10.100.1.0_24']).to.equal(undefined);
+    // The other legacy claim still counts: the /23 is full.
+    expect(o['10.100.0.0_24']).to.deep.equal({ worker: 'old-other' });
+    try {
+      await claimSubnet(state, { worker: 'k', clusterCidr: cidr });
+      expect.fail('claimed a /24 held under the legacy key');
+    } catch (err) {
+      expect((err as Error).message).to.match(/every \/24 is held/);
+    }
   });
 });

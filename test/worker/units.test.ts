@@ -46,7 +46,8 @@ describe('pod subnets', () => {
   });
 
   it('names keys, gateways and overlaps', () => {
-    expect(subnetKeyName('10.244.3.0/24')).to.equal('10.244.3.0_24');
+    expect(subnetKeyName('10.244.3.0/24')).to.equal('10.244.3.0/24');
+    expect(subnetFromKeyName('10.244.3.0/24')).to.equal('10.244.3.0/24');
     expect(subnetFromKeyName('10.244.3.0_24')).to.equal('10.244.3.0/24');
     expect(subnetFromKeyName('junk')).to.equal(undefined);
     expect(gatewayOf('10.244.3.0/24')).to.equal('10.244.3.1');

@@ -59,7 +59,8 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
     const subnets = (await state.list('node.worker/subnet/')).kvs;
     expect(subnets).to.have.length(1);
     expect(JSON.parse(subnets[0]!.value)).to.deep.equal({ worker: host.name, hostAddress: host.address });
-    const subnet = subnets[0]!.key.split('/').pop()!.replace('_', '/');
+    // The key is the CIDR itself (SPEC §2).
+    const subnet = subnets[0]!.key.slice('node.worker/subnet/'.length);
     // The first /24 belongs to another network on this host: the worker took the next one.
     expect(subnet).to.equal(clusterCidr.replace(/\.0\.0\/16$/, '.1.0/24'));
     const gw = subnet.replace(/\.0\/24$/, '.1');
