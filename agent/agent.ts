@@ -141,7 +141,10 @@ export async function runAgent(argv: string[]): Promise<number> {
     state = new StateLayer(client, config.etcdPrefix === '/' ? '' : config.etcdPrefix, log.child({ part: 'state' }));
     await state.grantLease('healthy', config.healthyTtl);
     await state.grantLease('alive', config.aliveTtl);
-    createdResources = await registerNode(state, config.name, roles, () => (node.clusterAddress ? { address: node.clusterAddress } : {}));
+    // As in the reference: api and worker nodes carry the cluster address, scheduler and reaper nodes an empty spec.
+    createdResources = await registerNode(state, config.name, roles, (role) =>
+      node.clusterAddress && (role === 'api' || role === 'worker') ? { address: node.clusterAddress } : {},
+    );
     log.info({ roles: [...roles], plugins: plugins.map((p) => p.name) }, 'node registered');
     await host.start({ config, node, state, log, metrics });
   };

@@ -77,11 +77,12 @@ describe('kith agent process', function () {
   });
 
   it('registers the node atomically and refuses a second live node of the same name', async () => {
-    const a = start('--plugins', PLUGIN, '--name', 'twin');
+    const a = start('--plugins', PLUGIN, '--name', 'twin', '--cluster-address', '10.9.9.1');
     await a.ready();
     expect(await keys()).to.deep.equal(['node.reaper/heartbeat/alive/twin', 'node.reaper/heartbeat/healthy/twin', 'resource/node.reaper/twin']);
     const node = JSON.parse((await client.get(`${prefix}/resource/node.reaper/twin`).string())!);
-    expect(node).to.deep.include({ name: 'twin', type: 'node.reaper', state: 'healthy' });
+    // As in the reference, a reaper's (and a scheduler's) spec is empty: only api and worker nodes carry an address.
+    expect(node).to.deep.equal({ name: 'twin', type: 'node.reaper', state: 'healthy', metadata: {}, spec: {} });
     const b = start('--plugins', PLUGIN, '--name', 'twin');
     expect(await b.exited).to.equal(2);
     expect(b.stderr).to.match(/^kith agent: --name 'twin': another node with this name is still alive/);
