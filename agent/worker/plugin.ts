@@ -87,6 +87,8 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
   let routeSub: Subscription | undefined;
   const routes = new RouteTable(log);
   if (config.hostAddress) {
+    // Routes a killed run of this agent left: kept if still wanted, else removed by the first sync.
+    await routes.start();
     const subnets = new Map<string, SubnetOwner>();
     const alive = new Set<string>();
     let synced = false;
@@ -277,7 +279,7 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
       ]);
       await lane;
       await routeSub?.close();
-      await routes.sync(new Map());
+      await routes.close();
       await runtime.close();
     },
   };

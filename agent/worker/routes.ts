@@ -30,38 +30,130 @@ export function routeChanges(
   return { replace, remove };
 }
 
-/** Applies route changes one at a time with `ip route`, checking each exit code. */
+/**
+ * The routing protocol number kith's routes carry (`ip route ... proto 75`),
+ * so a restarted agent can tell its own routes from everyone else's. 75 is
+ * not assigned in iproute2's rt_protos.
+ */
+export const ROUTE_PROTO = 75;
+
+export interface RouteTableOptions {
+  /** Runs `ip` under this prefix (tests: inside a network namespace). */
+  wrap?: string[];
+  /** Backoff after a failed change: first and longest wait. */
+  retryMs?: { first: number; max: number };
+}
+
+/**
+ * Applies route changes one at a time with `ip route`, checking each exit
+ * code. A change that fails is tried again, with backoff, until it succeeds
+ * or the table is closed; routes a killed agent left behind (kith's protocol)
+ * are adopted at `start()` and removed by the first sync unless still wanted.
+ */
 export class RouteTable {
   readonly current = new Map<string, string>();
   private chain: Promise<void> = Promise.resolve();
+  private desired: ReadonlyMap<string, string> = new Map();
+  private retry: NodeJS.Timeout | undefined;
+  private wait: number;
+  private closed = false;
+  /** Changes that failed and have not succeeded since. */
+  failing = 0;
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly opts: RouteTableOptions = {},
+  ) {
+    this.wait = opts.retryMs?.first ?? 1000;
+  }
 
-  private async ip(args: string[]): Promise<boolean> {
-    const r = await execa('ip', args, { stdin: 'ignore', reject: false, timeout: 10_000 });
+  private async ip(args: string[]): Promise<{ ok: boolean; stdout: string }> {
+    const wrap = this.opts.wrap ?? [];
+    const [cmd, ...pre] = [...wrap, 'ip'];
+    const r = await execa(cmd!, [...pre, ...args], { stdin: 'ignore', reject: false, timeout: 10_000 });
     if (r.exitCode !== 0) {
       this.log.error({ cmd: ['ip', ...args].join(' '), exitCode: r.exitCode, stderr: String(r.stderr).trim() }, 'route change failed');
-      return false;
+      return { ok: false, stdout: '' };
     }
-    return true;
+    return { ok: true, stdout: String(r.stdout) };
+  }
+
+  /** Adopts the routes of kith's protocol that an earlier run left; returns them. */
+  async start(): Promise<Map<string, string>> {
+    const r = await this.ip(['-j', '-4', 'route', 'show', 'proto', String(ROUTE_PROTO)]);
+    const found = new Map<string, string>();
+    if (!r.ok) return found;
+    let rows: { dst?: string; gateway?: string }[] = [];
+    try {
+      rows = JSON.parse(r.stdout || '[]') as typeof rows;
+    } catch {
+      return found;
+    }
+    for (const row of rows) {
+      if (!row.dst || !row.gateway || !row.dst.includes('/')) continue;
+      found.set(row.dst, row.gateway);
+      this.current.set(row.dst, row.gateway);
+    }
+    if (found.size > 0) this.log.info({ routes: Object.fromEntries(found) }, 'found routes of an earlier run; keeping only those still wanted');
+    return found;
   }
 
   /** Brings the table to `desired`; calls are serialised. */
   sync(desired: ReadonlyMap<string, string>): Promise<void> {
-    this.chain = this.chain.then(async () => {
-      const { replace, remove } = routeChanges(this.current, desired);
-      for (const [cidr, via] of replace) {
-        if (await this.ip(['route', 'replace', cidr, 'via', via])) {
-          this.current.set(cidr, via);
-          this.log.info({ subnet: cidr, via }, 'route to a worker\'s pods');
-        }
-      }
-      for (const cidr of remove) {
-        await this.ip(['route', 'del', cidr, 'via', this.current.get(cidr)!]);
+    this.desired = desired;
+    this.chain = this.chain.then(() => this.apply());
+    return this.chain;
+  }
+
+  private async apply(): Promise<void> {
+    const { replace, remove } = routeChanges(this.current, this.desired);
+    let failed = 0;
+    for (const [cidr, via] of replace) {
+      if ((await this.ip(['route', 'replace', cidr, 'via', via, 'proto', String(ROUTE_PROTO)])).ok) {
+        this.current.set(cidr, via);
+        this.log.info({ subnet: cidr, via }, 'route to a worker\'s pods');
+      } else failed++;
+    }
+    for (const cidr of remove) {
+      const via = this.current.get(cidr)!;
+      const r = await this.ip(['route', 'del', cidr, 'via', via]);
+      // A route already gone (removed by hand, or with its interface) is not a failure.
+      if (r.ok || !(await this.present(cidr, via))) {
         this.current.delete(cidr);
         this.log.info({ subnet: cidr }, 'route removed');
-      }
-    });
-    return this.chain;
+      } else failed++;
+    }
+    this.failing = failed;
+    if (failed === 0) {
+      this.wait = this.opts.retryMs?.first ?? 1000;
+      return;
+    }
+    if (this.closed || this.retry) return;
+    const wait = this.wait;
+    this.wait = Math.min(this.wait * 2, this.opts.retryMs?.max ?? 30_000);
+    this.log.warn({ failed, retryInMs: wait }, 'route changes failed; trying again');
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      if (!this.closed) void this.sync(this.desired);
+    }, wait);
+    this.retry.unref();
+  }
+
+  private async present(cidr: string, via: string): Promise<boolean> {
+    const r = await this.ip(['-j', '-4', 'route', 'show', cidr]);
+    if (!r.ok) return true;
+    try {
+      return (JSON.parse(r.stdout || '[]') as { dst?: string; gateway?: string }[]).some((x) => x.dst === cidr && x.gateway === via);
+    } catch {
+      return true;
+    }
+  }
+
+  /** Removes every route it made (one attempt each) and stops retrying. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = undefined;
+    await this.sync(new Map());
   }
 }
