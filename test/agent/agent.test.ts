@@ -90,15 +90,18 @@ describe('kith agent process', function () {
     expect(await readNodeState(state, 'reaper', 'twin')).to.equal('healthy');
   });
 
-  it('drains on SIGTERM and exits 0, its leased keys gone', async () => {
-    const a = start('--plugins', PLUGIN, '--name', 'drainer');
-    await a.ready();
-    expect(await a.stop('SIGTERM')).to.equal(0);
-    expect(await keys()).to.deep.equal(['resource/node.reaper/drainer']);
-    expect(await readNodeState(state, 'reaper', 'drainer')).to.equal('dead');
-    const msgs = a.lines.map((l) => JSON.parse(l).msg);
-    expect(msgs).to.include.members(['shutting down', 'plugin stopped', 'stopped']);
-  });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`drains on ${signal} and exits 0, its leased keys gone`, async () => {
+      const name = `drainer-${signal.toLowerCase()}`;
+      const a = start('--plugins', PLUGIN, '--name', name);
+      await a.ready();
+      expect(await a.stop(signal)).to.equal(0);
+      expect((await keys()).filter((k) => k.endsWith(`/${name}`))).to.deep.equal([`resource/node.reaper/${name}`]);
+      expect(await readNodeState(state, 'reaper', name)).to.equal('dead');
+      const msgs = a.lines.map((l) => JSON.parse(l).msg);
+      expect(msgs).to.include.members(['shutting down', 'plugin stopped', 'stopped']);
+    });
+  }
 
   it('stops at once on SIGTERM during start-up, exit 0', async () => {
     // Nothing listens on this endpoint: the agent waits for etcd until the signal.

@@ -39,8 +39,14 @@ describe('agent config', () => {
   });
 
   it('reads the environment, flags winning', () => {
-    const env = { KITH_NAME: 'from-env', KITH_PLUGINS: 'dns,api', KITH_ETCD_ENDPOINTS: 'http://127.0.0.1:1,http://127.0.0.1:2', KITH_LOG_LEVEL: 'debug' };
+    const env = {
+      KITH_NAME: 'from-env', KITH_PLUGINS: 'dns,api', KITH_ETCD_ENDPOINTS: 'http://127.0.0.1:1,http://127.0.0.1:2', KITH_LOG_LEVEL: 'debug',
+      KITH_ETCD_PREFIX: '/other', KITH_DATA_DIR: '/srv/kith',
+    };
     const c = parseAgentConfig([], env);
+    expect(c.etcdPrefix).to.equal('/other');
+    expect(c.dataDir).to.equal('/srv/kith');
+    expect(parseAgentConfig(['--etcd-prefix', '/flag', '--data-dir', '/tmp/d'], env)).to.include({ etcdPrefix: '/flag', dataDir: '/tmp/d' });
     expect(c.name).to.equal('from-env');
     expect(c.plugins).to.deep.equal(['dns', 'api']);
     expect(c.pluginsAll).to.equal(false);

@@ -356,6 +356,9 @@ s.sendto(struct.pack('!HHHH', 0, port, 8 + len(payload), 0) + payload, ('127.0.0
           expect(await client.get(key).string()).to.equal('alias');
           await until(async () => (await addresses('dns.special.cluster.local')).includes(addr), 3000);
           for (let i = 0; i < 3; i++) expect(await udpAsk(dnsPort, buildQuery('dns.special.cluster.local', A))).to.not.equal(undefined);
+          // --upstream-dns none: a name outside the zone is REFUSED, even with RD=1 from loopback.
+          const outside = await udpAsk(dnsPort, buildQuery('example.org', A, { rd: true }));
+          expect(outside && parse(outside).header.rcode).to.equal(5);
           const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
           expect(text).to.match(/kith_dns_queries_total\{type="A",rcode="NOERROR"\} \d+/);
           expect(text).to.match(/kith_dns_request_duration_seconds_count \d+/);
