@@ -31,6 +31,7 @@ import { TestAgent } from '../support/agent.js';
 import { TestEtcd } from '../support/etcd.js';
 import { testLog } from '../support/log.js';
 import { freePort } from '../support/ports.js';
+import { restCaller } from '../support/rest.js';
 
 const WARMUP = Number(process.env.BENCH_CHURN_WARMUP ?? 500);
 const PODS = Number(process.env.BENCH_CHURN_PODS ?? 5000);
@@ -117,15 +118,7 @@ async function main(): Promise<void> {
     const runtime = new SimulatedRuntime();
     worker = await startWorker({ config, node: { name: WORKER, roles: new Set(['worker']) }, state, log: testLog, metrics: new Registry() }, runtime);
 
-    const call = async (method: string, path: string, body?: unknown) => {
-      const r = await fetch(`${api}${path}`, {
-        method,
-        headers: body ? { 'content-type': 'application/json' } : {},
-        body: body ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(10_000),
-      });
-      return { status: r.status, json: r.status === 204 ? undefined : ((await r.json()) as { state?: string }) };
-    };
+    const call = restCaller(api);
     const waitState = async (name: string, want: (s: string | undefined) => boolean) => {
       // Bounded: each step takes milliseconds; 30 s is a failure.
       for (let i = 0; i < 600; i++) {

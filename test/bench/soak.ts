@@ -20,6 +20,7 @@ import { TestAgent } from '../support/agent.js';
 import { TestEtcd } from '../support/etcd.js';
 import { TestLan } from '../support/hosts.js';
 import { freePort } from '../support/ports.js';
+import { restCaller } from '../support/rest.js';
 import { buildQuery, parse, udpAsk } from '../dns/client.js';
 import { randomClusterCidr } from '../worker/cluster.js';
 
@@ -66,15 +67,7 @@ async function main(): Promise<void> {
     agents.push(control, worker);
     await Promise.all([control.ready(60_000), worker.ready(60_000)]);
 
-    const call = async (method: string, path: string, body?: unknown) => {
-      const r = await fetch(`${api}${path}`, {
-        method,
-        headers: body ? { 'content-type': 'application/json' } : {},
-        body: body ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(10_000),
-      });
-      return { status: r.status, json: r.status === 204 ? undefined : ((await r.json()) as { state?: string }) };
-    };
+    const call = restCaller(api);
     const rs = (replicas: number) => ({
       name: 'soak', type: 'replicaset', spec: { replicas, template: { spec: { containers: [{ name: 'c', image: IMAGE, cmd: ['sleep', '600'] }], ports: [{ container: 80, name: 'http' }] } } },
     });
