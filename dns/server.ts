@@ -56,6 +56,13 @@ interface UdpOut {
 }
 
 const SOCKET_BUFFER = 4 * 1024 * 1024;
+/**
+ * Answers a TCP client may leave unread before its connection is closed: a
+ * client that pipelines queries and never reads would otherwise pile them up
+ * in the agent's memory (dns2 reads on regardless). A zone transfer waits for
+ * the client to read instead, up to the idle timeout.
+ */
+export const TCP_MAX_UNREAD = 256 * 1024;
 
 export class ListenError extends StartupError {}
 
@@ -111,6 +118,23 @@ function raceListen(emitter: NodeJS.EventEmitter, listen: () => unknown, hp: Hos
   });
 }
 
+/** Resolves true once the socket has written what it holds, false if it closes or `ms` pass first. */
+function drained(socket: TcpSocket, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.off('drain', onDrain);
+      socket.off('close', onClose);
+      resolve(ok);
+    };
+    const onDrain = () => done(true);
+    const onClose = () => done(false);
+    const timer = setTimeout(() => done(false), ms);
+    socket.on('drain', onDrain);
+    socket.on('close', onClose);
+  });
+}
+
 function literalLookup(address: string, _family: unknown, cb: (err: null, address: string, family: number) => void): void {
   cb(null, address, 4);
 }
@@ -162,6 +186,8 @@ export class DnsServer implements Revalidator {
         t.on('connection', (c: TcpSocket) => {
           this.connections.add(c);
           c.once('close', () => this.connections.delete(c));
+          // dns2 only half-closes an idle connection; a peer that never reads or closes would keep it.
+          c.on('timeout', () => c.destroy());
         });
         this.tcp.push(t);
         await raceListen(t, () => t.listen(hp.port, hp.host), hp, 'TCP');
@@ -315,6 +341,12 @@ export class DnsServer implements Revalidator {
         this.droppedHere++;
         return;
       }
+      if (client.writableLength > TCP_MAX_UNREAD) {
+        // The client is not reading its answers.
+        this.droppedHere++;
+        client.destroy();
+        return;
+      }
       const write = async (bufs: Buffer[]) => {
         // Every message but the last goes straight to the socket: dns2's send() may half-close after its first call.
         for (let i = 0; i < bufs.length - 1; i++) {
@@ -357,6 +389,10 @@ export class DnsServer implements Revalidator {
       if (!client.writable) return;
       client.write(Buffer.concat([Buffer.from([msg!.length >> 8, msg!.length & 0xff]), msg!]));
       await yieldLoop();
+      if (client.writableLength > TCP_MAX_UNREAD && !(await drained(client, this.opts.tcpIdleMs ?? 10_000))) {
+        client.destroy();
+        return;
+      }
     }
   }
 

@@ -72,6 +72,37 @@ for (const udpEngine of ['native', 'node'] as const) {
       expect(await tcpAsk(port, [buildQuery('web.pod.cluster.local', 1)])).to.have.length(1);
     });
 
+    it('closes a TCP connection whose client pipelines queries and never reads the answers', async () => {
+      const s = await open();
+      let gone = false;
+      s.on('error', () => undefined);
+      s.once('close', () => (gone = true));
+      const before = server.dropped;
+      // 1,000 framed queries per write; never a read. Bounded: 400 writes (about 16 MB) or 30 s.
+      const q = buildQuery('web.pod.cluster.local', 1);
+      const frame = Buffer.concat([Buffer.from([q.length >> 8, q.length & 0xff]), q]);
+      const batch = Buffer.concat(Array.from({ length: 1000 }, () => frame));
+      const deadline = Date.now() + 30_000;
+      let writes = 0;
+      try {
+        while (!gone && writes < 400 && Date.now() < deadline) {
+          writes++;
+          if (!s.write(batch)) {
+            await new Promise<void>((r) => {
+              const t = setTimeout(r, 1000);
+              s.once('drain', () => (clearTimeout(t), r()));
+              s.once('close', () => (clearTimeout(t), r()));
+            });
+          }
+        }
+        expect(gone, `still open after ${writes} writes`).to.equal(true);
+        expect(server.dropped).to.be.greaterThan(before);
+      } finally {
+        s.destroy();
+      }
+      expect(await tcpAsk(port, [buildQuery('web.pod.cluster.local', 1)])).to.have.length(1);
+    });
+
     it('turns a busy port or a foreign address into a ListenError naming --dns-listen', async () => {
       const busy = new DnsServer({ listen: [{ host: '127.0.0.1', port }], zone, forwarder, recurseNets: [], log: testLog, udpEngine });
       let err: unknown;
