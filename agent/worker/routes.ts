@@ -101,7 +101,8 @@ export class RouteTable {
   /** Brings the table to `desired`; calls are serialised. */
   sync(desired: ReadonlyMap<string, string>): Promise<void> {
     this.desired = desired;
-    this.chain = this.chain.then(() => this.apply());
+    // A change that throws (not just fails) must not stop every later one.
+    this.chain = this.chain.then(() => this.apply()).catch((err: Error) => this.log.error({ err: err.message }, 'route sync failed'));
     return this.chain;
   }
 

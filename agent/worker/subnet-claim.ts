@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import type { KeyValue, StateLayer } from '../state.js';
 import { SUBNET_PREFIX } from '../pod-keys.js';
 import type { LocalSubnet } from '../runtime/runtime.js';
@@ -13,10 +14,13 @@ export class SubnetError extends Error {}
 export const subnetKey = (cidr: string): string => `${SUBNET_PREFIX}${subnetKeyName(cidr)}`;
 const legacySubnetKey = (cidr: string): string => `${SUBNET_PREFIX}${legacySubnetKeyName(cidr)}`;
 
+/** An owner record as stored; anything else (and a host address that is not IPv4) is no owner. */
 export function parseSubnetOwner(value: string): SubnetOwner | undefined {
   try {
-    const v = JSON.parse(value) as SubnetOwner;
-    return typeof v?.worker === 'string' ? v : undefined;
+    const v = JSON.parse(value) as Record<string, unknown> | null;
+    if (typeof v?.worker !== 'string' || v.worker === '') return undefined;
+    if (v.hostAddress === undefined) return { worker: v.worker };
+    return typeof v.hostAddress === 'string' && isIPv4(v.hostAddress) ? { worker: v.worker, hostAddress: v.hostAddress } : undefined;
   } catch {
     return undefined;
   }

@@ -59,4 +59,17 @@ describe('host-gw routes (real ip route in a test host)', function () {
     }
     expect(await routes()).to.deep.equal([]);
   });
+
+  it('keeps working after a change that throws', async () => {
+    const table = new RouteTable(testLog, { wrap: host.wrap, retryMs: { first: 100, max: 100 } });
+    try {
+      // execa refuses an argument with a NUL byte before running anything.
+      await table.sync(new Map([['10.201.6.0/24', `${peer}\u0000`]]));
+      await table.sync(new Map([['10.201.7.0/24', peer]]));
+      expect(await routes()).to.deep.equal([`10.201.7.0/24 via ${peer} ${ROUTE_PROTO}`]);
+    } finally {
+      await table.close();
+    }
+    expect(await routes()).to.deep.equal([]);
+  });
 });

@@ -4,6 +4,7 @@ import { fits, formatCpu, minus, parseLimit, podRequest } from '../../agent/capa
 import { containerRunArgs, podCreateArgs, podExits } from '../../agent/runtime/podman-args.js';
 import { gatewayOf, normalizeCidr, overlaps, pickSubnet, subnetFromKeyName, subnetKeyName, subnetsOf } from '../../agent/runtime/subnet.js';
 import { desiredRoutes, routeChanges } from '../../agent/worker/routes.js';
+import { parseSubnetOwner } from '../../agent/worker/subnet-claim.js';
 
 const spec = (containers: unknown[]) => podSchema.parse({ name: 'p', type: 'pod', state: 'created', spec: { containers } }).spec;
 
@@ -58,6 +59,16 @@ describe('pod subnets', () => {
 });
 
 describe('host-gw routes', () => {
+  it('takes a subnet owner from etcd only when its host address is an IPv4 address', () => {
+    expect(parseSubnetOwner('{"worker":"w","hostAddress":"192.0.2.7"}')).to.deep.equal({ worker: 'w', hostAddress: '192.0.2.7' });
+    expect(parseSubnetOwner('{"worker":"w"}')).to.deep.equal({ worker: 'w' });
+    // These once reached `ip route` (execa throws on an object or a NUL byte) and froze the route table.
+    for (const bad of ['{"worker":"w","hostAddress":{}}', '{"worker":"w","hostAddress":"192.0.2.7\\u0000"}', '{"worker":"w","hostAddress":"-x"}',
+      '{"worker":""}', '{"worker":5}', 'null', '[]', 'not json']) {
+      expect(parseSubnetOwner(bad), bad).to.equal(undefined);
+    }
+  });
+
   const subnets = new Map([
     ['10.1.1.0/24', { worker: 'me', hostAddress: '192.0.2.1' }],
     ['10.1.2.0/24', { worker: 'b', hostAddress: '192.0.2.2' }],
