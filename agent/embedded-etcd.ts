@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 
 export const EMBEDDED_CLIENT_URL = 'http://127.0.0.1:2379';
 const PEER_URL = 'http://127.0.0.1:2380';
+/** A run healthy this long resets the count of restarts in a row. */
+const RESTART_WINDOW_MS = 10 * 60_000;
 
 export class StartupError extends Error {}
 
@@ -33,6 +35,8 @@ export class EmbeddedEtcd {
   private proc: ChildProcess | undefined;
   private stopping = false;
   private restarts = 0;
+  /** When the running etcd became healthy; undefined while none is. */
+  private healthySince: number | undefined;
 
   constructor(
     private readonly dataDir: string,
@@ -120,8 +124,13 @@ export class EmbeddedEtcd {
           throw new StartupError(`embedded etcd exited with code ${proc.exitCode}: ${last.slice(0, 300)}`);
         }
         try {
-          await client.get('kith-health').exec();
+          // Bounded: something else on the port may accept and never answer.
+          await Promise.race([
+            client.get('kith-health').exec(),
+            sleep(1000).then(() => Promise.reject(new Error('no answer within 1 s'))),
+          ]);
           proc.once('exit', (code, signal) => this.exitedUnexpectedly(code, signal));
+          this.healthySince = Date.now();
           return EMBEDDED_CLIENT_URL;
         } catch {
           await sleep(100);
@@ -129,16 +138,23 @@ export class EmbeddedEtcd {
       }
       throw new StartupError('embedded etcd did not become healthy within 30 s');
     } catch (err) {
-      await this.stop();
+      // Only this attempt ends here: a restart that fails is tried again (see exitedUnexpectedly).
+      await this.terminate();
       throw err;
     } finally {
       client.close();
     }
   }
 
-  /** etcd died under the agent: start it again (its clients reconnect), a bounded number of times. */
+  /**
+   * etcd died under the agent, or a restart failed: start it again (its
+   * clients reconnect), at most 5 times in a row with a growing delay. A run
+   * that stayed healthy for 10 minutes starts the count afresh.
+   */
   private exitedUnexpectedly(code: number | null, signal: NodeJS.Signals | null): void {
     if (this.stopping) return;
+    if (this.healthySince !== undefined && Date.now() - this.healthySince > RESTART_WINDOW_MS) this.restarts = 0;
+    this.healthySince = undefined;
     this.restarts++;
     this.log.error({ code, signal, restarts: this.restarts }, 'embedded etcd exited; starting it again');
     if (this.restarts > 5) {
@@ -146,12 +162,24 @@ export class EmbeddedEtcd {
       return;
     }
     setTimeout(() => {
-      if (!this.stopping) this.launch().catch((err) => this.log.error({ err: (err as Error).message }, 'embedded etcd restart failed'));
+      if (this.stopping) return;
+      this.launch().then(
+        () => this.log.info({ restarts: this.restarts }, 'embedded etcd ready again'),
+        (err: Error) => {
+          this.log.error({ err: err.message }, 'embedded etcd restart failed');
+          this.exitedUnexpectedly(null, null);
+        },
+      );
     }, 1000 * this.restarts).unref();
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
+    await this.terminate();
+  }
+
+  /** Ends the current etcd process, if any (SIGTERM, SIGKILL after 10 s), and removes its pid file. */
+  private async terminate(): Promise<void> {
     const p = this.proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
     const exited = new Promise((r) => p.once('exit', r));

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { Etcd3 } from 'etcd3';
@@ -195,6 +195,51 @@ describe('kith agent process', function () {
       // Whatever happened above, no etcd of this test outlives it.
       try {
         process.kill(Number(readFileSync(join(dataDir, 'etcd.pid'), 'utf8')), 'SIGKILL');
+      } catch {
+        /* none left */
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('starts the embedded etcd again when it dies, also after a restart that failed', async function () {
+    this.timeout(60_000);
+    if (await portBusy(2379)) this.skip();
+    const dataDir = mkdtempSync(join(tmpdir(), 'kith-embedded-'));
+    const pidOf = () => Number(readFileSync(join(dataDir, 'etcd.pid'), 'utf8'));
+    let squatter: Server | undefined;
+    try {
+      const a = TestAgent.start({ args: ['--plugins', PLUGIN, '--name', 'lazarus', '--data-dir', dataDir] });
+      agents.push(a);
+      await a.ready();
+      const first = pidOf();
+      process.kill(first, 'SIGKILL');
+      // Hold etcd's client port so the first restart (1 s later) fails; let go once it has.
+      await waitUntil(async () => !(await portBusy(2379)), { timeoutMs: 5000, what: 'etcd gone' });
+      // It accepts (the agent's clients connect to it) and never answers.
+      const held = new Set<Socket>();
+      squatter = createServer((c) => held.add(c));
+      await new Promise<void>((r) => squatter!.listen(2379, '127.0.0.1', () => r()));
+      await waitUntil(async () => a.lines.some((l) => JSON.parse(l).msg === 'embedded etcd restart failed'), { timeoutMs: 40_000, what: 'a failed restart' });
+      squatter.close();
+      for (const c of held) c.destroy();
+      squatter = undefined;
+      await waitUntil(async () => a.lines.some((l) => JSON.parse(l).msg === 'embedded etcd ready again'), { timeoutMs: 40_000, what: 'etcd back' });
+      expect(pidOf()).to.not.equal(first);
+      const local = new Etcd3({ hosts: 'http://127.0.0.1:2379' });
+      try {
+        // The agent's keys come back on it (its leases re-granted once etcd answers).
+        await waitUntil(async () => (await local.get('/kith/node.reaper/heartbeat/alive/lazarus').string().catch(() => null)) === 'lease-established', { timeoutMs: 30_000, what: 'heartbeat back' });
+      } finally {
+        local.close();
+      }
+      expect(a.running).to.equal(true);
+      expect(await a.stop('SIGTERM')).to.equal(0);
+      expect(await portBusy(2379)).to.equal(false);
+    } finally {
+      squatter?.close();
+      try {
+        process.kill(pidOf(), 'SIGKILL');
       } catch {
         /* none left */
       }
