@@ -67,6 +67,9 @@ export function prefixEnd(prefix: string): Buffer {
   return Buffer.from([0]);
 }
 
+/** How long a write on a lease waits for the lease's re-grant before it fails like any other etcd call. */
+const REGRANT_WAIT_MS = 3000;
+
 /** One lease with the keys that live on it; re-granted (and its keys put again) when lost. */
 class KeptLease {
   private lease: Lease;
@@ -97,8 +100,21 @@ class KeptLease {
     return lease;
   }
 
+  /**
+   * The lease's id. While it is being re-granted (etcd unreachable for longer
+   * than its TTL), a caller waits at most `REGRANT_WAIT_MS` and then gets an
+   * error like any other etcd call, so a write on the lease never hangs.
+   */
   async id(): Promise<string> {
-    if (this.regranting) await this.regranting;
+    if (this.regranting) {
+      let timer: NodeJS.Timeout | undefined;
+      const ok = await Promise.race([
+        this.regranting.then(() => true),
+        new Promise<false>((r) => (timer = setTimeout(() => r(false), REGRANT_WAIT_MS))),
+      ]);
+      clearTimeout(timer);
+      if (!ok) throw new Error(`lease ${this.name} is being granted again: etcd has not answered`);
+    }
     this.grantedId = await this.lease.grant();
     return this.grantedId;
   }

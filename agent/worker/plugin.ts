@@ -270,14 +270,14 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
     async stop() {
       stopping = true;
       stopCtl.abort();
-      await inboxSub.close();
-      await pumping;
+      // Every wait here is bounded: with etcd away, a stop must still end (and kill the pods).
+      const atMost = (p: Promise<unknown> | undefined, ms: number) =>
+        Promise.race([p?.catch(() => undefined), new Promise((r) => setTimeout(r, ms).unref())]);
+      await atMost(inboxSub.close(), 10_000);
+      await atMost(pumping, 30_000);
       for (const t of tasks.values()) t.kill('stopping');
-      await Promise.race([
-        Promise.allSettled([...gone.values()]),
-        new Promise((r) => setTimeout(r, 60_000).unref()),
-      ]);
-      await lane;
+      await atMost(Promise.allSettled([...gone.values()]), 60_000);
+      await atMost(lane, 30_000);
       await routeSub?.close();
       await routes.close();
       await runtime.close();

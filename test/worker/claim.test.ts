@@ -195,4 +195,33 @@ describe('worker: a pod that ends while etcd is away (real etcd behind a cuttabl
       await t.close();
     }
   });
+
+  it('stops, killing its pods, while etcd has been away longer than its alive lease', async function () {
+    this.timeout(90_000);
+    const t = await pluginContext(etcd, 'test', []);
+    const client = () =>
+      new Etcd3({ hosts: proxy.endpoint, defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + 500 }) });
+    const viaProxy = { endpoint: proxy.endpoint, client } as unknown as TestEtcd;
+    const ctx = await pluginContext(viaProxy, 'w5', ['worker'], ['--cluster-cidr', '10.6.0.0/16', '--alive-ttl', '2', '--healthy-ttl', '2']);
+    const runtime = new SimulatedRuntime();
+    const worker = await startWorker(ctx, runtime, { retry: { baseMs: 10, maxMs: 40, attempts: 5 } });
+    let stopped = false;
+    try {
+      const value = JSON.stringify({ name: 'g', type: 'pod', state: 'scheduled', metadata: { scheduledBy: 's', workedBy: 'w5' }, spec: { containers: [{ name: 'c', image: 'i' }] } });
+      await t.state.txn({ if: [], then: [{ put: 'resource/pod/g', value }, { put: 'node.worker/inbox/w5/g', value }] });
+      await waitUntil(async () => JSON.parse((await t.state.get('resource/pod/g'))!.value).state === 'running' && runtime.waiting('w5-g'), { what: 'g running' });
+      proxy.sever();
+      // Past the 2 s alive lease: the lease is lost and being granted again, which etcd cannot answer.
+      await new Promise((r) => setTimeout(r, 4000));
+      // Bounded by the test's timeout: before, a write on the lost lease waited for its re-grant for ever.
+      await worker.stop();
+      stopped = true;
+      expect(runtime.waiting('w5-g')).to.equal(false);
+    } finally {
+      proxy.restore();
+      if (!stopped) await worker.stop().catch(() => undefined);
+      await ctx.close();
+      await t.close();
+    }
+  });
 });
