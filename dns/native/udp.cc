@@ -24,6 +24,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -36,6 +37,9 @@ namespace {
 constexpr int kBatch = 32;
 constexpr size_t kRecvSize = 65536;
 constexpr size_t kHeader = 12;
+// The queue to JavaScript is bounded in count (start's queueSize) and in bytes: large datagrams
+// that miss cannot pile up more than this.
+constexpr size_t kMaxQueuedBytes = 8 * 1024 * 1024;
 // Latency buckets in seconds, the same as dns/metrics.ts.
 constexpr double kBuckets[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 2.5};
 constexpr int kBucketCount = sizeof(kBuckets) / sizeof(kBuckets[0]);
@@ -46,9 +50,13 @@ struct Entry {
   uint8_t rcode;
 };
 
+// Bytes of misses waiting for JavaScript, shared with each queued miss (which may outlive its engine).
+using QueuedBytes = std::shared_ptr<std::atomic<size_t>>;
+
 struct Miss {
   std::vector<uint8_t> data;
   sockaddr_in from;
+  QueuedBytes queued;
 };
 
 struct Stats {
@@ -78,6 +86,7 @@ struct Engine {
   std::atomic<uint64_t> hits{0};
   std::atomic<uint64_t> misses{0};
   std::atomic<uint64_t> overflow{0};
+  QueuedBytes queued = std::make_shared<std::atomic<size_t>>(0);
 };
 
 inline uint8_t lower(uint8_t c) { return c >= 0x41 && c <= 0x5a ? c | 0x20 : c; }
@@ -156,6 +165,7 @@ void callJs(napi_env env, napi_value fn, void*, void* data) {
       napi_get_and_clear_last_exception(env, &err);
     }
   }
+  m->queued->fetch_sub(m->data.size(), std::memory_order_relaxed);
   delete m;
 }
 
@@ -232,9 +242,15 @@ void run(Engine* e) {
           }
           if (hit) continue;
           e->misses.fetch_add(1, std::memory_order_relaxed);
-          Miss* m = new Miss{std::vector<uint8_t>(q, q + len), from[i]};
+          if (e->queued->load(std::memory_order_relaxed) + len > kMaxQueuedBytes) {
+            e->overflow.fetch_add(1, std::memory_order_relaxed);
+            continue;
+          }
+          e->queued->fetch_add(len, std::memory_order_relaxed);
+          Miss* m = new Miss{std::vector<uint8_t>(q, q + len), from[i], e->queued};
           napi_status st = napi_call_threadsafe_function(e->tsfn, m, napi_tsfn_nonblocking);
           if (st != napi_ok) {
+            e->queued->fetch_sub(len, std::memory_order_relaxed);
             delete m;
             e->overflow.fetch_add(1, std::memory_order_relaxed);
           }

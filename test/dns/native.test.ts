@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { Registry } from 'prom-client';
 import { Forwarder } from '../../dns/forward.js';
@@ -179,6 +180,33 @@ describe('dns native UDP engine', () => {
     expect(await value(/kith_dns_dropped_total (\d+)/)).to.be.at.least(2);
   });
 
+  it('bounds what waits for JavaScript in bytes, not only in count', async function () {
+    this.timeout(20_000);
+    const before = stats();
+    // 400 datagrams of 60,000 bytes (a query header, then filler): every one misses and goes to JavaScript.
+    const script = [
+      'import socket, sys',
+      's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+      "d = bytes([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]) + b'a' * 59988",
+      'for i in range(400): s.sendto(d, ("127.0.0.1", int(sys.argv[1])))',
+    ].join('\n');
+    const child = spawn('python3', ['-c', script, String(port)], { stdio: 'ignore' });
+    const exited = new Promise((r) => child.once('exit', r));
+    // JavaScript is kept busy meanwhile, so the engine's thread has to queue what it reads (about 24 MB).
+    const end = Date.now() + 1500;
+    while (Date.now() < end) {
+      /* busy */
+    }
+    await exited;
+    await new Promise((r) => setTimeout(r, 200));
+    const after = stats();
+    // At most 8 MiB waited: the rest was refused, far below the 16,384 datagrams the count alone allows.
+    expect(after.overflow - before.overflow).to.be.greaterThan(0);
+    expect(after.misses - before.misses).to.be.at.least(140);
+    // And it answers as before.
+    expect((await ask('db.pod.cluster.local')).msg.answers[0]!.address).to.equal('10.244.1.6');
+  });
+
   it('releases its port on stop, and a node:dgram server has no native counters', async () => {
     const p = await freePort();
     const a = new DnsServer({ listen: [{ host: '127.0.0.1', port: p }], zone, forwarder, recurseNets: [], log: testLog, udpEngine: 'native' });
@@ -194,4 +222,5 @@ describe('dns native UDP engine', () => {
       await b.stop();
     }
   });
+
 });
