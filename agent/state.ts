@@ -379,6 +379,8 @@ class WatchSubscription implements Subscription {
   private generation = 0;
   private stopped = false;
   private rescanning: Promise<void> | undefined;
+  /** Set when a resync is asked for while one runs: that one is followed by another. */
+  private again = false;
   private resolveSynced!: () => void;
   private resolveClosed!: () => void;
   live = false;
@@ -407,15 +409,22 @@ class WatchSubscription implements Subscription {
 
   /** Scan at one revision, deliver the difference to the view, then watch from R+1. Retries with back-off. */
   private resync(): Promise<void> {
-    if (this.rescanning) return this.rescanning;
+    if (this.rescanning) {
+      // A watcher of the scan in progress was cancelled while the others were still being made:
+      // that scan must be followed by another, or its prefix would stop following etcd.
+      this.again = true;
+      return this.rescanning;
+    }
     this.live = false;
     this.rescanning = (async () => {
       let delay = 100;
       while (!this.stopped) {
+        this.again = false;
         const gen = ++this.generation;
         await this.detach();
         try {
           await this.scanAndWatch(gen);
+          if (this.again) continue;
           return;
         } catch (err) {
           if (this.stopped) return;
@@ -458,7 +467,11 @@ class WatchSubscription implements Subscription {
     this.opts.onSynced?.();
     this.opts.onSynced = undefined;
     this.resolveSynced();
-    this.watchers = await Promise.all(this.prefixes.map((p) => this.watchPrefix(p, revision + 1, gen)));
+    // Every watcher made is kept (so that detach cancels it) even when another could not be made.
+    const made = await Promise.allSettled(this.prefixes.map((p) => this.watchPrefix(p, revision + 1, gen)));
+    this.watchers = made.flatMap((m) => (m.status === 'fulfilled' ? [m.value] : []));
+    const failed = made.find((m): m is PromiseRejectedResult => m.status === 'rejected');
+    if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
     if (this.stopped || gen !== this.generation) await this.detach();
   }
 
