@@ -100,16 +100,21 @@ export async function startReaper(ctx: PluginContext): Promise<RunningPlugin> {
       } else if ((name = nameUnder(ev.key, POD_PREFIX)) !== undefined) {
         if (ev.type === 'delete') pods.delete(name);
         else {
-          let value: Record<string, unknown>;
+          let value: Record<string, unknown> | undefined;
           try {
-            value = JSON.parse(ev.value) as Record<string, unknown>;
+            const v: unknown = JSON.parse(ev.value);
+            if (v !== null && typeof v === 'object' && !Array.isArray(v)) value = v as Record<string, unknown>;
           } catch {
-            log.warn({ pod: name }, 'pod resource is not JSON; ignoring it');
+            // not JSON: as below
+          }
+          if (!value) {
+            log.warn({ pod: name }, 'pod resource is not a JSON object; ignoring it');
             pods.delete(name);
             return;
           }
-          const md = (value.metadata ?? {}) as Record<string, string>;
-          pods.set(name, { state: value.state as string | undefined, workedBy: md.workedBy, reapedBy: md.reapedBy, modRevision: ev.modRevision, value });
+          const md = value.metadata !== null && typeof value.metadata === 'object' ? (value.metadata as Record<string, unknown>) : {};
+          const str = (x: unknown) => (typeof x === 'string' ? x : undefined);
+          pods.set(name, { state: str(value.state), workedBy: str(md.workedBy), reapedBy: str(md.reapedBy), modRevision: ev.modRevision, value });
         }
       }
       queueSweep();

@@ -75,6 +75,10 @@ describe('reaper plugin (real etcd)', function () {
     await w1.pod('a-scheduled', 'scheduled');
     await w1.pod('a-done', 'exitSuccess', false);
     await w2.pod('b-running', 'running');
+    // Values no pod should have, written by another tool: ignored, and the reaper goes on.
+    for (const [k, v] of [['odd-null', 'null'], ['odd-array', '[1]'], ['odd-meta', '{"state":"running","metadata":null}'], ['odd-text', 'x']]) {
+      await w1.state.put(`resource/pod/${k}`, v!);
+    }
     const get = async (p: string) => JSON.parse((await ctx.state.get(`resource/pod/${p}`))!.value) as { state: string; metadata: Record<string, string> };
     await new Promise((r) => setTimeout(r, 200));
     expect((await get('a-running')).state).to.equal('running');
