@@ -17,6 +17,9 @@ const PROBE_TIMEOUT_MS = 1000;
 /** How long stopping waits to delete each DNS record it published. */
 const STOP_DELETE_TIMEOUT_MS = 2000;
 
+export const API_SOCKET_IDLE_MS = 60_000;
+export const API_MAX_CONNECTIONS = 1024;
+
 function listenAddresses(config: AgentConfig, clusterAddress: string | undefined): HostPort[] {
   if (config.apiListen && config.apiListen.length > 0) return config.apiListen;
   const out: HostPort[] = [{ host: '127.0.0.1', port: 8080 }];
@@ -184,6 +187,10 @@ export const apiPlugin: Plugin = {
       const addrs = listenAddresses(ctx.config, ctx.node.clusterAddress);
       for (const addr of addrs) {
         const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, requireHostHeader: false }, app.callback());
+        // A client that stops reading (or never sends) loses its socket after a minute of nothing moving,
+        // and no more than this many sockets are held at once.
+        server.setTimeout(API_SOCKET_IDLE_MS, (socket) => socket.destroy());
+        server.maxConnections = API_MAX_CONNECTIONS;
         server.on('clientError', onClientError);
         servers.push(server);
         await listen(server, addr);
