@@ -20,6 +20,10 @@ const hostPort = z.string().transform((s, ctx) => {
 });
 export type HostPort = { host: string; port: number };
 
+/** When the worker pulls a container's image (podman's `--pull`): `missing` as Kubernetes' IfNotPresent. */
+export const IMAGE_PULL_POLICIES = ['never', 'missing', 'newer', 'always'] as const;
+export type ImagePull = (typeof IMAGE_PULL_POLICIES)[number];
+
 /** Whether one of `listen` serves `address:port` (the address itself, or every address). */
 export function listensAt(listen: readonly HostPort[], address: string, port: number): boolean {
   return listen.some((l) => l.port === port && (l.host === address || l.host === '0.0.0.0'));
@@ -56,6 +60,7 @@ export const configSchema = z
     upstreamDns: z.union([z.literal('none'), list(hostPort)]).optional(),
     dnsTtl: z.coerce.number().int().min(0).max(86400),
     dnsUdpEngine: z.enum(['auto', 'native', 'node']),
+    imagePull: z.enum(IMAGE_PULL_POLICIES),
     podNetwork: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must be a podman network name'),
     clusterCidr: cidr,
     podSubnet: cidr.optional(),
@@ -94,6 +99,7 @@ const FLAGS: Record<string, [keyof z.input<typeof configSchema>, string | null, 
   'dns-ttl': ['dnsTtl', null, '5'],
   'dns-udp-engine': ['dnsUdpEngine', 'KITH_DNS_UDP_ENGINE', 'auto'],
   'pod-network': ['podNetwork', null, 'kith'],
+  'image-pull': ['imagePull', 'KITH_IMAGE_PULL', 'missing'],
   'cluster-cidr': ['clusterCidr', null, '10.244.0.0/16'],
   'pod-subnet': ['podSubnet', null, undefined],
   'host-address': ['hostAddress', null, undefined],

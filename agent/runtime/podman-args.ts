@@ -1,9 +1,10 @@
 import type { Container } from '../../api/schemas.js';
+import type { ImagePull } from '../config.js';
 import type { CreatePod } from './runtime.js';
 
 /**
- * podman command lines as data (REFERENCE §7.4, with `--pull=never`,
- * `--tty` and labels that mark every object as this node's).
+ * podman command lines as data (REFERENCE §7.4, with `--pull` from
+ * `--image-pull`, `--tty` and labels that mark every object as this node's).
  */
 
 export const NODE_LABEL = 'kith.node';
@@ -25,9 +26,9 @@ export function podCreateArgs(node: string, network: string, p: CreatePod): stri
   ];
 }
 
-export function containerRunArgs(node: string, p: CreatePod, c: Container): string[] {
+export function containerRunArgs(node: string, p: CreatePod, c: Container, pull: ImagePull = 'never'): string[] {
   const args = [
-    'container', 'run', '--detach', '--tty', '--pull=never',
+    'container', 'run', '--detach', '--tty', `--pull=${pull}`,
     `--pod=${p.runtimeName}`,
     `--name=${p.runtimeName}-${c.name}`,
     ...labels(node, p.pod),

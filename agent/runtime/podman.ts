@@ -1,5 +1,6 @@
 import { execa } from 'execa';
 import type { Logger } from 'pino';
+import type { ImagePull } from '../config.js';
 import type { Container } from '../../api/schemas.js';
 import {
   containerRunArgs, holderCreateArgs, judgeWaits, podCreateArgs, podExits, podListArgs, podRemoveArgs, psArgs, type PodWait, type PsContainer,
@@ -18,7 +19,12 @@ export interface PodmanOptions {
   pollMs?: number;
   /** Bound on one podman call (default 60 s). */
   timeoutMs?: number;
+  /** `--image-pull`: when `container run` pulls the image (default never). */
+  imagePull?: ImagePull;
 }
+
+/** Bound on a `container run` that may pull its image. */
+const PULL_TIMEOUT_MS = 10 * 60_000;
 
 interface Waiter extends PodWait {
   resolve: (r: PodExit | 'aborted') => void;
@@ -32,6 +38,7 @@ export class PodmanRuntime implements PodRuntime {
   private readonly command: string;
   private readonly pollMs: number;
   private readonly timeoutMs: number;
+  private readonly imagePull: ImagePull;
   private network: string | undefined;
   private readonly waiters = new Set<Waiter>();
   private timer: NodeJS.Timeout | undefined;
@@ -44,12 +51,13 @@ export class PodmanRuntime implements PodRuntime {
     this.command = opts.command ?? 'podman';
     this.pollMs = opts.pollMs ?? 1000;
     this.timeoutMs = opts.timeoutMs ?? 60_000;
+    this.imagePull = opts.imagePull ?? 'never';
   }
 
   /** Runs podman; throws a PodmanError with podman's own message on a non-zero exit. */
-  async podman(args: string[], opts: { allowFail?: boolean } = {}): Promise<{ stdout: string; stderr: string; exitCode: number }> {
+  async podman(args: string[], opts: { allowFail?: boolean; timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string; exitCode: number }> {
     const started = performance.now();
-    const r = await execa(this.command, args, { stdin: 'ignore', reject: false, timeout: this.timeoutMs });
+    const r = await execa(this.command, args, { stdin: 'ignore', reject: false, timeout: opts.timeoutMs ?? this.timeoutMs });
     this.log.debug({ podman: args.slice(0, 3).join(' '), ms: Math.round(performance.now() - started), exitCode: r.exitCode }, 'podman');
     const res = { stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode: r.exitCode ?? -1 };
     if (res.exitCode !== 0 && !opts.allowFail) {
@@ -118,7 +126,8 @@ export class PodmanRuntime implements PodRuntime {
   }
 
   async runContainer(p: CreatePod, c: Container): Promise<void> {
-    await this.podman(containerRunArgs(this.node, p, c));
+    const pull = this.imagePull;
+    await this.podman(containerRunArgs(this.node, p, c, pull), { timeoutMs: pull === 'never' ? undefined : PULL_TIMEOUT_MS });
   }
 
   wait(p: CreatePod, containers: number, signal: AbortSignal): Promise<PodExit | 'aborted'> {

@@ -327,7 +327,7 @@ export const workerPlugin: Plugin = {
     const pollMs = Number(process.env.KITH_WORKER_POLL_MS ?? 1000);
     // Pod rules go in before a pod's containers start and out before it is removed; the chains live as long as the worker.
     const firewall = await NodeFirewall.start({ chain: ctx.config.iptablesChain ?? `KITH-${ctx.config.name}`.slice(0, 28), log: ctx.log });
-    const runtime = new PodmanRuntime({ node: ctx.config.name, log: ctx.log, pollMs: pollMs > 0 ? pollMs : 1000 });
+    const runtime = new PodmanRuntime({ node: ctx.config.name, log: ctx.log, pollMs: pollMs > 0 ? pollMs : 1000, imagePull: ctx.config.imagePull });
     try {
       const worker = await startWorker(ctx, runtime, { hooks: firewall.hooks });
       return { stop: () => worker.stop().finally(() => firewall.stop()) };

@@ -24,6 +24,7 @@ describe('agent config', () => {
       clusterDomain: 'cluster.local',
       dnsTtl: 5,
       dnsUdpEngine: 'auto',
+      imagePull: 'missing',
       podNetwork: 'kith',
       clusterCidr: '10.244.0.0/16',
       podCpuLimit: 1,
@@ -74,6 +75,9 @@ describe('agent config', () => {
     expect(error(['--dns-ttl', 'soon'])).to.match(/^--dns-ttl 'soon'/);
     expect(error(['--dns-listen', '127.0.0.1'])).to.match(/^--dns-listen /);
     expect(error(['--dns-udp-engine', 'fast'])).to.match(/^--dns-udp-engine 'fast'/);
+    expect(error(['--image-pull', 'sometimes'])).to.match(/^--image-pull 'sometimes'/);
+    expect(parseAgentConfig(['--image-pull', 'never'], {}).imagePull).to.equal('never');
+    expect(parseAgentConfig([], { KITH_IMAGE_PULL: 'newer' }).imagePull).to.equal('newer');
     expect(error(['--etcd-endpoints', 'not a url'])).to.match(/^--etcd-endpoints /);
     expect(error(['--cluster-cidr', '10.0.0.0/33'])).to.match(/^--cluster-cidr /);
     expect(error(['--healthy-ttl', '10', '--alive-ttl', '5'])).to.match(/^--alive-ttl /);

@@ -97,11 +97,12 @@ describe('podman command lines', () => {
       '--label', 'kith.node=node1', '--label', 'kith.pod=web',
     ]);
   });
-  it('runs a container detached with a TTY, never pulling, with entrypoint, env, limits and cmd', () => {
+  it('runs a container detached with a TTY, pulling as --image-pull says, with entrypoint, env, limits and cmd', () => {
     const [c] = spec([{
       name: 'run', image: 'localhost/kith/busybox', entrypoint: '/bin/sh', cmd: ['-c', 'echo hi'], env: { A: '1', B: 'x y' },
       resources: { requests: { cpu: '0.1', memory: 64 }, limits: { cpu: '0.5', memory: 256 } },
     }]).containers;
+    expect(containerRunArgs('node1', p, c!, 'missing').slice(0, 5)).to.deep.equal(['container', 'run', '--detach', '--tty', '--pull=missing']);
     expect(containerRunArgs('node1', p, c!)).to.deep.equal([
       'container', 'run', '--detach', '--tty', '--pull=never', '--pod=node1-web', '--name=node1-web-run',
       '--label', 'kith.node=node1', '--label', 'kith.pod=web',

@@ -124,6 +124,8 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
     await waitState('bad', 'exitFailure');
     await waitState('noimage', 'errored');
     expect((await podOf('noimage'))!.metadata.error).to.match(/no-such-image/);
+    // The default --image-pull missing: podman tried a registry for the image it did not have.
+    expect((await podOf('noimage'))!.metadata.error).to.match(/registry/);
     await waitUntil(async () => (await podmanPods(host, host.name)).length === 1, { what: 'ended pods removed (the holder stays)' });
     for (const p of ['ok', 'bad', 'noimage']) {
       expect(await dnsOf(p)).to.equal(undefined);
