@@ -57,7 +57,9 @@ export class SchedulerView {
       const v = ev.type === 'put' ? parseLimit(kind, ev.value) : undefined;
       if (v === undefined) delete p[kind];
       else p[kind] = v;
-      this.published.set(worker, p);
+      // A worker gone (both limits deleted with its lease) leaves nothing behind.
+      if (p.cpu === undefined && p.memory === undefined) this.published.delete(worker);
+      else this.published.set(worker, p);
       // The worker puts cpu then memory in one transaction: its published values now count every claimed pod.
       if (kind === 'memory') this.leaving.delete(worker);
     } else if ((two = splitTwo(ev.key, INBOX_PREFIX))) {
@@ -77,6 +79,10 @@ export class SchedulerView {
       } else {
         const e = old;
         box.delete(pod);
+        if (box.size === 0) {
+          this.inbox.delete(worker);
+          this.inboxSum.delete(worker);
+        }
         if (e) {
           const l = this.leaving.get(worker) ?? new Map<string, { request: Amount; at: number }>();
           l.set(pod, { request: e.request, at: this.now() });

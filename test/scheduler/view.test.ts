@@ -41,6 +41,27 @@ describe('scheduler view', () => {
     expect(v.workers()[0]!.free).to.equal(undefined);
   });
 
+  it('keeps nothing of workers that came and went', () => {
+    let now = 0;
+    const v = new SchedulerView(() => now);
+    for (let i = 0; i < 100; i++) {
+      const w = `gone-${i}`;
+      v.apply(put(`node.worker/heartbeat/healthy/${w}`, 'x'));
+      v.apply(put(`node.worker/limits/cpu/${w}`, '1'));
+      v.apply(put(`node.worker/limits/memory/${w}`, '1024'));
+      v.apply(put(`node.worker/inbox/${w}/p${i}`, pod(`p${i}`, 100)));
+      v.apply(del(`node.worker/inbox/${w}/p${i}`));
+      v.apply(del(`node.worker/heartbeat/healthy/${w}`));
+      v.apply(del(`node.worker/limits/cpu/${w}`));
+      v.apply(del(`node.worker/limits/memory/${w}`));
+    }
+    now += 60_000;
+    expect(v.workers()).to.deep.equal([]);
+    // What the view holds per worker name (white-box: these maps are what would grow).
+    const inner = v as unknown as Record<'published' | 'inbox' | 'inboxSum' | 'leaving', Map<string, unknown>>;
+    expect([inner.published.size, inner.inbox.size, inner.inboxSum.size, inner.leaving.size]).to.deep.equal([0, 0, 0, 0]);
+  });
+
   it('counts live replicas of a ReplicaSet per worker, reservations included', () => {
     const v = new SchedulerView();
     for (const w of ['a', 'b']) {
