@@ -61,8 +61,9 @@ export async function claimSubnet(
     const held = new Map<string, { owner: SubnetOwner; keys: { key: string; modRevision: number }[] }>();
     for (const kv of kvs) {
       const cidr = subnetFromKeyName(kv.key.slice(SUBNET_PREFIX.length));
-      const o = parseSubnetOwner(kv.value);
-      if (!cidr || !o) continue;
+      if (!cidr) continue;
+      // A claim whose value cannot be read is still a claim: never taken over.
+      const o = parseSubnetOwner(kv.value) ?? { worker: '(an unreadable claim)' };
       const h = held.get(cidr);
       if (!h) held.set(cidr, { owner: o, keys: [{ key: kv.key, modRevision: kv.modRevision }] });
       else {

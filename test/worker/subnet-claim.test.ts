@@ -89,6 +89,9 @@ describe('pod subnet claims (real etcd)', () => {
     const o = await owners();
     expect(o['10.100.1.0/24']).to.deep.equal({ worker: 'j' });
     expect(o['10.100.1.0_24']).to.equal(undefined);
+    // An unreadable claim is still a claim.
+    await state.put('node.worker/subnet/10.110.0.0/24', '{"worker":"w2","hostAddress":{}}');
+    expect(await claimSubnet(state, { worker: 'l', clusterCidr: '10.110.0.0/23' })).to.equal('10.110.1.0/24');
     // The other legacy claim still counts: the /23 is full.
     expect(o['10.100.0.0_24']).to.deep.equal({ worker: 'old-other' });
     try {
