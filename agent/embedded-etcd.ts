@@ -98,7 +98,9 @@ export class EmbeddedEtcd {
         '--initial-cluster', `kith=${PEER_URL}`,
         '--log-level', 'warn',
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      // A process group of its own: Ctrl-C in the agent's terminal reaches the whole foreground
+      // group, and etcd must outlive the agent's drain (which writes to it), then be stopped by it.
+      { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
     );
     this.proc = proc;
     let stderr = '';

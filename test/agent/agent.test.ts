@@ -175,6 +175,21 @@ describe('kith agent process', function () {
     expect(await portBusy(2379)).to.equal(false);
   });
 
+  it('drains cleanly on Ctrl-C in its terminal (SIGINT to its whole process group), its embedded etcd last', async function () {
+    if (await portBusy(2379)) this.skip();
+    const a = TestAgent.start({ args: ['--plugins', PLUGIN, '--name', 'ctrl-c'], group: true });
+    agents.push(a);
+    await a.ready();
+    a.signalGroup('SIGINT');
+    expect(await a.exited).to.equal(0);
+    const msgs = a.lines.map((l) => JSON.parse(l) as { msg: string; level: number });
+    // etcd was not hit by the same Ctrl-C: no restart attempt, and the drain's writes (lease revokes) all went through.
+    expect(msgs.map((m) => m.msg)).to.not.include('embedded etcd exited; starting it again');
+    expect(msgs.filter((m) => m.level >= 40).map((m) => m.msg)).to.deep.equal([]);
+    expect(msgs.map((m) => m.msg)).to.include('stopped');
+    expect(await portBusy(2379)).to.equal(false);
+  });
+
   it('stops the embedded etcd a killed agent left running, and starts again', async function () {
     if (await portBusy(2379)) this.skip();
     const dataDir = mkdtempSync(join(tmpdir(), 'kith-embedded-'));

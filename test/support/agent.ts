@@ -12,6 +12,8 @@ export interface AgentOptions {
   /** Flags after `kith agent`. `--data-dir` is added when missing. */
   args: string[];
   env?: NodeJS.ProcessEnv;
+  /** Start the agent as the leader of its own process group (for `signalGroup`). */
+  group?: boolean;
   /** Wrap the command, e.g. ['nsenter', '--net=/run/netns/h1'] to run it inside a test host. */
   wrap?: string[];
 }
@@ -70,6 +72,8 @@ export class TestAgent {
       cwd: ROOT,
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      // A process group of its own, as a shell gives a foreground job: see `signalGroup`.
+      detached: opts.group ?? false,
     });
     return new TestAgent(proc, dataDir, own);
   }
@@ -100,6 +104,11 @@ export class TestAgent {
 
   get running(): boolean {
     return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** Sends a signal to the agent's whole process group (started with `group`), as Ctrl-C in a terminal does. */
+  signalGroup(signal: NodeJS.Signals): void {
+    process.kill(-this.proc.pid!, signal);
   }
 
   /** Sends a signal and waits (bounded) for the exit code. */
