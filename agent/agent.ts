@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { agentUsage, ConfigError, parseAgentConfig, type AgentConfig } from './config.js';
+import { agentUsage, ConfigError, parseAgentConfig, rememberName, type AgentConfig } from './config.js';
 import { EmbeddedEtcd, StartupError } from './embedded-etcd.js';
 import { PluginHost } from './host.js';
 import { createLogger } from './log.js';
@@ -75,7 +75,9 @@ export async function runAgent(argv: string[]): Promise<number> {
     throw err;
   }
 
+  const nameNote = rememberName(config);
   const log = createLogger(config.logLevel, config.name);
+  if (nameNote) log.warn(nameNote);
   // No input may crash the agent: log what escapes and carry on.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));

@@ -1,4 +1,6 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { generateName } from './names.js';
@@ -75,6 +77,9 @@ export const configSchema = z
   .refine((c) => c.aliveTtl >= c.healthyTtl, { path: ['aliveTtl'], message: 'must be at least --healthy-ttl' });
 
 export type AgentConfig = z.output<typeof configSchema> & {
+  /** Whether --name or KITH_NAME was given (else the name is random, or remembered by the data dir). */
+  nameGiven: boolean;
+  iptablesChainGiven: boolean;
   plugins: PluginName[];
   /** True when `--plugins` was `all` (the default): plugins this build lacks are skipped, not refused. */
   pluginsAll: boolean;
@@ -143,6 +148,7 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     const v = values[flag] ?? (envVar ? env[envVar] : undefined) ?? dflt;
     if (v !== undefined) raw[key] = v;
   }
+  const nameGiven = raw.name !== undefined;
   raw.name ??= generateName();
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
@@ -154,6 +160,40 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   }
   const c = parsed.data as AgentConfig;
   c.pluginsAll = String(raw.plugins).trim() === 'all';
-  c.iptablesChain ??= `KITH-${c.name}`.slice(0, 28);
+  c.nameGiven = nameGiven;
+  c.iptablesChainGiven = c.iptablesChain !== undefined;
+  c.iptablesChain ??= defaultChain(c.name);
   return c;
+}
+
+/** SPEC §1.1: `KITH-<name>` cut to 28 characters. */
+export const defaultChain = (name: string): string => `KITH-${name}`.slice(0, 28);
+
+/**
+ * The node's name when `--name` (or KITH_NAME) is not given: the one this
+ * data dir remembers from an earlier start, else the random one just made,
+ * which it then remembers. A restarted agent is the same node (its subnet,
+ * its pods' names), not a new one each time. Returns a message for the log
+ * when the name could not be remembered.
+ */
+export function rememberName(config: AgentConfig): string | undefined {
+  if (config.nameGiven) return undefined;
+  const file = join(config.dataDir, 'node-name');
+  try {
+    const kept = readFileSync(file, 'utf8').trim();
+    if (nodeNameSchema.safeParse(kept).success) {
+      config.name = kept;
+      if (!config.iptablesChainGiven) config.iptablesChain = defaultChain(kept);
+      return undefined;
+    }
+  } catch {
+    // none yet
+  }
+  try {
+    mkdirSync(config.dataDir, { recursive: true });
+    writeFileSync(file, `${config.name}\n`);
+    return undefined;
+  } catch (err) {
+    return `could not remember the node name in ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the next start picks another`;
+  }
 }

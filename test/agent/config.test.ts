@@ -1,5 +1,8 @@
 import { expect } from 'chai';
-import { ConfigError, parseAgentConfig } from '../../agent/config.js';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, parseAgentConfig, rememberName } from '../../agent/config.js';
 import { generateName, NAME_WORDS } from '../../agent/names.js';
 import { nodeState } from '../../agent/node.js';
 
@@ -88,6 +91,35 @@ describe('agent config', () => {
 });
 
 describe('names', () => {
+  it('remembers a random node name in the data dir, so a restarted agent is the same node', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kith-name-'));
+    try {
+      const first = parseAgentConfig(['--data-dir', dir], {});
+      expect(rememberName(first)).to.equal(undefined);
+      expect(readFileSync(join(dir, 'node-name'), 'utf8')).to.equal(`${first.name}\n`);
+      const again = parseAgentConfig(['--data-dir', dir], {});
+      rememberName(again);
+      expect(again.name).to.equal(first.name);
+      expect(again.iptablesChain).to.equal(`KITH-${first.name}`.slice(0, 28));
+      // A given name wins and is not remembered; a given chain is kept.
+      const given = parseAgentConfig(['--data-dir', dir, '--name', 'chosen', '--iptables-chain', 'MINE'], {});
+      rememberName(given);
+      expect(given).to.include({ name: 'chosen', iptablesChain: 'MINE' });
+      expect(readFileSync(join(dir, 'node-name'), 'utf8')).to.equal(`${first.name}\n`);
+      // What is not a node name is replaced.
+      writeFileSync(join(dir, 'node-name'), 'Not A Name\n');
+      const fresh = parseAgentConfig(['--data-dir', dir], {});
+      rememberName(fresh);
+      expect(readFileSync(join(dir, 'node-name'), 'utf8')).to.equal(`${fresh.name}\n`);
+      // A data dir that cannot be written: the random name is used, and the agent is told why it is not kept.
+      writeFileSync(join(dir, 'a-file'), '');
+      const ro = parseAgentConfig(['--data-dir', join(dir, 'a-file', 'sub')], {});
+      expect(rememberName(ro)).to.match(/^could not remember the node name in .*a-file\/sub\/node-name \(ENOTDIR\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('generates adjective-noun-NNNN labels of at most 28 characters', () => {
     for (let i = 0; i < 2000; i++) {
       const n = generateName();
