@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { makeDirs } from './fs.js';
 import { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -133,7 +133,11 @@ export async function runAgent(argv: string[]): Promise<number> {
   const startup = async () => {
     // A busy port fails the start before anything is written (not after the worker claimed a subnet).
     await host.preflight(config);
-    mkdirSync(config.dataDir, { recursive: true });
+    try {
+      makeDirs(config.dataDir);
+    } catch (err) {
+      throw new StartupError(`--data-dir '${config.dataDir}': cannot create it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
     let endpoints = config.etcdEndpoints;
     if (!endpoints || endpoints.length === 0) {
       embedded = new EmbeddedEtcd(config.dataDir, log);

@@ -1,4 +1,5 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { makeDirs } from './fs.js';
 import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -190,7 +191,7 @@ export function rememberName(config: AgentConfig): string | undefined {
     // none yet
   }
   try {
-    mkdirSync(config.dataDir, { recursive: true });
+    makeDirs(config.dataDir);
     writeFileSync(file, `${config.name}\n`);
     return undefined;
   } catch (err) {

@@ -262,6 +262,13 @@ describe('kith agent process', function () {
     }
   });
 
+  it('says so in one line and exits 2 when --data-dir cannot be created (also where mkdir -p would spin: /proc)', async () => {
+    const a = TestAgent.start({ args: ['--plugins', PLUGIN, '--data-dir', '/proc/kith-cannot-be-here', '--etcd-endpoints', etcd.endpoint] });
+    agents.push(a);
+    expect(await a.exited).to.equal(2);
+    expect(a.stderr.trim()).to.equal("kith agent: --data-dir '/proc/kith-cannot-be-here': cannot create it (ENOENT)");
+  });
+
   it('says so in one line and exits 2 when the etcd binary is missing', async () => {
     const a = TestAgent.start({ args: ['--plugins', PLUGIN], env: { PATH: '/nonexistent' } });
     agents.push(a);
