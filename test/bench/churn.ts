@@ -176,10 +176,6 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+// A failure rejects the top-level await: Node prints it and exits 1. Success exits at once, whatever handles linger.
+await main();
+process.exit(0);

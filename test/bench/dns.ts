@@ -12,7 +12,7 @@
  * the servers on different CPUs), and lost queries. Asserts nothing.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,6 +21,7 @@ import { TestEtcd } from '../support/etcd.js';
 import { freePort } from '../support/ports.js';
 import { buildQuery, parse, udpAsk } from '../dns/client.js';
 import { startBenchAgent, type BenchAgent } from './built-agent.js';
+import { rssMb } from '../support/proc.js';
 
 const PODS = 9_000;
 const ALIASES = 1_000;
@@ -255,7 +256,6 @@ zone:
       await pin([agent.pid, dgramAgent.pid, echo.pid!, ...nsdPids], cpus - 1);
       pinned = await fixedRun(0);
     }
-    const rss = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
     console.log('');
     console.log(`zone: ${PODS} pod A records + ${ALIASES} aliases of 2 pods = ${names.length} names; queries: each name once, shuffled, type A`);
@@ -271,7 +271,7 @@ zone:
       console.log(`the same with dnsperf on CPU 0 and each server on CPU ${cpus - 1} (taskset):`);
       fixedServers.forEach((f, i) => console.log(`  ${f.label}: ${pinned![i]}`));
     }
-    console.log(`kith agent RSS after the runs: ${rss(agent.pid).toFixed(0)} MB (native engine), ${rss(dgramAgent.pid).toFixed(0)} MB (node:dgram)`);
+    console.log(`kith agent RSS after the runs: ${rssMb(agent.pid).toFixed(0)} MB (native engine), ${rssMb(dgramAgent.pid).toFixed(0)} MB (node:dgram)`);
   } finally {
     if (nsd && nsd.exitCode === null) {
       const exited = new Promise((r) => nsd!.once('exit', r));
@@ -287,10 +287,6 @@ zone:
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+// A failure rejects the top-level await: Node prints it and exits 1. Success exits at once, whatever handles linger.
+await main();
+process.exit(0);

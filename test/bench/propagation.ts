@@ -4,7 +4,6 @@
  * agent's RSS, and the time from an etcd put (or delete) to a query seeing
  * it: new records, changed records, alias changes. Asserts nothing.
  */
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
@@ -12,6 +11,7 @@ import { TestEtcd } from '../support/etcd.js';
 import { freePort } from '../support/ports.js';
 import { buildQuery, parse, udpAsk } from '../dns/client.js';
 import { startBenchAgent, type BenchAgent } from './built-agent.js';
+import { rssMb } from '../support/proc.js';
 
 const PODS = Number(process.env.BENCH_PODS ?? 100_000);
 const ALIASES = Number(process.env.BENCH_ALIASES ?? 10_000);
@@ -19,7 +19,6 @@ const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 300);
 
 const podAddress = (i: number) => `10.${16 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
-const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 async function answers(port: number, name: string): Promise<string[] | undefined> {
   const b = await udpAsk(port, buildQuery(name, 1), 200);
@@ -127,10 +126,6 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+// A failure rejects the top-level await: Node prints it and exits 1. Success exits at once, whatever handles linger.
+await main();
+process.exit(0);

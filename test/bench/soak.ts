@@ -14,7 +14,7 @@
  *
  * Prints the samples and first → last; asserts nothing.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestAgent } from '../support/agent.js';
 import { TestEtcd } from '../support/etcd.js';
@@ -23,6 +23,7 @@ import { freePort } from '../support/ports.js';
 import { restCaller } from '../support/rest.js';
 import { buildQuery, parse, udpAsk } from '../dns/client.js';
 import { randomClusterCidr } from '../worker/cluster.js';
+import { rssMb } from '../support/proc.js';
 
 const MINUTES = Number(process.env.BENCH_SOAK_MINUTES ?? 10);
 const IN_FLIGHT = Number(process.env.BENCH_SOAK_PODS ?? 6);
@@ -39,8 +40,7 @@ interface Sample {
 }
 
 function proc(pid: number): { rss: number; fds: number } {
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-  return { rss, fds: readdirSync(`/proc/${pid}/fd`).length };
+  return { rss: rssMb(pid), fds: readdirSync(`/proc/${pid}/fd`).length };
 }
 
 async function main(): Promise<void> {
@@ -152,10 +152,6 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+// A failure rejects the top-level await: Node prints it and exits 1. Success exits at once, whatever handles linger.
+await main();
+process.exit(0);
