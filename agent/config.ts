@@ -1,9 +1,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { makeDirs } from './fs.js';
 import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { makeDirs } from './fs.js';
 import { generateName } from './names.js';
 import { PLUGIN_NAMES, type PluginName } from './plugin.js';
 
@@ -80,7 +80,6 @@ export const configSchema = z
 export type AgentConfig = z.output<typeof configSchema> & {
   /** Whether --name or KITH_NAME was given (else the name is random, or remembered by the data dir). */
   nameGiven: boolean;
-  iptablesChainGiven: boolean;
   plugins: PluginName[];
   /** True when `--plugins` was `all` (the default): plugins this build lacks are skipped, not refused. */
   pluginsAll: boolean;
@@ -162,7 +161,6 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   const c = parsed.data as AgentConfig;
   c.pluginsAll = String(raw.plugins).trim() === 'all';
   c.nameGiven = nameGiven;
-  c.iptablesChainGiven = c.iptablesChain !== undefined;
   c.iptablesChain ??= defaultChain(c.name);
   return c;
 }
@@ -183,8 +181,9 @@ export function rememberName(config: AgentConfig): string | undefined {
   try {
     const kept = readFileSync(file, 'utf8').trim();
     if (nodeNameSchema.safeParse(kept).success) {
+      // The default chain follows the name; a given --iptables-chain stays.
+      if (config.iptablesChain === defaultChain(config.name)) config.iptablesChain = defaultChain(kept);
       config.name = kept;
-      if (!config.iptablesChainGiven) config.iptablesChain = defaultChain(kept);
       return undefined;
     }
   } catch {

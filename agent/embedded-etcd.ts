@@ -119,7 +119,8 @@ export class EmbeddedEtcd {
     }
     // Written at once, so that an agent killed even while etcd starts leaves a trace of it.
     writeFileSync(this.pidFile, `${proc.pid}\n`);
-    const client = new Etcd3({ hosts: EMBEDDED_CLIENT_URL, dialTimeout: 500 });
+    // Each check has a deadline: something else on the port may accept and never answer.
+    const client = new Etcd3({ hosts: EMBEDDED_CLIENT_URL, dialTimeout: 500, defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + 1000 }) });
     try {
       for (let i = 0; i < 300; i++) {
         if (proc.exitCode !== null) {
@@ -127,11 +128,7 @@ export class EmbeddedEtcd {
           throw new StartupError(`embedded etcd exited with code ${proc.exitCode}: ${last.slice(0, 300)}`);
         }
         try {
-          // Bounded: something else on the port may accept and never answer.
-          await Promise.race([
-            client.get('kith-health').exec(),
-            sleep(1000).then(() => Promise.reject(new Error('no answer within 1 s'))),
-          ]);
+          await client.get('kith-health').exec();
           proc.once('exit', (code, signal) => this.exitedUnexpectedly(code, signal));
           this.healthySince = Date.now();
           return EMBEDDED_CLIENT_URL;

@@ -17,8 +17,8 @@ const PROBE_TIMEOUT_MS = 1000;
 /** How long stopping waits to delete each DNS record it published. */
 const STOP_DELETE_TIMEOUT_MS = 2000;
 
-export const API_SOCKET_IDLE_MS = 60_000;
-export const API_MAX_CONNECTIONS = 1024;
+const API_SOCKET_IDLE_MS = 60_000;
+const API_MAX_CONNECTIONS = 1024;
 
 function listenAddresses(config: AgentConfig, clusterAddress: string | undefined): HostPort[] {
   if (config.apiListen && config.apiListen.length > 0) return config.apiListen;

@@ -50,12 +50,6 @@ export function refusedChange(type: string, method: 'PATCH' | 'DELETE'): Problem
 }
 
 /**
- * The reference's shallow merge: the patch body, with name and type forced to
- * the old ones and state, metadata and spec taken from the old resource when
- * null or missing. A given metadata or spec replaces the old one whole.
- * Throws a Problem when the patch is not allowed or the result is invalid.
- */
-/**
  * What a PATCH body is refused for before the resource is read, in the
  * reference's order: not an object (the reference panicked), then a string
  * `type` or `name`, which is 422 even for a missing resource. Pods are judged
@@ -69,12 +63,15 @@ export function checkPatchBody(type: string, body: unknown): asserts body is Rec
   }
 }
 
+/**
+ * The reference's shallow merge: the patch body, with name and type forced to
+ * the old ones and state, metadata and spec taken from the old resource when
+ * null or missing. A given metadata or spec replaces the old one whole.
+ * Throws a Problem when the patch is not allowed or the result is invalid.
+ */
 export function patched(old: Resource & Record<string, unknown>, body: unknown): Resource {
-  if (!isObject(body)) throw new Problem('resource-invalid', 'body: a PATCH body must be a JSON object');
+  checkPatchBody(old.type, body);
   if (old.type === 'pod') throw new Problem('modification-not-allowed', 'Pod resources cannot be modified via the API.');
-  if (typeof body.type === 'string' || typeof body.name === 'string') {
-    throw new Problem('modification-not-allowed', "The 'type' and 'name' fields of a resource cannot be modified after creation.");
-  }
   const merged: Record<string, unknown> = { ...body, name: old.name, type: old.type };
   // state, metadata, spec (and a ReplicaSet's status) are kept when null or missing.
   for (const [k, v] of Object.entries(old)) {

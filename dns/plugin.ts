@@ -59,7 +59,7 @@ export const dnsPlugin: Plugin = {
     ];
     let upstreams: Upstream[] = config.upstreamDns === 'none' ? [] : (config.upstreamDns ?? resolvConfUpstreams());
     // Never forward to ourselves.
-    upstreams = upstreams.filter((u) => !listen.some((l) => l.port === u.port && (l.host === u.host || l.host === '0.0.0.0')));
+    upstreams = upstreams.filter((u) => !listensAt(listen, u.host, u.port));
     const recurseNets = [config.clusterCidr, config.podSubnet].flatMap((c) => (c ? [parseCidr(c)] : [])).filter((c): c is Cidr => !!c);
     const ns = node.roles.has('worker') ? 'worker' : node.roles.has('api') ? 'api' : undefined;
 

@@ -126,8 +126,7 @@ export class PodmanRuntime implements PodRuntime {
   }
 
   async runContainer(p: CreatePod, c: Container): Promise<void> {
-    const pull = this.imagePull;
-    await this.podman(containerRunArgs(this.node, p, c, pull), { timeoutMs: pull === 'never' ? undefined : PULL_TIMEOUT_MS });
+    await this.podman(containerRunArgs(this.node, p, c, this.imagePull), { timeoutMs: this.imagePull === 'never' ? undefined : PULL_TIMEOUT_MS });
   }
 
   wait(p: CreatePod, containers: number, signal: AbortSignal): Promise<PodExit | 'aborted'> {

@@ -78,18 +78,22 @@ export class RouteTable {
     return { ok: true, stdout: String(r.stdout) };
   }
 
+  /** `ip -j -4 route show ...` as rows; undefined when it cannot be read. */
+  private async show(args: string[]): Promise<{ dst?: string; gateway?: string }[] | undefined> {
+    const r = await this.ip(['-j', '-4', 'route', 'show', ...args]);
+    if (!r.ok) return undefined;
+    try {
+      const rows: unknown = JSON.parse(r.stdout || '[]');
+      return Array.isArray(rows) ? (rows as { dst?: string; gateway?: string }[]) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Adopts the routes of kith's protocol that an earlier run left; returns them. */
   async start(): Promise<Map<string, string>> {
-    const r = await this.ip(['-j', '-4', 'route', 'show', 'proto', String(ROUTE_PROTO)]);
     const found = new Map<string, string>();
-    if (!r.ok) return found;
-    let rows: { dst?: string; gateway?: string }[] = [];
-    try {
-      rows = JSON.parse(r.stdout || '[]') as typeof rows;
-    } catch {
-      return found;
-    }
-    for (const row of rows) {
+    for (const row of (await this.show(['proto', String(ROUTE_PROTO)])) ?? []) {
       if (!row.dst || !row.gateway || !row.dst.includes('/')) continue;
       found.set(row.dst, row.gateway);
       this.current.set(row.dst, row.gateway);
@@ -140,14 +144,9 @@ export class RouteTable {
     this.retry.unref();
   }
 
+  /** Whether the route is still there (so a failed delete is a failure); true when unknown. */
   private async present(cidr: string, via: string): Promise<boolean> {
-    const r = await this.ip(['-j', '-4', 'route', 'show', cidr]);
-    if (!r.ok) return true;
-    try {
-      return (JSON.parse(r.stdout || '[]') as { dst?: string; gateway?: string }[]).some((x) => x.dst === cidr && x.gateway === via);
-    } catch {
-      return true;
-    }
+    return (await this.show([cidr]))?.some((x) => x.dst === cidr && x.gateway === via) ?? true;
   }
 
   /** Removes every route it made (one attempt each) and stops retrying. */
