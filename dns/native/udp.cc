@@ -256,17 +256,8 @@ void run(Engine* e) {
           }
         }
       }
-      int sent = 0;
-      while (sent < nsend) {
-        int s = sendmmsg(e->fd, smsg + sent, nsend - sent, MSG_DONTWAIT);
-        if (s > 0) {
-          sent += s;
-        } else if (s < 0 && errno == EINTR) {
-          continue;
-        } else {
-          sent++;  // this reply cannot go (no buffer space, a bad address): skip it, as a lost datagram
-        }
-      }
+      // Counted before the replies go, so that a client holding its answer finds it counted
+      // (the JavaScript path, too, counts a reply when it hands it to the socket).
       if (nsend > 0) {
         const double dt = now() - t0;
         int b = 0;
@@ -277,6 +268,17 @@ void run(Engine* e) {
         e->stats.buckets[b] += nsend;
         e->stats.sum += dt * nsend;
         e->stats.count += nsend;
+      }
+      int sent = 0;
+      while (sent < nsend) {
+        int s = sendmmsg(e->fd, smsg + sent, nsend - sent, MSG_DONTWAIT);
+        if (s > 0) {
+          sent += s;
+        } else if (s < 0 && errno == EINTR) {
+          continue;
+        } else {
+          sent++;  // this reply cannot go (no buffer space, a bad address): skip it, as a lost datagram
+        }
       }
       if (n < kBatch) break;
     }

@@ -1,5 +1,8 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { createSocket } from 'node:dgram';
 import { Registry } from 'prom-client';
 import { Forwarder } from '../../dns/forward.js';
@@ -184,20 +187,27 @@ describe('dns native UDP engine', () => {
     this.timeout(20_000);
     const before = stats();
     // 400 datagrams of 60,000 bytes (a query header, then filler): every one misses and goes to JavaScript.
+    // Paced (1 ms apart) so that the socket's buffer never drops them; the sender writes `done` at the end.
+    const done = join(mkdtempSync(join(tmpdir(), 'kith-native-')), 'done');
     const script = [
-      'import socket, sys',
+      'import socket, sys, time',
       's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
       "d = bytes([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]) + b'a' * 59988",
-      'for i in range(400): s.sendto(d, ("127.0.0.1", int(sys.argv[1])))',
+      'for i in range(400):',
+      '    s.sendto(d, ("127.0.0.1", int(sys.argv[1])))',
+      '    time.sleep(0.001)',
+      "open(sys.argv[2], 'w').close()",
     ].join('\n');
-    const child = spawn('python3', ['-c', script, String(port)], { stdio: 'ignore' });
+    const child = spawn('python3', ['-c', script, String(port), done], { stdio: 'ignore' });
     const exited = new Promise((r) => child.once('exit', r));
-    // JavaScript is kept busy meanwhile, so the engine's thread has to queue what it reads (about 24 MB).
-    const end = Date.now() + 1500;
-    while (Date.now() < end) {
+    // JavaScript is kept busy until the sender is done (bounded: 10 s), so the engine's thread has to queue
+    // what it reads (about 24 MB).
+    const end = Date.now() + 10_000;
+    while (Date.now() < end && !existsSync(done)) {
       /* busy */
     }
     await exited;
+    rmSync(dirname(done), { recursive: true, force: true });
     await new Promise((r) => setTimeout(r, 200));
     const after = stats();
     // At most 8 MiB waited: the rest was refused, far below the 16,384 datagrams the count alone allows.
