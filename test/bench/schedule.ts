@@ -28,8 +28,8 @@ import { TestEtcd } from '../support/etcd.js';
 import { TestLan } from '../support/hosts.js';
 import { testLog } from '../support/log.js';
 import { freePort } from '../support/ports.js';
-import { createPod } from '../scheduler/context.js';
-import { randomClusterCidr } from '../worker/cluster.js';
+import { createPod } from '../agent/scheduler/context.js';
+import { randomClusterCidr } from '../agent/worker/cluster.js';
 
 /** Writes `count` pods as `POST /resources` does, 64 transactions in flight. */
 async function writePods(state: StateLayer, count: number): Promise<void> {

@@ -22,7 +22,7 @@ import { TestLan } from '../support/hosts.js';
 import { freePort } from '../support/ports.js';
 import { restCaller } from '../support/rest.js';
 import { buildQuery, parse, udpAsk } from '../dns/client.js';
-import { randomClusterCidr } from '../worker/cluster.js';
+import { randomClusterCidr } from '../agent/worker/cluster.js';
 import { rssMb } from '../support/proc.js';
 
 const MINUTES = Number(process.env.BENCH_SOAK_MINUTES ?? 10);

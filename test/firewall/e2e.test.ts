@@ -7,7 +7,7 @@ import { TestEtcd } from '../support/etcd.js';
 import { nsWrap, TestLan, type RunResult, type TestHost } from '../support/hosts.js';
 import { freePort } from '../support/ports.js';
 import { waitUntil } from '../support/wait.js';
-import { randomClusterCidr } from '../worker/cluster.js';
+import { randomClusterCidr } from '../agent/worker/cluster.js';
 import { probe, serve, type Runner } from './probe.js';
 
 /**

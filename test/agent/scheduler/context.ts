@@ -1,9 +1,9 @@
 import { Registry } from 'prom-client';
-import { parseAgentConfig } from '../../agent/config.js';
-import type { PluginContext, Role } from '../../agent/plugin.js';
-import { StateLayer } from '../../agent/state.js';
-import type { TestEtcd } from '../support/etcd.js';
-import { testLog } from '../support/log.js';
+import { parseAgentConfig } from '../../../agent/config.js';
+import type { PluginContext, Role } from '../../../agent/plugin.js';
+import { StateLayer } from '../../../agent/state.js';
+import type { TestEtcd } from '../../support/etcd.js';
+import { testLog } from '../../support/log.js';
 
 /** A plugin context on a real etcd, as the agent would build it (leases granted). */
 export async function pluginContext(etcd: TestEtcd, name: string, roles: Role[], args: string[] = [], prefix = '/kith'): Promise<PluginContext & { close(): Promise<void> }> {

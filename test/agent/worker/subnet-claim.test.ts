@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { StateLayer } from '../../agent/state.js';
-import { claimSubnet, SubnetError } from '../../agent/worker/subnet-claim.js';
-import { TestEtcd } from '../support/etcd.js';
-import { testLog } from '../support/log.js';
+import { StateLayer } from '../../../agent/state.js';
+import { claimSubnet, SubnetError } from '../../../agent/worker/subnet-claim.js';
+import { TestEtcd } from '../../support/etcd.js';
+import { testLog } from '../../support/log.js';
 
 describe('pod subnet claims (real etcd)', () => {
   let etcd: TestEtcd;

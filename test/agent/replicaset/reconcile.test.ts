@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { replicaSetSpec, type ReplicaSetSpec } from '../../api/schemas.js';
+import { replicaSetSpec, type ReplicaSetSpec } from '../../../api/schemas.js';
 import {
   reconcile,
   type Action,
@@ -8,8 +8,8 @@ import {
   type ObservedPod,
   type ReconcileOptions,
   type ReplicaList,
-} from '../../agent/replicaset/reconcile.js';
-import { keys, MAX_GUARDS, MAX_PODS_PER_STEP, replicaSteps, stepTransaction, transaction } from '../../agent/replicaset/transactions.js';
+} from '../../../agent/replicaset/reconcile.js';
+import { keys, MAX_GUARDS, MAX_PODS_PER_STEP, replicaSteps, stepTransaction, transaction } from '../../../agent/replicaset/transactions.js';
 import { KvModel } from './kv-model.js';
 
 // ---- plain data --------------------------------------------------------------

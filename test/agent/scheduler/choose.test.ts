@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { choose, type WorkerView } from '../../agent/scheduler/choose.js';
+import { choose, type WorkerView } from '../../../agent/scheduler/choose.js';
 
 const w = (name: string, free: { cpu: number; memory: number } | undefined, extra: Partial<WorkerView> = {}): WorkerView => ({
   name, healthy: true, free, replicas: 0, ...extra,

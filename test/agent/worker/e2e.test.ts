@@ -1,12 +1,12 @@
 import { expect } from 'chai';
-import { PLUGINS } from '../../agent/plugins.js';
-import { StateLayer } from '../../agent/state.js';
-import { TestAgent } from '../support/agent.js';
-import { TestEtcd } from '../support/etcd.js';
-import { TestLan, type TestHost } from '../support/hosts.js';
-import { testLog } from '../support/log.js';
-import { freePort } from '../support/ports.js';
-import { waitUntil } from '../support/wait.js';
+import { PLUGINS } from '../../../agent/plugins.js';
+import { StateLayer } from '../../../agent/state.js';
+import { TestAgent } from '../../support/agent.js';
+import { TestEtcd } from '../../support/etcd.js';
+import { TestLan, type TestHost } from '../../support/hosts.js';
+import { testLog } from '../../support/log.js';
+import { freePort } from '../../support/ports.js';
+import { waitUntil } from '../../support/wait.js';
 import { FAST_ENV, podmanIn, podmanPods, randomClusterCidr, startWorkerAgent } from './cluster.js';
 
 const IMAGE = 'localhost/kith/busybox';

@@ -1,11 +1,11 @@
 import { expect } from 'chai';
-import { isTerminal } from '../../api/schemas.js';
-import { Expectations } from '../../agent/replicaset/expectations.js';
-import { reconcile, type Action } from '../../agent/replicaset/reconcile.js';
-import { keys, PREFIXES, replicaSteps, stepTransaction, transaction, type ReplicaStep } from '../../agent/replicaset/transactions.js';
-import { ReplicaSetView } from '../../agent/replicaset/view.js';
+import { isTerminal } from '../../../api/schemas.js';
+import { Expectations } from '../../../agent/replicaset/expectations.js';
+import { reconcile, type Action } from '../../../agent/replicaset/reconcile.js';
+import { keys, PREFIXES, replicaSteps, stepTransaction, transaction, type ReplicaStep } from '../../../agent/replicaset/transactions.js';
+import { ReplicaSetView } from '../../../agent/replicaset/view.js';
 import { KvModel } from './kv-model.js';
-import { prng } from '../support/prng.js';
+import { prng } from '../../support/prng.js';
 
 /**
  * Several controllers, each with its own view that lags behind etcd by a

@@ -1,4 +1,4 @@
-import type { Compare, Op } from '../../agent/state.js';
+import type { Compare, Op } from '../../../agent/state.js';
 
 /**
  * A model of etcd's multi-version store and transaction compares, for the

@@ -1,10 +1,10 @@
 import { expect } from 'chai';
-import { pod as podSchema } from '../../api/schemas.js';
-import { fits, formatCpu, minus, parseLimit, podRequest } from '../../agent/capacity.js';
-import { containerRunArgs, podCreateArgs, podExits } from '../../agent/runtime/podman-args.js';
-import { gatewayOf, normalizeCidr, overlaps, pickSubnet, subnetFromKeyName, subnetKeyName, subnetsOf } from '../../agent/runtime/subnet.js';
-import { desiredRoutes, routeChanges } from '../../agent/worker/routes.js';
-import { parseSubnetOwner } from '../../agent/worker/subnet-claim.js';
+import { pod as podSchema } from '../../../api/schemas.js';
+import { fits, formatCpu, minus, parseLimit, podRequest } from '../../../agent/capacity.js';
+import { containerRunArgs, podCreateArgs, podExits } from '../../../agent/runtime/podman-args.js';
+import { gatewayOf, normalizeCidr, overlaps, pickSubnet, subnetFromKeyName, subnetKeyName, subnetsOf } from '../../../agent/runtime/subnet.js';
+import { desiredRoutes, routeChanges } from '../../../agent/worker/routes.js';
+import { parseSubnetOwner } from '../../../agent/worker/subnet-claim.js';
 
 const spec = (containers: unknown[]) => podSchema.parse({ name: 'p', type: 'pod', state: 'created', spec: { containers } }).spec;
 
@@ -129,7 +129,7 @@ describe('podman command lines', () => {
 
 describe('waiting for pods to end', () => {
   it('judges a pod missing from a listing gone only once a listing had shown it, or after several misses', async () => {
-    const { judgeWaits, MISSES_BEFORE_GONE } = await import('../../agent/runtime/podman-args.js');
+    const { judgeWaits, MISSES_BEFORE_GONE } = await import('../../../agent/runtime/podman-args.js');
     const fresh = { pod: 'fresh', containers: 1, seen: false };
     const old = { pod: 'old', containers: 2, seen: false };
     const running = podExits([
@@ -147,7 +147,7 @@ describe('waiting for pods to end', () => {
   });
 
   it('ends a pod when all its containers have exited, failed if any exited non-zero', async () => {
-    const { judgeWaits } = await import('../../agent/runtime/podman-args.js');
+    const { judgeWaits } = await import('../../../agent/runtime/podman-args.js');
     const a = { pod: 'a', containers: 2, seen: false };
     const b = { pod: 'b', containers: 1, seen: false };
     const c = { pod: 'c', containers: 2, seen: false };

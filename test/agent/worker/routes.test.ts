@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { ROUTE_PROTO, RouteTable } from '../../agent/worker/routes.js';
-import { TestLan, type TestHost } from '../support/hosts.js';
-import { testLog } from '../support/log.js';
-import { waitUntil } from '../support/wait.js';
+import { ROUTE_PROTO, RouteTable } from '../../../agent/worker/routes.js';
+import { TestLan, type TestHost } from '../../support/hosts.js';
+import { testLog } from '../../support/log.js';
+import { waitUntil } from '../../support/wait.js';
 
 /** The host-gw route table with real `ip route`, inside a test host. */
 describe('host-gw routes (real ip route in a test host)', function () {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { SchedulerView } from '../../agent/scheduler/view.js';
-import type { StateEvent } from '../../agent/state.js';
+import { SchedulerView } from '../../../agent/scheduler/view.js';
+import type { StateEvent } from '../../../agent/state.js';
 
 let rev = 1;
 const put = (key: string, value: string): StateEvent => ({ type: 'put', key, value, createRevision: rev, modRevision: rev++ });

@@ -1,11 +1,11 @@
 import { expect } from 'chai';
-import type { RunningPlugin } from '../../agent/plugin.js';
-import { SimulatedRuntime } from '../../agent/runtime/simulated.js';
-import { startWorker } from '../../agent/worker/plugin.js';
+import type { RunningPlugin } from '../../../agent/plugin.js';
+import { SimulatedRuntime } from '../../../agent/runtime/simulated.js';
+import { startWorker } from '../../../agent/worker/plugin.js';
 import { Etcd3 } from 'etcd3';
-import { TestEtcd } from '../support/etcd.js';
-import { CuttableProxy } from '../support/proxy.js';
-import { waitUntil } from '../support/wait.js';
+import { TestEtcd } from '../../support/etcd.js';
+import { CuttableProxy } from '../../support/proxy.js';
+import { waitUntil } from '../../support/wait.js';
 import { pluginContext } from '../scheduler/context.js';
 
 /**

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { startScheduler } from '../../agent/scheduler/plugin.js';
-import type { RunningPlugin } from '../../agent/plugin.js';
-import { TestEtcd } from '../support/etcd.js';
+import { startScheduler } from '../../../agent/scheduler/plugin.js';
+import type { RunningPlugin } from '../../../agent/plugin.js';
+import { TestEtcd } from '../../support/etcd.js';
 import { createPod, eventually, pluginContext } from './context.js';
 
 type Ctx = Awaited<ReturnType<typeof pluginContext>>;

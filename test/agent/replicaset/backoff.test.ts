@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { Backoff } from '../../agent/replicaset/backoff.js';
+import { Backoff } from '../../../agent/replicaset/backoff.js';
 
 describe('replicaset crash-loop back-off', () => {
   it('holds new replicas after a failure, doubling the delay with each failure in a row, up to the maximum', () => {

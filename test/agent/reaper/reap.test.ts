@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { reapActions, type ReaperView } from '../../agent/reaper/reap.js';
+import { reapActions, type ReaperView } from '../../../agent/reaper/reap.js';
 
 const view = (v: Partial<ReaperView>): ReaperView => ({ alive: new Set(), pods: new Map(), claims: new Map(), inboxes: new Map(), ...v });
 

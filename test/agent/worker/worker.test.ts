@@ -1,11 +1,11 @@
 import { expect } from 'chai';
 import { execa } from 'execa';
-import { StateLayer } from '../../agent/state.js';
-import { TestAgent } from '../support/agent.js';
-import { TestEtcd } from '../support/etcd.js';
-import { TestLan, type TestHost } from '../support/hosts.js';
-import { testLog } from '../support/log.js';
-import { waitUntil } from '../support/wait.js';
+import { StateLayer } from '../../../agent/state.js';
+import { TestAgent } from '../../support/agent.js';
+import { TestEtcd } from '../../support/etcd.js';
+import { TestLan, type TestHost } from '../../support/hosts.js';
+import { testLog } from '../../support/log.js';
+import { waitUntil } from '../../support/wait.js';
 import { createPod } from '../scheduler/context.js';
 import { podmanIn, podmanPods, randomClusterCidr, startWorkerAgent } from './cluster.js';
 

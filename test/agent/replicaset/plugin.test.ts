@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import type { Etcd3 } from 'etcd3';
-import { TestAgent } from '../support/agent.js';
-import { TestEtcd } from '../support/etcd.js';
+import { TestAgent } from '../../support/agent.js';
+import { TestEtcd } from '../../support/etcd.js';
 
 /**
  * The replicaset plugin in a real agent against a real etcd. The test plays

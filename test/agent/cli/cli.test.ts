@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { MAIN, ROOT } from '../support/agent.js';
-import { freePort } from '../support/ports.js';
-import { ApiHarness } from '../api/harness.js';
+import { MAIN, ROOT } from '../../support/agent.js';
+import { freePort } from '../../support/ports.js';
+import { ApiHarness } from '../../api/harness.js';
 
 interface Run {
   code: number | null;

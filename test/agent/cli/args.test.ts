@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { manifests, samePod } from '../../agent/cli/apply.js';
-import { parseEnv, parsePort, podFromRun, UsageError, waitOutcome } from '../../agent/cli/run.js';
-import { resourceTable } from '../../agent/cli/table.js';
-import { pod } from '../../api/schemas.js';
+import { manifests, samePod } from '../../../agent/cli/apply.js';
+import { parseEnv, parsePort, podFromRun, UsageError, waitOutcome } from '../../../agent/cli/run.js';
+import { resourceTable } from '../../../agent/cli/table.js';
+import { pod } from '../../../api/schemas.js';
 
 describe('cli: pure parts', () => {
   it('parses -p as the reference, with an optional port name', () => {

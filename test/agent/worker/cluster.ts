@@ -1,8 +1,8 @@
 import { randomInt } from 'node:crypto';
 import { execa } from 'execa';
-import { TestAgent } from '../support/agent.js';
-import type { TestEtcd } from '../support/etcd.js';
-import type { TestHost, TestLan } from '../support/hosts.js';
+import { TestAgent } from '../../support/agent.js';
+import type { TestEtcd } from '../../support/etcd.js';
+import type { TestHost, TestLan } from '../../support/hosts.js';
 
 /** Fast timings for tests: scheduler retries and worker polling. */
 export const FAST_ENV = { KITH_SCHEDULER_RETRY_MS: '200', KITH_SCHEDULER_MAX_TRIES: '3', KITH_WORKER_POLL_MS: '250' };

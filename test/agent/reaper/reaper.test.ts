@@ -1,10 +1,10 @@
 import { expect } from 'chai';
 import { Etcd3 } from 'etcd3';
-import { startReaper } from '../../agent/reaper/plugin.js';
-import type { RunningPlugin } from '../../agent/plugin.js';
-import { StateLayer } from '../../agent/state.js';
-import { TestEtcd } from '../support/etcd.js';
-import { testLog } from '../support/log.js';
+import { startReaper } from '../../../agent/reaper/plugin.js';
+import type { RunningPlugin } from '../../../agent/plugin.js';
+import { StateLayer } from '../../../agent/state.js';
+import { TestEtcd } from '../../support/etcd.js';
+import { testLog } from '../../support/log.js';
 import { eventually, pluginContext } from '../scheduler/context.js';
 
 /** A worker as far as etcd can tell: its alive heartbeat and claims on its own alive lease. */
