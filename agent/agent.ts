@@ -1,13 +1,17 @@
-import { makeDirs } from './fs.js';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { agentUsage, ConfigError, parseAgentConfig, rememberName, type AgentConfig } from './config.js';
-import { EmbeddedEtcd, StartupError } from './embedded-etcd.js';
+import type { Role } from '../api/schemas.js';
+import { agentUsage, parseAgentConfig, rememberName, type AgentConfig } from './config.js';
+import { settleWithin } from './deadline.js';
+import { EmbeddedEtcd } from './embedded-etcd.js';
+import { ConfigError, StartupError } from './errors.js';
+import { connectEtcd, ETCD_CALL_DEADLINE_MS } from './etcd.js';
+import { makeDirs } from './fs.js';
 import { PluginHost } from './host.js';
 import { createLogger } from './log.js';
-import { NameTakenError, registerNode } from './node.js';
-import type { NodeIdentity, Plugin, Role } from './plugin.js';
+import { registerNode } from './node.js';
+import type { NodeIdentity, Plugin } from './plugin.js';
 import { PLUGINS } from './plugins.js';
 import { StateLayer } from './state.js';
 
@@ -15,58 +19,115 @@ import { StateLayer } from './state.js';
 export const EXIT_OK = 0;
 export const EXIT_STARTUP = 2;
 
-async function loadPlugins(config: AgentConfig, explicit: boolean): Promise<Plugin[]> {
+/** The enabled plugins' code; a plugin this build lacks is refused when named, skipped under `all`. */
+async function loadPlugins(config: AgentConfig): Promise<Plugin[]> {
   const out: Plugin[] = [];
   for (const name of config.plugins) {
-    const load = PLUGINS[name];
-    if (!load) {
-      if (explicit) throw new ConfigError(`--plugins '${name}': this build of kith has no such plugin yet`);
+    const entry = PLUGINS[name];
+    if (!entry) {
+      if (!config.pluginsAll) throw new ConfigError(`--plugins '${name}': this build of kith has no such plugin yet`);
       continue;
     }
-    out.push(await load());
+    out.push(await entry.load());
   }
   return out;
 }
 
 /**
- * Every unary etcd call has a deadline, so an etcd that stops answering never
- * stalls the agent (etcd3 tries a call up to three times: about 10 s in all).
+ * One run of the agent: `start` connects to etcd (or starts its own),
+ * registers the node and starts the plugins; `drain` undoes it in reverse.
+ * Whatever `start` did before it failed, `drain` undoes.
  */
-export const ETCD_CALL_DEADLINE_MS = 3000;
+class Agent {
+  private readonly roles: Set<Role>;
+  readonly node: NodeIdentity;
+  readonly host: PluginHost;
+  private embedded: EmbeddedEtcd | undefined;
+  private client: Etcd3 | undefined;
+  private state: StateLayer | undefined;
+  /** Node resources this start created; removed again if start-up fails, so a failed start writes nothing. */
+  private createdResources: string[] = [];
+  private draining: Promise<void> | undefined;
 
-async function connect(endpoints: string[], log: Logger): Promise<Etcd3> {
-  const client = new Etcd3({
-    hosts: endpoints,
-    dialTimeout: 2000,
-    defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + ETCD_CALL_DEADLINE_MS }),
-  });
-  const deadline = Date.now() + 15_000;
-  for (;;) {
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly plugins: Plugin[],
+    private readonly log: Logger,
+  ) {
+    this.roles = new Set(plugins.flatMap((p) => (p.role ? [p.role] : [])));
+    this.node = { name: config.name, roles: this.roles, clusterAddress: config.clusterAddress };
+    this.host = new PluginHost(plugins, log);
+  }
+
+  async start(): Promise<void> {
+    const { config, log } = this;
+    // A busy port fails the start before anything is written (not after the worker claimed a subnet).
+    await this.host.preflight(config);
     try {
-      await client.get('kith-health').exec();
-      return client;
+      makeDirs(config.dataDir);
     } catch (err) {
-      if (Date.now() > deadline) {
-        client.close();
-        throw new StartupError(`--etcd-endpoints '${endpoints.join(',')}': etcd is not reachable (${(err as Error).message.split('\n')[0]})`);
-      }
-      log.warn({ endpoints }, 'waiting for etcd');
-      await new Promise((r) => setTimeout(r, 500));
+      throw new StartupError(`--data-dir '${config.dataDir}': cannot create it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
+    let endpoints = config.etcdEndpoints;
+    if (!endpoints || endpoints.length === 0) {
+      this.embedded = new EmbeddedEtcd(config.dataDir, log);
+      endpoints = [await this.embedded.start()];
+    }
+    this.client = await connectEtcd(endpoints, log);
+    const state = new StateLayer(this.client, config.etcdPrefix === '/' ? '' : config.etcdPrefix, log.child({ part: 'state' }));
+    this.state = state;
+    await state.grantLease('healthy', config.healthyTtl);
+    await state.grantLease('alive', config.aliveTtl);
+    // As in the reference: api and worker nodes carry the cluster address, scheduler and reaper nodes an empty spec.
+    this.createdResources = await registerNode(state, config.name, this.roles, (role) =>
+      this.node.clusterAddress && (role === 'api' || role === 'worker') ? { address: this.node.clusterAddress } : {},
+    );
+    log.info({ roles: [...this.roles], plugins: this.plugins.map((p) => p.name) }, 'node registered');
+    const metrics = new Registry();
+    collectDefaultMetrics({ register: metrics });
+    await this.host.start({ config, node: this.node, state, log, metrics });
+  }
+
+  /** Removes the node resources a failed start created, then drains. */
+  async undoStart(): Promise<void> {
+    for (const key of this.createdResources) await this.state?.delete(key).catch(() => undefined);
+    await this.drain('startup-failure').catch(() => undefined);
+  }
+
+  /** SPEC §1.1: revoke the healthy lease, stop the plugins in reverse, revoke the alive lease (its keys vanish). */
+  drain(signal: string): Promise<void> {
+    this.draining ??= (async () => {
+      const { log, state } = this;
+      log.info({ signal }, 'shutting down');
+      // Each etcd step is bounded: with etcd gone, the leases expire on their own.
+      await this.bounded(state?.revokeLease('healthy'), 'revoking the healthy lease');
+      await this.host.stop();
+      await this.bounded(state?.revokeLease('alive'), 'revoking the alive lease');
+      await state?.close();
+      this.client?.close();
+      await this.embedded?.stop();
+      log.info('stopped');
+    })();
+    return this.draining;
+  }
+
+  private async bounded(p: Promise<void> | undefined, what: string): Promise<void> {
+    const failed = p?.catch((err: unknown) => this.log.warn({ err }, `${what} failed`));
+    if ((await settleWithin(failed, ETCD_CALL_DEADLINE_MS)) === 'timeout') this.log.warn(`${what} timed out`);
   }
 }
 
 /** `kith agent`: runs until SIGTERM or SIGINT. Resolves with the process exit code. */
 export async function runAgent(argv: string[]): Promise<number> {
-  let config: AgentConfig;
-  let plugins: Plugin[];
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(agentUsage());
     return EXIT_OK;
   }
+  let config: AgentConfig;
+  let plugins: Plugin[];
   try {
     config = parseAgentConfig(argv);
-    plugins = await loadPlugins(config, !config.pluginsAll);
+    plugins = await loadPlugins(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`kith agent: ${err.message}\n`);
@@ -82,46 +143,7 @@ export async function runAgent(argv: string[]): Promise<number> {
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));
 
-  const roles = new Set<Role>(plugins.flatMap((p) => (p.role ? [p.role] : [])));
-  const node: NodeIdentity = { name: config.name, roles, clusterAddress: config.clusterAddress };
-  const metrics = new Registry();
-  collectDefaultMetrics({ register: metrics });
-
-  let embedded: EmbeddedEtcd | undefined;
-  let client: Etcd3 | undefined;
-  let state: StateLayer | undefined;
-  const host = new PluginHost(plugins, log);
-  let stopping: Promise<void> | undefined;
-  /** Node resources this start created; removed again if start-up fails, so a failed start writes nothing. */
-  let createdResources: string[] = [];
-
-  const bounded = async (p: Promise<void> | undefined, what: string) => {
-    let timer: NodeJS.Timeout | undefined;
-    const limit = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ETCD_CALL_DEADLINE_MS)));
-    try {
-      if ((await Promise.race([p, limit])) === 'timeout') log.warn(`${what} timed out`);
-    } catch (err) {
-      log.warn({ err }, `${what} failed`);
-    } finally {
-      clearTimeout(timer);
-    }
-  };
-
-  const shutdown = (signal: string) => {
-    stopping ??= (async () => {
-      log.info({ signal }, 'shutting down');
-      // Each etcd step of the drain is bounded: with etcd gone, the leases expire on their own.
-      await bounded(state?.revokeLease('healthy'), 'revoking the healthy lease');
-      await host.stop();
-      await bounded(state?.revokeLease('alive'), 'revoking the alive lease');
-      await state?.close();
-      client?.close();
-      await embedded?.stop();
-      log.info('stopped');
-    })();
-    return stopping;
-  };
-
+  const agent = new Agent(config, plugins, log);
   // `on`, not `once`: a listener must stay, or execa re-sends the signal to
   // the agent while a child (podman, iptables) runs and the drain is skipped.
   // A second signal during the drain is ignored.
@@ -130,34 +152,9 @@ export async function runAgent(argv: string[]): Promise<number> {
     process.on('SIGINT', () => resolve('SIGINT'));
   });
 
-  const startup = async () => {
-    // A busy port fails the start before anything is written (not after the worker claimed a subnet).
-    await host.preflight(config);
-    try {
-      makeDirs(config.dataDir);
-    } catch (err) {
-      throw new StartupError(`--data-dir '${config.dataDir}': cannot create it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-    }
-    let endpoints = config.etcdEndpoints;
-    if (!endpoints || endpoints.length === 0) {
-      embedded = new EmbeddedEtcd(config.dataDir, log);
-      endpoints = [await embedded.start()];
-    }
-    client = await connect(endpoints, log);
-    state = new StateLayer(client, config.etcdPrefix === '/' ? '' : config.etcdPrefix, log.child({ part: 'state' }));
-    await state.grantLease('healthy', config.healthyTtl);
-    await state.grantLease('alive', config.aliveTtl);
-    // As in the reference: api and worker nodes carry the cluster address, scheduler and reaper nodes an empty spec.
-    createdResources = await registerNode(state, config.name, roles, (role) =>
-      node.clusterAddress && (role === 'api' || role === 'worker') ? { address: node.clusterAddress } : {},
-    );
-    log.info({ roles: [...roles], plugins: plugins.map((p) => p.name) }, 'node registered');
-    await host.start({ config, node, state, log, metrics });
-  };
-
   // A signal during start-up stops what has started instead of waiting for the rest.
   const outcome = await Promise.race([
-    startup().then(
+    agent.start().then(
       () => ({ ok: true as const }),
       (err: unknown) => ({ ok: false as const, err }),
     ),
@@ -165,24 +162,20 @@ export async function runAgent(argv: string[]): Promise<number> {
   ]);
   if ('signal' in outcome) {
     log.info({ signal: outcome.signal }, 'signal during start-up');
-    host.abort();
-    await shutdown(outcome.signal);
+    agent.host.abort();
+    await agent.drain(outcome.signal);
     return EXIT_OK;
   }
   if (!outcome.ok) {
     const err = outcome.err as Error;
-    const known = err instanceof StartupError || err instanceof NameTakenError || err instanceof ConfigError;
-    const msg = known ? err.message : `startup failed: ${err.message}`;
+    const msg = err instanceof StartupError ? err.message : `startup failed: ${err.message}`;
     process.stderr.write(`kith agent: ${msg.split('\n')[0]}\n`);
     log.error({ err }, 'startup failed');
-    // Undo what was done: plugins, node resources, leases (their keys vanish), embedded etcd.
-    for (const key of createdResources) await state?.delete(key).catch(() => undefined);
-    await shutdown('startup-failure').catch(() => undefined);
+    await agent.undoStart();
     return EXIT_STARTUP;
   }
   log.info('agent ready');
 
-  const signal = await signalled;
-  await shutdown(signal);
+  await agent.drain(await signalled);
   return EXIT_OK;
 }

@@ -6,13 +6,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
+import { StartupError } from './errors.js';
 
 export const EMBEDDED_CLIENT_URL = 'http://127.0.0.1:2379';
 const PEER_URL = 'http://127.0.0.1:2380';
 /** A run healthy this long resets the count of restarts in a row. */
 const RESTART_WINDOW_MS = 10 * 60_000;
-
-export class StartupError extends Error {}
 
 function portBusy(port: number): Promise<boolean> {
   return new Promise((resolve) => {

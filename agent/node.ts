@@ -1,4 +1,6 @@
-import type { Role } from './plugin.js';
+import { node as nodeSchema, type Role } from '../api/schemas.js';
+import { NameTakenError } from './errors.js';
+import { HEARTBEAT_VALUE, heartbeatKey, heartbeatPrefix, nodeResourceKey, parseHeartbeat } from './keys.js';
 import type { StateLayer } from './state.js';
 
 /** Effective node state, derived from its two heartbeats (SPEC §3). */
@@ -9,21 +11,22 @@ export function nodeState(heartbeats: { healthy: boolean; alive: boolean }): Nod
   return heartbeats.healthy ? 'healthy' : 'degraded';
 }
 
-export const heartbeatKey = (role: Role, kind: 'healthy' | 'alive', name: string): string =>
-  `node.${role}/heartbeat/${kind}/${name}`;
-export const nodeResourceKey = (role: Role, name: string): string => `resource/node.${role}/${name}`;
-
-/** Reads a node's heartbeats (at one revision) and derives its state. */
-export async function readNodeState(state: StateLayer, role: Role, name: string): Promise<NodeState> {
-  const res = await state.client
-    .if(state.abs(heartbeatKey(role, 'alive', name)), 'Create', '>', -1)
-    .then(state.client.get(state.abs(heartbeatKey(role, 'healthy', name))), state.client.get(state.abs(heartbeatKey(role, 'alive', name))))
-    .commit();
-  const present = (i: number) => (res.responses[i]?.response_range?.kvs?.length ?? 0) > 0;
-  return nodeState({ healthy: present(0), alive: present(1) });
+/** The stored value of a node resource, built through the node schema (its state is derived on read). */
+export function nodeResourceValue(role: Role, name: string, spec: Record<string, unknown> = {}): string {
+  return JSON.stringify(nodeSchema.parse({ name, type: `node.${role}`, state: 'healthy', metadata: {}, spec }));
 }
 
-export class NameTakenError extends Error {}
+/** The state of every node of a role, from its heartbeats read at one revision. */
+export async function readNodeStates(state: StateLayer, role: Role): Promise<(name: string) => NodeState> {
+  const { kvs } = await state.snapshot([heartbeatPrefix(role)]);
+  const healthy = new Set<string>();
+  const alive = new Set<string>();
+  for (const kv of kvs) {
+    const hb = parseHeartbeat(kv.key, role);
+    if (hb) (hb.kind === 'healthy' ? healthy : alive).add(hb.name);
+  }
+  return (name) => nodeState({ healthy: healthy.has(name), alive: alive.has(name) });
+}
 
 /**
  * Registers the node for each of its roles in one transaction: the check that
@@ -42,12 +45,9 @@ export async function registerNode(
   const res = await state.txn({
     if: rs.map((r) => ({ key: heartbeatKey(r, 'alive', name), createRevision: 0 })),
     then: rs.flatMap((r) => [
-      {
-        put: nodeResourceKey(r, name),
-        value: JSON.stringify({ name, type: `node.${r}`, state: 'healthy', metadata: {}, spec: spec(r) }),
-      },
-      { put: heartbeatKey(r, 'healthy', name), value: 'lease-established', lease: 'healthy' as const },
-      { put: heartbeatKey(r, 'alive', name), value: 'lease-established', lease: 'alive' as const },
+      { put: nodeResourceKey(r, name), value: nodeResourceValue(r, name, spec(r)) },
+      { put: heartbeatKey(r, 'healthy', name), value: HEARTBEAT_VALUE, lease: 'healthy' as const },
+      { put: heartbeatKey(r, 'alive', name), value: HEARTBEAT_VALUE, lease: 'alive' as const },
     ]),
   });
   if (!res.succeeded) {

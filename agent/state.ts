@@ -273,6 +273,22 @@ export class StateLayer {
     return { revision: rev, kvs };
   }
 
+  /**
+   * A one-shot read: every key under each of `prefixes`, all at one revision
+   * (the given one, or that of the first response), sorted by key within
+   * each prefix. What a plugin needs once, at start, without following it.
+   */
+  async snapshot(prefixes: string[], revision?: number): Promise<{ revision: number; kvs: KeyValue[] }> {
+    let rev = revision;
+    const kvs: KeyValue[] = [];
+    for (const prefix of prefixes) {
+      const res = await this.list(prefix, rev);
+      rev ??= res.revision; // from the first response only
+      kvs.push(...res.kvs);
+    }
+    return { revision: rev ?? 0, kvs };
+  }
+
   private toKeyValue(kv: IKeyValue): KeyValue {
     return {
       key: this.rel(kv.key.toString()),
@@ -440,14 +456,10 @@ class WatchSubscription implements Subscription {
   }
 
   private async scanAndWatch(gen: number): Promise<void> {
-    let revision: number | undefined;
+    const { revision, kvs } = await this.state.snapshot(this.prefixes);
     const seen = new Map<string, KeyValue>();
-    for (const prefix of this.prefixes) {
-      const res = await this.state.list(prefix, revision);
-      revision ??= res.revision; // from the first response only
-      for (const kv of res.kvs) seen.set(kv.key, kv);
-    }
-    if (this.stopped || gen !== this.generation || revision === undefined) return;
+    for (const kv of kvs) seen.set(kv.key, kv);
+    if (this.stopped || gen !== this.generation) return;
     // Deliver the difference between the handler's view and the snapshot.
     for (const key of [...this.view.keys()]) {
       if (!seen.has(key)) {

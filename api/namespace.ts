@@ -18,11 +18,6 @@ export function parseNamespace(ns: string): Namespace | undefined {
   return { name: ns, builtin: false };
 }
 
-/** `<host>.<ns>.<domain>.`, with the trailing dot used in etcd keys. */
-export const fqdn = (host: string, ns: string, domain: string): string => `${host}.${ns}.${domain}.`;
-
-/** The etcd key of an alias (reference §4.1): `dns/<from-fqdn.>/<to-fqdn.>`, value `alias`. */
-export const aliasKey = (from: string, to: string): string => `dns/${from}/${to}`;
 
 export type DomainParse = { host: string; namespace: string } | { error: string };
 

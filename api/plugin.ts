@@ -2,12 +2,13 @@ import { createServer, STATUS_CODES, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Koa from 'koa';
 import type { Logger } from 'pino';
-import { listensAt, type AgentConfig, type HostPort } from '../agent/config.js';
-import { StartupError } from '../agent/embedded-etcd.js';
-import { heartbeatKey, nodeResourceKey } from '../agent/node.js';
+import { bindError, formatHostPort, listensAt, type HostPort } from '../agent/address.js';
+import { settleWithin } from '../agent/deadline.js';
+import { ALIAS_VALUE, heartbeatKey, nodeDnsKey, nodeResourceKey, specialMemberKey } from '../agent/keys.js';
+import { nodeResourceValue } from '../agent/node.js';
 import type { Plugin, PluginContext } from '../agent/plugin.js';
+import type { ApiConfig } from './flags.js';
 import { ApiMetrics } from './metrics.js';
-import { aliasKey } from './namespace.js';
 import { Problem, PROBLEMS } from './problem.js';
 import { allowedMethods, buildRouter } from './routes.js';
 import { ResourceStore } from './store.js';
@@ -20,7 +21,7 @@ const STOP_DELETE_TIMEOUT_MS = 2000;
 const API_SOCKET_IDLE_MS = 60_000;
 const API_MAX_CONNECTIONS = 1024;
 
-function listenAddresses(config: AgentConfig, clusterAddress: string | undefined): HostPort[] {
+function listenAddresses(config: ApiConfig, clusterAddress: string | undefined): HostPort[] {
   if (config.apiListen && config.apiListen.length > 0) return config.apiListen;
   const out: HostPort[] = [{ host: '127.0.0.1', port: 8080 }];
   if (clusterAddress) out.push({ host: clusterAddress, port: 80 });
@@ -29,14 +30,7 @@ function listenAddresses(config: AgentConfig, clusterAddress: string | undefined
 
 function listen(server: Server, { host, port }: HostPort): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      const why =
-        err.code === 'EADDRINUSE' ? 'the port is in use; stop what holds it or pick another address'
-        : err.code === 'EADDRNOTAVAIL' ? 'the address is not on this host'
-        : err.code === 'EACCES' ? 'permission denied (ports below 1024 need root)'
-        : err.message;
-      reject(new StartupError(`--api-listen ${host}:${port}: ${why}`));
-    };
+    const onError = (err: NodeJS.ErrnoException) => reject(bindError('--api-listen', { host, port }, 'TCP', err));
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);
@@ -128,9 +122,10 @@ export function createApp(deps: {
   return app;
 }
 
-export const apiPlugin: Plugin = {
+export const apiPlugin: Plugin<ApiConfig> = {
   name: 'api',
   role: 'api',
+  needs: ['clusterAddress'],
   async preflight(config) {
     // Bound and released at once; the worker's gateway address does not exist yet, so only what the flags name.
     for (const addr of listenAddresses(config, config.clusterAddress)) {
@@ -194,21 +189,19 @@ export const apiPlugin: Plugin = {
         server.on('clientError', onClientError);
         servers.push(server);
         await listen(server, addr);
-        log.info({ address: `${addr.host}:${addr.port}` }, 'api listening');
+        log.info({ address: formatHostPort(addr) }, 'api listening');
       }
       if (node.clusterAddress) {
         // The node resource was registered before the worker chose the cluster address.
-        await state.put(
-          nodeResourceKey('api', node.name),
-          JSON.stringify({ name: node.name, type: 'node.api', state: 'healthy', metadata: {}, spec: { address: node.clusterAddress } }),
-        );
-        const self = `${node.name}.api.node.${domain}.`;
-        await state.put(`dns/${self}`, node.clusterAddress, 'alive');
-        published.push(`dns/${self}`);
+        await state.put(nodeResourceKey('api', node.name), nodeResourceValue('api', node.name, { address: node.clusterAddress }));
+        const self = nodeDnsKey(node.name, 'api', domain);
+        await state.put(self, node.clusterAddress, 'alive');
+        published.push(self);
         // api.special sends pods to <address>:80: only an API that answers there joins it.
         if (listensAt(addrs, node.clusterAddress, 80)) {
-          await state.put(aliasKey(`api.special.${domain}.`, self), 'alias', 'alive');
-          published.push(aliasKey(`api.special.${domain}.`, self));
+          const member = specialMemberKey('api', node.name, 'api', domain);
+          await state.put(member, ALIAS_VALUE, 'alive');
+          published.push(member);
         } else {
           log.warn({ clusterAddress: node.clusterAddress }, `not joining api.special: pods reach the API at ${node.clusterAddress}:80, and it does not listen there`);
         }
@@ -225,9 +218,8 @@ export const apiPlugin: Plugin = {
         await stopServers();
         // Bounded: with etcd gone the alive lease's expiry removes them anyway.
         for (const key of published) {
-          const deleted = state.delete(key).then(() => true, (err: Error) => (log.warn({ key, err: err.message }, 'could not delete a DNS record'), true));
-          const timer = new Promise<boolean>((r) => setTimeout(() => r(false), STOP_DELETE_TIMEOUT_MS).unref());
-          if (!(await Promise.race([deleted, timer]))) log.warn({ key }, 'deleting a DNS record timed out');
+          const deleted = state.delete(key).catch((err: Error) => log.warn({ key, err: err.message }, 'could not delete a DNS record'));
+          if ((await settleWithin(deleted, STOP_DELETE_TIMEOUT_MS)) === 'timeout') log.warn({ key }, 'deleting a DNS record timed out');
         }
         await sub.close();
         metrics.unregister();

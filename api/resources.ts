@@ -9,8 +9,6 @@ import { isNodeType, isTerminal, pod, replicaSet, resource, resourceType, dnsLab
  * states derived on read.
  */
 
-export const resourceKey = (type: string, name: string): string => `resource/${type}/${name}`;
-export const unscheduledKey = (name: string): string => `pod/unscheduled/${name}`;
 
 /** The schema a stored or submitted resource of this type must satisfy. */
 export function schemaFor(type: string): z.ZodType<Resource> {

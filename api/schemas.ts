@@ -5,14 +5,24 @@ import { z } from 'zod';
  * with these, the CLI and the agent parse with them, types are inferred.
  */
 
+/** A lowercase DNS label of at most `max` characters: letters, digits and '-', starting with a letter, not ending with '-'. */
+export const labelPattern = (max: number): RegExp => new RegExp(`^[a-z]([a-z0-9-]{0,${max - 2}}[a-z0-9])?$`);
 /** A DNS label (SPEC §3 names): lowercase letters, digits and '-', starts with a letter, at most 63. */
-export const DNS_LABEL = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export const DNS_LABEL = labelPattern(63);
 export const dnsLabel = z.string().regex(DNS_LABEL, 'must be a lowercase DNS label: a-z, 0-9 and -, start with a letter, not end with -, at most 63 characters');
 
 /** A resource type: letters, digits and dots, not starting or ending with a dot. */
 export const resourceType = z.string().regex(/^[a-z0-9]([a-z0-9.]*[a-z0-9])?$/, 'must be lowercase letters, digits and dots, not starting or ending with a dot');
 
-export const NODE_TYPES = ['node.api', 'node.worker', 'node.scheduler', 'node.reaper'] as const;
+/** A node name (SPEC §1.1): a DNS label of at most 28 characters, as it also names iptables chains. */
+export const nodeName = z
+  .string()
+  .regex(labelPattern(28), 'must be a lowercase DNS label (a-z, 0-9, -), start with a letter, not end with -, at most 28 characters');
+
+/** Node types of SPEC §2; each has heartbeats and a `resource/node.<role>/<name>`. */
+export const ROLES = ['api', 'worker', 'scheduler', 'reaper'] as const;
+export type Role = (typeof ROLES)[number];
+export const NODE_TYPES = ['node.api', 'node.worker', 'node.scheduler', 'node.reaper'] as const satisfies readonly `node.${Role}`[];
 export type NodeType = (typeof NODE_TYPES)[number];
 export const isNodeType = (t: string): t is NodeType => (NODE_TYPES as readonly string[]).includes(t);
 
@@ -117,6 +127,69 @@ export const pod = z.object({
   spec: podSpec,
 });
 export type Pod = z.output<typeof pod>;
+
+/**
+ * A pod as observed in etcd, decoded leniently: data written by hand or by an
+ * older kith must still load, so each part that does not parse is left out
+ * (or empty) rather than failing the whole pod. Fields it does not know are
+ * kept, so a writer that rewrites the pod loses nothing.
+ */
+const observedPortEntry = z
+  .object({ name: z.string(), container: z.unknown(), cluster: z.unknown() })
+  .transform((p) => ({ name: p.name, port: typeof p.cluster === 'number' ? p.cluster : p.container }))
+  .pipe(z.object({ name: z.string(), port: z.number().int().min(1).max(65535) }));
+const lenient = <T extends z.ZodType>(schema: T, fallback: z.output<T>) => z.unknown().transform((v): z.output<T> => {
+  const r = schema.safeParse(v);
+  return r.success ? r.data : fallback;
+});
+const optionalString = lenient(z.string().optional(), undefined);
+export const observedPod = z.looseObject({
+  state: optionalString,
+  /** Only the string values: the others are no metadata kith writes or reads. */
+  metadata: lenient(z.record(z.string(), z.unknown()), {}).transform(
+    (md) => Object.fromEntries(Object.entries(md).filter((e): e is [string, string] => typeof e[1] === 'string')),
+  ),
+  spec: lenient(z.looseObject({ ports: lenient(z.array(z.unknown()), []) }), { ports: [] }),
+});
+export type ObservedPod = z.output<typeof observedPod>;
+
+/** The named ports of an observed pod (`{container, cluster?, name}`) and the port each is reached on; bare numbers have no name. */
+export function namedPorts(p: ObservedPod): { name: string; port: number }[] {
+  return p.spec.ports.flatMap((item) => {
+    const r = observedPortEntry.safeParse(item);
+    return r.success ? [r.data] : [];
+  });
+}
+
+/** A stored pod's value, decoded leniently; undefined when it is not a JSON object at all. */
+export function decodeObservedPod(value: string): ObservedPod | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(value);
+  } catch {
+    return undefined;
+  }
+  const r = observedPod.safeParse(json);
+  return r.success ? r.data : undefined;
+}
+
+/** A stored pod's value, decoded strictly (as the API would accept it); undefined when it is not a valid pod. */
+export function decodePod(value: string): Pod | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(value);
+  } catch {
+    return undefined;
+  }
+  const r = pod.safeParse(json);
+  return r.success ? r.data : undefined;
+}
+
+/** How many times workers have handed this pod back to the scheduler for lack of room (`metadata.handedBack`). */
+export function handBacks(p: { metadata: Record<string, string> }): number {
+  const n = Number(p.metadata.handedBack ?? 0);
+  return Number.isInteger(n) && n > 0 ? n : 0;
+}
 
 /** Aggregate requests (sums) and limits (maxima) of a pod's containers; absent when no container gives one. */
 export function podResources(spec: PodSpec): {

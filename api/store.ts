@@ -1,11 +1,10 @@
 import type { Logger } from 'pino';
-import { nodeState, type NodeState } from '../agent/node.js';
-import type { Role } from '../agent/plugin.js';
+import { ALIAS_VALUE, aliasKey, aliasPrefix, nameUnder, resourceKey, resourcePrefix, unscheduledKey } from '../agent/keys.js';
+import { readNodeStates, type NodeState } from '../agent/node.js';
 import type { StateLayer } from '../agent/state.js';
-import { aliasKey } from './namespace.js';
 import { alreadyExists, invalid, notFound, Problem } from './problem.js';
-import { checkPatchBody, patched, podStateOnRead, resourceKey, schemaFor, unscheduledKey } from './resources.js';
-import { isNodeType, resource, type Resource } from './schemas.js';
+import { checkPatchBody, patched, podStateOnRead, schemaFor } from './resources.js';
+import { isNodeType, resource, type Resource, type Role } from './schemas.js';
 
 /** Attempts of a PATCH whose guarded write lost to a concurrent change, with a short random back-off between them. */
 const PATCH_ATTEMPTS = 32;
@@ -21,29 +20,17 @@ export interface Stored {
  * so a list of many pods costs one read per node type.
  */
 class Heartbeats {
-  private readonly roles = new Map<Role, Promise<{ healthy: Set<string>; alive: Set<string> }>>();
+  private readonly roles = new Map<Role, Promise<(name: string) => NodeState>>();
 
   constructor(private readonly state: StateLayer) {}
 
   async of(role: Role, name: string): Promise<NodeState> {
     let p = this.roles.get(role);
     if (!p) {
-      const prefix = `node.${role}/heartbeat/`;
-      p = this.state.list(prefix).then(({ kvs }) => {
-        const healthy = new Set<string>();
-        const alive = new Set<string>();
-        for (const kv of kvs) {
-          const [kind, ...rest] = kv.key.slice(prefix.length).split('/');
-          const n = rest.join('/');
-          if (kind === 'healthy') healthy.add(n);
-          else if (kind === 'alive') alive.add(n);
-        }
-        return { healthy, alive };
-      });
+      p = readNodeStates(this.state, role);
       this.roles.set(role, p);
     }
-    const hb = await p;
-    return nodeState({ healthy: hb.healthy.has(name), alive: hb.alive.has(name) });
+    return (await p)(name);
   }
 }
 
@@ -104,12 +91,12 @@ export class ResourceStore {
 
   /** Every valid resource of a type, sorted by name; invalid stored entries are logged and skipped. */
   async list(type: string): Promise<Resource[]> {
-    const prefix = `resource/${type}/`;
+    const prefix = resourcePrefix(type);
     const { kvs } = await this.state.list(prefix);
     const hb = new Heartbeats(this.state);
     const out: Promise<Resource>[] = [];
     for (const kv of kvs) {
-      if (kv.key.slice(prefix.length).includes('/')) continue;
+      if (nameUnder(kv.key, prefix) === undefined) continue;
       const r = this.parseStored(type, kv.key, kv.value);
       if (r) out.push(this.onRead(r, hb));
     }
@@ -172,11 +159,11 @@ export class ResourceStore {
 
   /** The alias targets of a name, fully qualified with their trailing dot, sorted. */
   async aliasTargets(from: string): Promise<string[]> {
-    const prefix = `dns/${from}/`;
+    const prefix = aliasPrefix(from);
     const { kvs } = await this.state.list(prefix);
     return kvs
-      .filter((kv) => kv.value === 'alias' && !kv.key.slice(prefix.length).includes('/'))
-      .map((kv) => kv.key.slice(prefix.length))
+      .filter((kv) => kv.value === ALIAS_VALUE)
+      .flatMap((kv) => nameUnder(kv.key, prefix) ?? [])
       .sort();
   }
 
@@ -186,7 +173,7 @@ export class ResourceStore {
 
   /** Idempotent; an API-made alias has no lease and lasts until deleted. */
   async putAlias(from: string, to: string): Promise<void> {
-    await this.state.put(aliasKey(from, to), 'alias');
+    await this.state.put(aliasKey(from, to), ALIAS_VALUE);
   }
 
   async deleteAlias(from: string, to: string): Promise<boolean> {

@@ -1,32 +1,14 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { StartupError } from '../agent/embedded-etcd.js';
-import { listensAt } from '../agent/config.js';
+import { listensAt } from '../agent/address.js';
+import { StartupError } from '../agent/errors.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../agent/plugin.js';
+import { kithVersion } from '../agent/version.js';
+import type { DnsConfig } from './flags.js';
 import type { StateEvent } from '../agent/state.js';
 import { Forwarder, parseCidr, resolvConfUpstreams, type Cidr, type Upstream } from './forward.js';
 import { DnsMetrics } from './metrics.js';
 import { DnsServer, ListenError, probeListen, type HostPort } from './server.js';
 import { ALIAS_VALUE, Zone } from './zone.js';
-
-/** The kith version, from the package.json above this file (source tree or dist/). */
-export function kithVersion(): string {
-  let dir = import.meta.dirname;
-  for (let i = 0; i < 4; i++) {
-    const p = join(dir, 'package.json');
-    if (existsSync(p)) {
-      try {
-        const pkg = JSON.parse(readFileSync(p, 'utf8')) as { name?: string; version?: string };
-        if (pkg.name === 'kith' && pkg.version) return pkg.version;
-      } catch {
-        /* keep looking */
-      }
-    }
-    dir = dirname(dir);
-  }
-  return 'unknown';
-}
 
 /** How long startup waits for the first scan of etcd before serving without it. */
 const SYNC_WAIT_MS = 20_000;
@@ -45,13 +27,14 @@ export function membershipKey(ctx: Pick<PluginContext, 'config' | 'node'>, liste
   return `dns/dns.special.${d}./${node.name}.${ns}.node.${d}.`;
 }
 
-export const dnsPlugin: Plugin = {
+export const dnsPlugin: Plugin<DnsConfig> = {
   name: 'dns',
+  needs: ['clusterAddress'],
   async preflight(config) {
     // The worker's gateway address does not exist yet: only what the flags name.
     await probeListen(config.dnsListen ?? [{ host: '127.0.0.1', port: 53 }, ...(config.clusterAddress ? [{ host: config.clusterAddress, port: 53 }] : [])]);
   },
-  async start(ctx: PluginContext): Promise<RunningPlugin> {
+  async start(ctx: PluginContext<DnsConfig>): Promise<RunningPlugin> {
     const { config, node, state, log } = ctx;
     const listen: HostPort[] = config.dnsListen ?? [
       { host: '127.0.0.1', port: 53 },

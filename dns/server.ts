@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
 import dns2 from 'dns2';
 import type { Logger } from 'pino';
-import { StartupError } from '../agent/embedded-etcd.js';
+import { StartupError } from '../agent/errors.js';
 import { answer, refused, servfail, TYPE, type Query } from './answer.js';
 import { AnswerCache, fastKey, questionName, signature, type FastKey, type Revalidator } from './fastpath.js';
 import { isLoopback, mayRecurse, type Cidr, type Forwarder } from './forward.js';

@@ -27,9 +27,11 @@ export class FirewallInputError extends Error {}
 
 /** iptables' limit on chain names (XT_EXTENSION_MAXNAMELEN - 1). */
 export const MAX_CHAIN = 28;
+/** What iptables takes as a chain name, within MAX_CHAIN. */
+export const CHAIN_NAME = /^[A-Za-z0-9_.-]{1,28}$/;
 
 export function checkChain(chain: string): void {
-  if (!/^[A-Za-z0-9_.-]{1,28}$/.test(chain)) {
+  if (!CHAIN_NAME.test(chain)) {
     throw new FirewallInputError(`iptables chain '${chain}' must be 1-${MAX_CHAIN} characters of A-Z a-z 0-9 _ . -`);
   }
 }

@@ -1,6 +1,6 @@
 import { Counter } from 'prom-client';
-import { heartbeatKey } from '../node.js';
-import { ALIVE_PREFIX, CLAIMED_PREFIX, INBOX_PREFIX, POD_PREFIX, claimedKey, inboxKey, nameUnder, podKey, splitTwo } from '../pod-keys.js';
+import { decodeObservedPod, type ObservedPod } from '../../api/schemas.js';
+import { CLAIMED_PREFIX, INBOX_PREFIX, POD_PREFIX, claimedKey, heartbeatKey, heartbeatPrefix, inboxKey, nameUnder, podKey, splitTwo } from '../keys.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
 import type { Compare, Op } from '../state.js';
 import { reapActions, type ReapAction } from './reap.js';
@@ -10,8 +10,10 @@ interface PodEntry {
   workedBy?: string;
   reapedBy?: string;
   modRevision: number;
-  value: Record<string, unknown>;
+  value: ObservedPod;
 }
+
+const ALIVE_PREFIX = heartbeatPrefix('worker', 'alive');
 
 export async function startReaper(ctx: PluginContext): Promise<RunningPlugin> {
   const { state, log, config } = ctx;
@@ -30,7 +32,7 @@ export async function startReaper(ctx: PluginContext): Promise<RunningPlugin> {
   const reaped = new Counter({ name: 'kith_reaper_pods_total', help: 'Pods marked dead and inbox entries removed', labelNames: ['action'], registers: [ctx.metrics] });
 
   const deadValue = (e: PodEntry) =>
-    JSON.stringify({ ...e.value, state: 'dead', metadata: { ...((e.value.metadata as Record<string, string>) ?? {}), reapedBy: me } });
+    JSON.stringify({ ...e.value, state: 'dead', metadata: { ...e.value.metadata, reapedBy: me } });
 
   const perform = async (a: ReapAction): Promise<void> => {
     // Every action is guarded by the worker's alive heartbeat being absent, atomically.
@@ -100,21 +102,14 @@ export async function startReaper(ctx: PluginContext): Promise<RunningPlugin> {
       } else if ((name = nameUnder(ev.key, POD_PREFIX)) !== undefined) {
         if (ev.type === 'delete') pods.delete(name);
         else {
-          let value: Record<string, unknown> | undefined;
-          try {
-            const v: unknown = JSON.parse(ev.value);
-            if (v !== null && typeof v === 'object' && !Array.isArray(v)) value = v as Record<string, unknown>;
-          } catch {
-            // not JSON: as below
-          }
+          const value = decodeObservedPod(ev.value);
           if (!value) {
             log.warn({ pod: name }, 'pod resource is not a JSON object; ignoring it');
             pods.delete(name);
             return;
           }
-          const md = value.metadata !== null && typeof value.metadata === 'object' ? (value.metadata as Record<string, unknown>) : {};
-          const str = (x: unknown) => (typeof x === 'string' ? x : undefined);
-          pods.set(name, { state: str(value.state), workedBy: str(md.workedBy), reapedBy: str(md.reapedBy), modRevision: ev.modRevision, value });
+          const md = value.metadata;
+          pods.set(name, { state: value.state, workedBy: md.workedBy, reapedBy: md.reapedBy, modRevision: ev.modRevision, value });
         }
       }
       queueSweep();

@@ -1,19 +1,20 @@
+import { heartbeatPrefix, podKey, POD_PREFIX, REPLICA_LIST_PREFIX, replicaListKey, REPLICASET_PREFIX, replicaSetKey, unscheduledKey } from '../keys.js';
 import type { Compare, Op } from '../state.js';
 import type { Action } from './reconcile.js';
 
 /** Keys the controller reads and writes, relative to the etcd prefix. */
 export const keys = {
-  replicaSet: (rs: string): string => `resource/replicaset/${rs}`,
-  replicaList: (rs: string): string => `replicaset/replicas/${rs}`,
-  pod: (pod: string): string => `resource/pod/${pod}`,
-  unscheduled: (pod: string): string => `pod/unscheduled/${pod}`,
+  replicaSet: replicaSetKey,
+  replicaList: replicaListKey,
+  pod: podKey,
+  unscheduled: unscheduledKey,
 };
 
 export const PREFIXES = {
-  replicaSets: 'resource/replicaset/',
-  replicaLists: 'replicaset/replicas/',
-  pods: 'resource/pod/',
-  healthyWorkers: 'node.worker/heartbeat/healthy/',
+  replicaSets: REPLICASET_PREFIX,
+  replicaLists: REPLICA_LIST_PREFIX,
+  pods: POD_PREFIX,
+  healthyWorkers: heartbeatPrefix('worker', 'healthy'),
 };
 
 export interface Transaction {

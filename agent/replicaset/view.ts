@@ -1,4 +1,4 @@
-import { replicaSet as replicaSetSchema } from '../../api/schemas.js';
+import { decodeObservedPod, replicaSet as replicaSetSchema } from '../../api/schemas.js';
 import type { StateEvent } from '../state.js';
 import type { DesiredReplicaSet, ObservedPod, ReplicaList } from './reconcile.js';
 import { PREFIXES } from './transactions.js';
@@ -50,17 +50,17 @@ export class ReplicaSetView {
       this.pods.delete(name);
       return;
     }
-    const v = parseJson(ev.value);
-    const meta = isObject(v) && isObject(v.metadata) ? v.metadata : undefined;
-    if (!isObject(v) || typeof meta?.replicaSet !== 'string') {
+    const v = decodeObservedPod(ev.value);
+    const replicaSet = v?.metadata.replicaSet;
+    if (!v || replicaSet === undefined) {
       this.pods.delete(name);
       return;
     }
     this.pods.set(name, {
       name,
-      replicaSet: meta.replicaSet,
-      state: typeof v.state === 'string' ? v.state : 'created',
-      workedBy: typeof meta.workedBy === 'string' ? meta.workedBy : undefined,
+      replicaSet,
+      state: v.state ?? 'created',
+      workedBy: v.metadata.workedBy,
       createRevision: ev.createRevision,
       modRevision: ev.modRevision,
     });

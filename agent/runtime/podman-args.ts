@@ -1,6 +1,5 @@
 import type { Container } from '../../api/schemas.js';
-import type { ImagePull } from '../config.js';
-import type { CreatePod } from './runtime.js';
+import type { CreatePod, ImagePull } from './runtime.js';
 
 /**
  * podman command lines as data (REFERENCE §7.4, with `--pull` from

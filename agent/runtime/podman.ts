@@ -1,12 +1,11 @@
 import { execa } from 'execa';
 import type { Logger } from 'pino';
-import type { ImagePull } from '../config.js';
 import type { Container } from '../../api/schemas.js';
 import {
   containerRunArgs, holderCreateArgs, judgeWaits, podCreateArgs, podExits, podListArgs, podRemoveArgs, psArgs, type PodWait, type PsContainer,
 } from './podman-args.js';
-import { holderName, type CreatePod, type LocalSubnet, type PodExit, type PodRuntime } from './runtime.js';
-import { gatewayOf, IPV4_CIDR } from './subnet.js';
+import { holderName, type CreatePod, type ImagePull, type LocalSubnet, type PodExit, type PodRuntime } from './runtime.js';
+import { gatewayOf, IPV4_CIDR } from '../ipv4.js';
 
 export class PodmanError extends Error {}
 

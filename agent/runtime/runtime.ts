@@ -7,6 +7,10 @@ import type { Container } from '../../api/schemas.js';
  */
 
 /** How a pod's containers ended. */
+/** When the worker pulls a container's image (podman's `--pull`): `missing` as Kubernetes' IfNotPresent. */
+export const IMAGE_PULL_POLICIES = ['never', 'missing', 'newer', 'always'] as const;
+export type ImagePull = (typeof IMAGE_PULL_POLICIES)[number];
+
 export type PodExit = 'exitSuccess' | 'exitFailure';
 
 export interface CreatePod {

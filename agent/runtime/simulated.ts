@@ -1,5 +1,5 @@
 import type { Container } from '../../api/schemas.js';
-import { gatewayOf, intToIp, ipToInt } from './subnet.js';
+import { gatewayOf, intToIp, ipToInt } from '../ipv4.js';
 import { type CreatePod, type LocalSubnet, type PodExit, type PodRuntime } from './runtime.js';
 
 /**

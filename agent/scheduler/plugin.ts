@@ -1,21 +1,16 @@
 import { Counter } from 'prom-client';
-import { pod as podSchema, type Pod } from '../../api/schemas.js';
+import { decodePod, handBacks, type Pod } from '../../api/schemas.js';
 import { podRequest } from '../capacity.js';
-import {
-  HEALTHY_PREFIX, INBOX_PREFIX, LIMITS_PREFIX, handBacks, nameUnder, POD_PREFIX, UNSCHEDULED_PREFIX, inboxKey, podKey, unscheduledKey,
-} from '../pod-keys.js';
+import { heartbeatPrefix, INBOX_PREFIX, LIMITS_PREFIX, nameUnder, POD_PREFIX, UNSCHEDULED_PREFIX, inboxKey, podKey, unscheduledKey } from '../keys.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
+import type { SchedulerConfig } from './flags.js';
 import { choose } from './choose.js';
 import { SchedulerView } from './view.js';
 
-/** Retry timing: `KITH_SCHEDULER_RETRY_MS` (default 10 000) and `KITH_SCHEDULER_MAX_TRIES` (default 6). */
-export function retryPolicy(env: NodeJS.ProcessEnv = process.env): { intervalMs: number; maxTries: number } {
-  const ms = Number(env.KITH_SCHEDULER_RETRY_MS);
-  const tries = Number(env.KITH_SCHEDULER_MAX_TRIES);
-  return {
-    intervalMs: Number.isFinite(ms) && ms > 0 ? ms : 10_000,
-    maxTries: Number.isInteger(tries) && tries > 0 ? tries : 6,
-  };
+/** How unschedulable pods are retried: `--scheduler-retry-ms` and `--scheduler-max-tries`. */
+export interface RetryPolicy {
+  intervalMs: number;
+  maxTries: number;
 }
 
 interface Pending {
@@ -31,7 +26,7 @@ interface Pending {
 /** How many schedule transactions may be in flight at once. */
 const IN_FLIGHT = 64;
 
-export async function startScheduler(ctx: PluginContext, policy = retryPolicy()): Promise<RunningPlugin> {
+export async function startScheduler(ctx: PluginContext, policy: RetryPolicy): Promise<RunningPlugin> {
   const { state, log, config } = ctx;
   const me = config.name;
   const view = new SchedulerView();
@@ -186,25 +181,26 @@ export async function startScheduler(ctx: PluginContext, policy = retryPolicy())
         log.warn({ pod: name, err: why }, 'removed an unscheduled entry that is not a pod and has no resource');
         return;
       }
-      const parsed = podSchema.safeParse(JSON.parse(kv.value));
-      if (!parsed.success || parsed.data.state !== 'created') {
+      const parsed = decodePod(kv.value);
+      if (!parsed || parsed.state !== 'created') {
         log.error({ pod: name, err: why }, 'unscheduled entry is not a valid pod, nor is its resource one waiting to be placed; skipping it');
         return;
       }
       log.warn({ pod: name, err: why }, 'unscheduled entry is not a valid pod; placing the pod from its resource');
-      queue(name, parsed.data, kv.value, modRevision);
+      queue(name, parsed, kv.value, modRevision);
     } catch (err) {
       log.error({ pod: name, err: (err as Error).message }, 'unscheduled entry is not a valid pod, and its resource could not be read; skipping it');
     }
   };
 
+  const healthyPrefix = heartbeatPrefix('worker', 'healthy');
   const sub = state.watch(
-    [HEALTHY_PREFIX, LIMITS_PREFIX, INBOX_PREFIX, POD_PREFIX, UNSCHEDULED_PREFIX],
+    [healthyPrefix, LIMITS_PREFIX, INBOX_PREFIX, POD_PREFIX, UNSCHEDULED_PREFIX],
     (ev) => {
       const name = nameUnder(ev.key, UNSCHEDULED_PREFIX);
       if (name === undefined) {
         view.apply(ev);
-        if (ev.type === 'put' && (ev.key.startsWith(HEALTHY_PREFIX) || ev.key.startsWith(LIMITS_PREFIX))) kick();
+        if (ev.type === 'put' && (ev.key.startsWith(healthyPrefix) || ev.key.startsWith(LIMITS_PREFIX))) kick();
         return;
       }
       const old = pending.get(name);
@@ -218,12 +214,10 @@ export async function startScheduler(ctx: PluginContext, policy = retryPolicy())
         return;
       }
       latestMarker.set(name, ev.modRevision);
-      let pod: Pod;
-      try {
-        pod = podSchema.parse(JSON.parse(ev.value));
-      } catch (err) {
+      const pod = decodePod(ev.value);
+      if (!pod) {
         pending.delete(name);
-        void fromResource(name, ev.modRevision, (err as Error).message);
+        void fromResource(name, ev.modRevision, 'not a valid pod');
         return;
       }
       queue(name, pod, ev.value, ev.modRevision);
@@ -241,8 +235,8 @@ export async function startScheduler(ctx: PluginContext, policy = retryPolicy())
   };
 }
 
-export const schedulerPlugin: Plugin = {
+export const schedulerPlugin: Plugin<SchedulerConfig> = {
   name: 'scheduler',
   role: 'scheduler',
-  start: (ctx) => startScheduler(ctx),
+  start: (ctx) => startScheduler(ctx, { intervalMs: ctx.config.schedulerRetryMs, maxTries: ctx.config.schedulerMaxTries }),
 };

@@ -1,6 +1,8 @@
-import { pod as podSchema, isTerminal } from '../../api/schemas.js';
+import { decodeObservedPod, decodePod, isTerminal } from '../../api/schemas.js';
 import { DEFAULT_REQUEST, minus, parseLimit, plus, podRequest, ZERO, type Amount } from '../capacity.js';
-import { HEALTHY_PREFIX, INBOX_PREFIX, LIMITS_PREFIX, nameUnder, POD_PREFIX, splitTwo } from '../pod-keys.js';
+import { heartbeatPrefix, INBOX_PREFIX, LIMITS_PREFIX, nameUnder, POD_PREFIX, splitTwo } from '../keys.js';
+
+const HEALTHY_PREFIX = heartbeatPrefix('worker', 'healthy');
 import type { StateEvent } from '../state.js';
 import type { WorkerView } from './choose.js';
 
@@ -69,8 +71,8 @@ export class SchedulerView {
       const old = box.get(pod);
       if (old) this.inboxSum.set(worker, minus(this.inboxSum.get(worker) ?? ZERO, old.request));
       if (ev.type === 'put') {
-        const parsed = podSchema.safeParse(safeJson(ev.value));
-        const request = parsed.success ? podRequest(parsed.data.spec) : DEFAULT_REQUEST;
+        const parsed = decodePod(ev.value);
+        const request = parsed ? podRequest(parsed.spec) : DEFAULT_REQUEST;
         box.set(pod, { request });
         this.inboxSum.set(worker, plus(this.inboxSum.get(worker) ?? ZERO, request));
         const r = this.reservations.get(pod);
@@ -95,7 +97,7 @@ export class SchedulerView {
         this.pods.delete(name);
         return;
       }
-      const v = safeJson(ev.value) as { state?: string; metadata?: Record<string, string> } | undefined;
+      const v = decodeObservedPod(ev.value);
       const replicaSet = v?.metadata?.replicaSet;
       const worker = v?.metadata?.workedBy;
       const live = !isTerminal(v?.state);
@@ -175,10 +177,3 @@ export class SchedulerView {
   }
 }
 
-function safeJson(s: string): unknown {
-  try {
-    return JSON.parse(s);
-  } catch {
-    return undefined;
-  }
-}

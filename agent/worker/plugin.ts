@@ -1,19 +1,19 @@
 import { Gauge, Counter } from 'prom-client';
-import { pod as podSchema, type Pod } from '../../api/schemas.js';
+import { decodeObservedPod, handBacks, pod as podSchema, type Pod } from '../../api/schemas.js';
 import { describeAmount, fits, formatCpu, minus, plus, podRequest, toMilli, type Amount } from '../capacity.js';
-import { nodeResourceKey } from '../node.js';
+import { StartupError } from '../errors.js';
 import {
-  ALIVE_PREFIX, POD_PREFIX, SUBNET_PREFIX, claimedKey, inboxKey, inboxPrefix, limitsKey, nameUnder, podKey, unscheduledKey, workerDnsKey,
-} from '../pod-keys.js';
+  heartbeatPrefix, nodeDnsKey, nodeResourceKey, POD_PREFIX, SUBNET_PREFIX, claimedKey, inboxKey, inboxPrefix, limitsKey, nameUnder, podKey, subnetOfKey, unscheduledKey,
+} from '../keys.js';
+import { nodeResourceValue } from '../node.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
 import { NodeFirewall } from '../../firewall/node-firewall.js';
-import { StartupError } from '../embedded-etcd.js';
+import { retrying, type RetryTiming } from '../retry.js';
 import { PodmanError, PodmanRuntime } from '../runtime/podman.js';
 import type { PodRuntime } from '../runtime/runtime.js';
-import { subnetFromKeyName } from '../runtime/subnet.js';
 import type { Op, Subscription } from '../state.js';
-import { handBacks } from '../pod-keys.js';
-import { PodTask, retrying, type PodHooks, type RetryTiming } from './pod-task.js';
+import type { WorkerConfig } from './flags.js';
+import { PodTask, type PodHooks } from './pod-task.js';
 import { desiredRoutes, RouteTable } from './routes.js';
 import { claimSubnet, parseSubnetOwner, SubnetError, type SubnetOwner } from './subnet-claim.js';
 
@@ -28,7 +28,7 @@ export interface WorkerOptions {
  * (README.md). `workerPlugin` runs it with podman; benchmarks call this with
  * a simulated runtime.
  */
-export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts: WorkerOptions = {}): Promise<RunningPlugin> {
+export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: PodRuntime, opts: WorkerOptions = {}): Promise<RunningPlugin> {
   const { config, state, log } = ctx;
   const me = config.name;
   const domain = config.clusterDomain;
@@ -65,17 +65,14 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
     then: [
       {
         put: nodeResourceKey('worker', me),
-        value: JSON.stringify({
-          name: me, type: 'node.worker', state: 'healthy', metadata: {},
-          spec: {
-            address: clusterAddress,
-            ...(config.hostAddress ? { hostAddress: config.hostAddress } : {}),
-            subnet,
-            limits: { cpu: formatCpu(capacity.cpu), memory: capacity.memory },
-          },
+        value: nodeResourceValue('worker', me, {
+          address: clusterAddress,
+          ...(config.hostAddress ? { hostAddress: config.hostAddress } : {}),
+          subnet,
+          limits: { cpu: formatCpu(capacity.cpu), memory: capacity.memory },
         }),
       },
-      { put: workerDnsKey(me, domain), value: clusterAddress, lease: 'alive' },
+      { put: nodeDnsKey(me, 'worker', domain), value: clusterAddress, lease: 'alive' },
       ...limitOps(),
     ],
   });
@@ -95,22 +92,22 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
     const sync = () => {
       if (!synced) return;
       // `subnets` is by key: a claim moving from the legacy key spelling to the SPEC one is a put and a delete.
-      const byCidr = new Map([...subnets].map(([key, o]) => [subnetFromKeyName(key)!, o]));
+      const byCidr = new Map([...subnets].map(([key, o]) => [subnetOfKey(key)!, o]));
       void routes.sync(desiredRoutes({ worker: me, hostAddress: config.hostAddress! }, byCidr, alive));
     };
+    const alivePrefix = heartbeatPrefix('worker', 'alive');
     routeSub = state.watch(
-      [SUBNET_PREFIX, ALIVE_PREFIX],
+      [SUBNET_PREFIX, alivePrefix],
       (ev) => {
-        const w = nameUnder(ev.key, ALIVE_PREFIX);
+        const w = nameUnder(ev.key, alivePrefix);
         if (w !== undefined) {
           if (ev.type === 'put') alive.add(w);
           else alive.delete(w);
         } else {
-          const name = ev.key.slice(SUBNET_PREFIX.length);
-          if (!subnetFromKeyName(name)) return;
+          if (!subnetOfKey(ev.key)) return;
           const owner = ev.type === 'put' ? parseSubnetOwner(ev.value) : undefined;
-          if (owner) subnets.set(name, owner);
-          else subnets.delete(name);
+          if (owner) subnets.set(ev.key, owner);
+          else subnets.delete(ev.key);
         }
         sync();
       },
@@ -294,40 +291,26 @@ export async function startWorker(ctx: PluginContext, runtime: PodRuntime, opts:
 async function markOrphansDead(ctx: PluginContext): Promise<void> {
   const { state, log, config } = ctx;
   const me = config.name;
-  const orphans: { key: string; value: Record<string, unknown>; modRevision: number }[] = [];
-  const sub = state.watch(
-    [POD_PREFIX],
-    (ev) => {
-      if (ev.type !== 'put') return;
-      try {
-        const v = JSON.parse(ev.value) as { state?: string; metadata?: Record<string, string> };
-        if (v.metadata?.workedBy === me && (v.state === 'accepted' || v.state === 'running')) orphans.push({ key: ev.key, value: v, modRevision: ev.modRevision });
-      } catch {
-        /* not ours to judge */
-      }
-    },
-    { name: 'worker orphans' },
-  );
-  await sub.synced;
-  await sub.close();
-  for (const o of orphans) {
-    const md = (o.value.metadata ?? {}) as Record<string, string>;
+  const { kvs } = await state.snapshot([POD_PREFIX]);
+  for (const kv of kvs) {
+    const pod = decodeObservedPod(kv.value);
+    if (!pod || pod.metadata.workedBy !== me || (pod.state !== 'accepted' && pod.state !== 'running')) continue;
     const r = await state.txn({
-      if: [{ key: o.key, modRevision: o.modRevision }],
-      then: [{ put: o.key, value: JSON.stringify({ ...o.value, state: 'dead', metadata: { ...md, reapedBy: me } }) }],
+      if: [{ key: kv.key, modRevision: kv.modRevision }],
+      then: [{ put: kv.key, value: JSON.stringify({ ...pod, state: 'dead', metadata: { ...pod.metadata, reapedBy: me } }) }],
     });
-    if (r.succeeded) log.warn({ pod: o.value.name }, 'pod left running by an unclean stop marked dead');
+    if (r.succeeded) log.warn({ pod: pod.name }, 'pod left running by an unclean stop marked dead');
   }
 }
 
-export const workerPlugin: Plugin = {
+export const workerPlugin: Plugin<WorkerConfig> = {
   name: 'worker',
   role: 'worker',
+  provides: ['clusterAddress'],
   async start(ctx) {
-    const pollMs = Number(process.env.KITH_WORKER_POLL_MS ?? 1000);
     // Pod rules go in before a pod's containers start and out before it is removed; the chains live as long as the worker.
-    const firewall = await NodeFirewall.start({ chain: ctx.config.iptablesChain ?? `KITH-${ctx.config.name}`.slice(0, 28), log: ctx.log });
-    const runtime = new PodmanRuntime({ node: ctx.config.name, log: ctx.log, pollMs: pollMs > 0 ? pollMs : 1000, imagePull: ctx.config.imagePull });
+    const firewall = await NodeFirewall.start({ chain: ctx.config.iptablesChain, log: ctx.log });
+    const runtime = new PodmanRuntime({ node: ctx.config.name, log: ctx.log, pollMs: ctx.config.workerPollMs, imagePull: ctx.config.imagePull });
     try {
       const worker = await startWorker(ctx, runtime, { hooks: firewall.hooks });
       return { stop: () => worker.stop().finally(() => firewall.stop()) };

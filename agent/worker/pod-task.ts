@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
-import { isTerminal, type Pod } from '../../api/schemas.js';
-import { podDnsKey, podKey } from '../pod-keys.js';
+import { decodeObservedPod, isTerminal, type Pod } from '../../api/schemas.js';
+import { podDnsKey, podKey } from '../keys.js';
+import { retrying, type RetryTiming } from '../retry.js';
 import type { CreatePod, PodRuntime } from '../runtime/runtime.js';
 import type { StateLayer, Subscription } from '../state.js';
 
@@ -30,38 +31,6 @@ export interface PodTaskDeps {
   /** Aborted when the worker stops: until then a pod's final state is written however long etcd is away. */
   stopping?: AbortSignal;
   retry?: RetryTiming;
-}
-
-export interface RetryTiming {
-  /** First delay between attempts, doubled after each failure up to `maxMs`. */
-  baseMs: number;
-  maxMs: number;
-  /** Attempts before giving up, once `until` is aborted (or when there is none). */
-  attempts: number;
-}
-
-export const RETRY: RetryTiming = { baseMs: 100, maxMs: 5000, attempts: 10 };
-
-/**
- * Retries an etcd write. Without `until`, a bounded number of times (about
- * 30 s in all); with it, for as long as `until` is not aborted, then that
- * bounded number of attempts in all.
- */
-export async function retrying<T>(what: string, log: Logger, fn: () => Promise<T>, opts: { until?: AbortSignal; timing?: RetryTiming } = {}): Promise<T> {
-  const timing = opts.timing ?? RETRY;
-  let delay = timing.baseMs;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      const persist = opts.until !== undefined && !opts.until.aborted;
-      if (!persist && attempt >= timing.attempts) throw err;
-      // Every failure is logged until the limit; past it (etcd away for long), one line in ten.
-      if (attempt <= timing.attempts || attempt % 10 === 0) log.warn({ err: (err as Error).message, attempt }, `${what} failed; retrying`);
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, timing.maxMs);
-    }
-  }
 }
 
 /**
@@ -143,7 +112,7 @@ export class PodTask {
           this.createRevision = ev.createRevision;
         } else if (ev.createRevision !== this.createRevision) return this.kill('deleted');
         // This task writes only `running` while it follows the key: a final state is someone else's verdict.
-        if (isTerminal(stateOf(ev.value))) this.kill('superseded');
+        if (isTerminal(decodeObservedPod(ev.value)?.state)) this.kill('superseded');
       },
       { name: `pod ${name}` },
     );
@@ -207,10 +176,3 @@ export class PodTask {
   }
 }
 
-function stateOf(value: string): string | undefined {
-  try {
-    return (JSON.parse(value) as { state?: string }).state;
-  } catch {
-    return undefined;
-  }
-}

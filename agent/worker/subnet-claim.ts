@@ -1,8 +1,7 @@
-import { isIPv4 } from 'node:net';
-import type { KeyValue, StateLayer } from '../state.js';
-import { SUBNET_PREFIX } from '../pod-keys.js';
+import { isIPv4, normalizeCidr, overlaps, subnetsOf } from '../ipv4.js';
+import { legacySubnetKey, SUBNET_PREFIX, subnetKey, subnetOfKey } from '../keys.js';
 import type { LocalSubnet } from '../runtime/runtime.js';
-import { legacySubnetKeyName, normalizeCidr, overlaps, pickSubnet, subnetFromKeyName, subnetKeyName, subnetsOf } from '../runtime/subnet.js';
+import type { StateLayer } from '../state.js';
 
 export interface SubnetOwner {
   worker: string;
@@ -11,8 +10,6 @@ export interface SubnetOwner {
 
 export class SubnetError extends Error {}
 
-export const subnetKey = (cidr: string): string => `${SUBNET_PREFIX}${subnetKeyName(cidr)}`;
-const legacySubnetKey = (cidr: string): string => `${SUBNET_PREFIX}${legacySubnetKeyName(cidr)}`;
 
 /** An owner record as stored; anything else (and a host address that is not IPv4) is no owner. */
 export function parseSubnetOwner(value: string): SubnetOwner | undefined {
@@ -26,16 +23,12 @@ export function parseSubnetOwner(value: string): SubnetOwner | undefined {
   }
 }
 
-/** Every key under `prefix` at one revision, read through the state layer's scan. */
-async function snapshot(state: StateLayer, prefix: string): Promise<Pick<KeyValue, 'key' | 'value' | 'modRevision'>[]> {
-  const kvs = new Map<string, Pick<KeyValue, 'key' | 'value' | 'modRevision'>>();
-  const sub = state.watch([prefix], (ev) => {
-    if (ev.type === 'put') kvs.set(ev.key, { key: ev.key, value: ev.value, modRevision: ev.modRevision });
-    else kvs.delete(ev.key);
-  }, { name: 'subnet claims' });
-  await sub.synced;
-  await sub.close();
-  return [...kvs.values()];
+/**
+ * The first /24 of the cluster CIDR that nobody holds and that overlaps none
+ * of `avoid` (subnets this host already uses), or undefined when none is left.
+ */
+export function pickSubnet(clusterCidr: string, taken: ReadonlySet<string>, avoid: readonly string[] = []): string | undefined {
+  return subnetsOf(clusterCidr).find((s) => !taken.has(s) && !avoid.some((a) => overlaps(a, s)));
 }
 
 /**
@@ -56,11 +49,11 @@ export async function claimSubnet(
     throw new SubnetError(`--cluster-cidr '${opts.clusterCidr}' is smaller than a /24; give a /24 or larger, or --pod-subnet`);
   }
   for (let attempt = 0; attempt < 20; attempt++) {
-    const kvs = await snapshot(state, SUBNET_PREFIX);
+    const { kvs } = await state.snapshot([SUBNET_PREFIX]);
     // By CIDR, every key that holds it (the SPEC spelling and the legacy one).
     const held = new Map<string, { owner: SubnetOwner; keys: { key: string; modRevision: number }[] }>();
     for (const kv of kvs) {
-      const cidr = subnetFromKeyName(kv.key.slice(SUBNET_PREFIX.length));
+      const cidr = subnetOfKey(kv.key);
       if (!cidr) continue;
       // A claim whose value cannot be read is still a claim: never taken over.
       const o = parseSubnetOwner(kv.value) ?? { worker: '(an unreadable claim)' };

@@ -5,13 +5,17 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { Etcd3 } from 'etcd3';
-import { readNodeState } from '../../agent/node.js';
+import { readNodeStates } from '../../agent/node.js';
 import { StateLayer } from '../../agent/state.js';
+import type { Role } from '../../api/schemas.js';
 import { TestAgent } from '../support/agent.js';
 import { TestEtcd } from '../support/etcd.js';
 import { testLog } from '../support/log.js';
 import { freePort } from '../support/ports.js';
 import { waitUntil } from '../support/wait.js';
+
+/** A node's state from its heartbeats, read through the state layer. */
+const readNodeState = async (state: StateLayer, role: Role, name: string) => (await readNodeStates(state, role))(name);
 
 /** The reaper has a role and needs neither podman nor ports: the lightest agent that registers a node. */
 const PLUGIN = 'reaper';
@@ -67,7 +71,7 @@ describe('kith agent process', function () {
       const a = start('--plugins', 'worker,dns,api', '--name', 'preflight', '--pod-network', network, '--dns-listen', `127.0.0.1:${await freePort()}`, '--api-listen', `127.0.0.1:${busy}`);
       expect(await a.exited).to.equal(2);
       expect(a.stderr.trim().split('\n')).to.have.length(1);
-      expect(a.stderr).to.match(new RegExp(`^kith agent: --api-listen 127\\.0\\.0\\.1:${busy}: the port is in use`));
+      expect(a.stderr).to.match(new RegExp(`^kith agent: --api-listen 127\\.0\\.0\\.1:${busy}: TCP port ${busy} is in use on 127\\.0\\.0\\.1`));
       // No node, no subnet claim, no pod network: the worker never started.
       expect(await keys()).to.deep.equal([]);
       expect(execFileSync('podman', ['network', 'ls', '--format', '{{.Name}}'], { encoding: 'utf8' }).split('\n')).to.not.include(network);

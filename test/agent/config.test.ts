@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, parseAgentConfig, rememberName } from '../../agent/config.js';
+import { parseAgentConfig, rememberName } from '../../agent/config.js';
+import { ConfigError } from '../../agent/errors.js';
 import { generateName, NAME_WORDS } from '../../agent/names.js';
 import { nodeState } from '../../agent/node.js';
 

@@ -70,7 +70,7 @@ describe('api: readiness and start-up', function () {
       expect(code).to.equal(2);
       const lines = agent.stderr.trim().split('\n');
       expect(lines).to.have.length(1);
-      expect(lines[0]).to.match(new RegExp(`--api-listen 127\\.0\\.0\\.1:${busy}: the port is in use`));
+      expect(lines[0]).to.match(new RegExp(`--api-listen 127\\.0\\.0\\.1:${busy}: TCP port ${busy} is in use on 127\\.0\\.0\\.1`));
       const refused = await fetch(`http://127.0.0.1:${free}/healthz`).then(() => false, () => true);
       expect(refused).to.equal(true);
       // Nothing written to etcd: the node resource of the failed start was removed again.

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { parseAgentConfig } from '../../agent/config.js';
-import type { Role } from '../../agent/plugin.js';
+import type { Role } from '../../api/schemas.js';
 import { membershipKey } from '../../dns/plugin.js';
 
 describe('dns.special membership', () => {

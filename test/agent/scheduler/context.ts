@@ -1,12 +1,13 @@
 import { Registry } from 'prom-client';
-import { parseAgentConfig } from '../../../agent/config.js';
-import type { PluginContext, Role } from '../../../agent/plugin.js';
+import type { Role } from '../../../api/schemas.js';
+import { parseAgentConfig, type AgentConfig } from '../../../agent/config.js';
+import type { PluginContext } from '../../../agent/plugin.js';
 import { StateLayer } from '../../../agent/state.js';
 import type { TestEtcd } from '../../support/etcd.js';
 import { testLog } from '../../support/log.js';
 
 /** A plugin context on a real etcd, as the agent would build it (leases granted). */
-export async function pluginContext(etcd: TestEtcd, name: string, roles: Role[], args: string[] = [], prefix = '/kith'): Promise<PluginContext & { close(): Promise<void> }> {
+export async function pluginContext(etcd: TestEtcd, name: string, roles: Role[], args: string[] = [], prefix = '/kith'): Promise<PluginContext<AgentConfig> & { close(): Promise<void> }> {
   const client = etcd.client();
   const config = parseAgentConfig(['--name', name, '--etcd-endpoints', etcd.endpoint, '--healthy-ttl', '5', '--alive-ttl', '10', '--etcd-prefix', prefix, ...args], {});
   const state = new StateLayer(client, config.etcdPrefix, testLog);

@@ -2,9 +2,10 @@ import { expect } from 'chai';
 import { pod as podSchema } from '../../../api/schemas.js';
 import { fits, formatCpu, minus, parseLimit, podRequest } from '../../../agent/capacity.js';
 import { containerRunArgs, podCreateArgs, podExits } from '../../../agent/runtime/podman-args.js';
-import { gatewayOf, normalizeCidr, overlaps, pickSubnet, subnetFromKeyName, subnetKeyName, subnetsOf } from '../../../agent/runtime/subnet.js';
+import { gatewayOf, normalizeCidr, overlaps, subnetsOf } from '../../../agent/ipv4.js';
+import { legacySubnetKey, SUBNET_PREFIX, subnetKey, subnetOfKey } from '../../../agent/keys.js';
 import { desiredRoutes, routeChanges } from '../../../agent/worker/routes.js';
-import { parseSubnetOwner } from '../../../agent/worker/subnet-claim.js';
+import { parseSubnetOwner, pickSubnet } from '../../../agent/worker/subnet-claim.js';
 
 const spec = (containers: unknown[]) => podSchema.parse({ name: 'p', type: 'pod', state: 'created', spec: { containers } }).spec;
 
@@ -47,10 +48,11 @@ describe('pod subnets', () => {
   });
 
   it('names keys, gateways and overlaps', () => {
-    expect(subnetKeyName('10.244.3.0/24')).to.equal('10.244.3.0/24');
-    expect(subnetFromKeyName('10.244.3.0/24')).to.equal('10.244.3.0/24');
-    expect(subnetFromKeyName('10.244.3.0_24')).to.equal('10.244.3.0/24');
-    expect(subnetFromKeyName('junk')).to.equal(undefined);
+    expect(subnetKey('10.244.3.0/24')).to.equal('node.worker/subnet/10.244.3.0/24');
+    expect(legacySubnetKey('10.244.3.0/24')).to.equal('node.worker/subnet/10.244.3.0_24');
+    expect(subnetOfKey(`${SUBNET_PREFIX}10.244.3.0/24`)).to.equal('10.244.3.0/24');
+    expect(subnetOfKey(`${SUBNET_PREFIX}10.244.3.0_24`)).to.equal('10.244.3.0/24');
+    expect(subnetOfKey(`${SUBNET_PREFIX}junk`)).to.equal(undefined);
     expect(gatewayOf('10.244.3.0/24')).to.equal('10.244.3.1');
     expect(normalizeCidr('10.244.3.77/24')).to.equal('10.244.3.0/24');
     expect(overlaps('10.244.0.0/16', '10.244.3.0/24')).to.equal(true);

@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import { CHAIN_NAME } from '../../firewall/rules.js';
+import { defineFlags, ipv4, millis, type FlagValues } from '../flags.js';
+import { IMAGE_PULL_POLICIES } from '../runtime/runtime.js';
+
+/** SPEC §1.1: `KITH-<name>` cut to 28 characters. */
+export const defaultChain = (name: string): string => `KITH-${name}`.slice(0, 28);
+
+/** The worker's flags (README.md). */
+export const workerFlags = defineFlags('worker', {
+  podNetwork: {
+    flag: 'pod-network',
+    schema: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must be a podman network name'),
+    default: 'kith',
+    help: 'podman bridge network of the pods; created if missing',
+  },
+  imagePull: {
+    flag: 'image-pull',
+    schema: z.enum(IMAGE_PULL_POLICIES),
+    env: 'KITH_IMAGE_PULL',
+    default: 'missing',
+    help: 'when images are pulled: never, missing, newer or always',
+  },
+  hostAddress: { flag: 'host-address', schema: ipv4.optional(), help: "address other hosts reach this one at; routes the other workers' pod subnets (host-gw)" },
+  podCpuLimit: { flag: 'pod-cpu-limit', schema: z.coerce.number().positive().max(1024), default: '1', help: 'CPUs offered to pods' },
+  podMemoryLimit: { flag: 'pod-memory-limit', schema: z.coerce.number().int().positive(), default: '1024', help: 'memory offered to pods, MiB' },
+  iptablesChain: {
+    flag: 'iptables-chain',
+    schema: z.string().regex(CHAIN_NAME, 'must be 1-28 characters of A-Z a-z 0-9 _ . -'),
+    defaultFromName: defaultChain,
+    help: 'chain of the pod firewall in nat and filter (default KITH-<name> cut to 28)',
+  },
+  workerPollMs: {
+    flag: 'worker-poll-ms',
+    schema: millis,
+    env: 'KITH_WORKER_POLL_MS',
+    default: '1000',
+    help: "how often podman is asked whether a pod's containers still run, ms",
+  },
+});
+
+export type WorkerConfig = FlagValues<typeof workerFlags.flags>;
