@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAgentConfig, rememberName } from '../../agent/config.js';
 import { ConfigError } from '../../agent/errors.js';
+import { agentUsage, flagGroups } from '../../agent/config.js';
 import { generateName, NAME_WORDS } from '../../agent/names.js';
 import { nodeState } from '../../agent/node.js';
 
@@ -88,6 +89,32 @@ describe('agent config', () => {
     expect(error(['--iptables-chain', 'x'.repeat(29)])).to.match(/^--iptables-chain /);
     expect(error([], { KITH_LOG_LEVEL: 'loud' })).to.match(/^--log-level 'loud'/);
     expect(error(['--no-such-flag', 'x'])).to.match(/no-such-flag/);
+  });
+});
+
+describe('plugin flags', () => {
+  it('merges every plugin\'s flags, with their env and defaults, whether or not the plugin runs', () => {
+    const c = parse('--name', 'a', '--plugins', 'reaper');
+    expect(c).to.include({ workerPollMs: 1000, schedulerRetryMs: 10_000, schedulerMaxTries: 6, dnsTtl: 5, podNetwork: 'kith' });
+    const e = parseAgentConfig(['--scheduler-max-tries', '4'], { KITH_WORKER_POLL_MS: '250', KITH_SCHEDULER_RETRY_MS: '200', KITH_SCHEDULER_MAX_TRIES: '3' });
+    expect(e).to.include({ workerPollMs: 250, schedulerRetryMs: 200, schedulerMaxTries: 4 });
+    expect(error(['--worker-poll-ms', '0'])).to.match(/^--worker-poll-ms '0': /);
+    expect(error([], { KITH_SCHEDULER_RETRY_MS: 'soon' })).to.match(/^--scheduler-retry-ms 'soon': /);
+    expect(error(['--plugins', 'dns,bogus'])).to.equal("--plugins 'dns,bogus': 'bogus' is not a plugin; each is one of worker, dns, api, scheduler, reaper, replicaset");
+  });
+
+  it('lists every flag once in --help, by group, with its env var and default', () => {
+    const help = agentUsage();
+    const flags = flagGroups().flatMap((g) => Object.values(g.flags));
+    expect(new Set(flags.map((f) => f.flag)).size).to.equal(flags.length);
+    for (const f of flags) {
+      const line = help.split('\n').find((l) => l.startsWith(`  --${f.flag} `));
+      expect(line, f.flag).to.be.a('string');
+      if (f.env) expect(line).to.include(`env ${f.env}`);
+      if (f.default !== undefined) expect(line).to.include(`default ${f.default}`);
+    }
+    expect(help).to.match(/\nworker plugin flags:\n  --pod-network /);
+    expect(help).to.match(/\ndns plugin flags:\n  --dns-listen /);
   });
 });
 
