@@ -99,6 +99,20 @@ describe('state layer (real etcd)', function () {
     expect(second.kvs).to.deep.equal([]);
   });
 
+  it('reads several prefixes once at one revision (snapshot), and a given revision again', async () => {
+    const s = layer();
+    await s.txn({ if: [], then: [{ put: 'm/1', value: 'one' }, { put: 'n/1', value: 'two' }, { put: 'o/1', value: 'elsewhere' }] });
+    const snap = await s.snapshot(['m/', 'n/']);
+    await s.txn({ if: [], then: [{ put: 'n/2', value: 'later' }, { delete: 'm/1' }] });
+    expect(snap.kvs.map((kv) => [kv.key, kv.value])).to.deep.equal([['m/1', 'one'], ['n/1', 'two']]);
+    const again = await s.snapshot(['n/', 'm/'], snap.revision);
+    expect(again.revision).to.equal(snap.revision);
+    expect(again.kvs.map((kv) => kv.key)).to.deep.equal(['n/1', 'm/1']);
+    const now = await s.snapshot(['m/', 'n/']);
+    expect(now.revision).to.be.greaterThan(snap.revision);
+    expect(now.kvs.map((kv) => kv.key)).to.deep.equal(['n/1', 'n/2']);
+  });
+
   it('reads a prefix of many pages at one revision', async () => {
     const s = layer();
     const ops = Array.from({ length: 2500 }, (_, i) => ({ put: `p/${String(i).padStart(4, '0')}`, value: `v${i}` }));
