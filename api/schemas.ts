@@ -135,21 +135,17 @@ export type Pod = z.output<typeof pod>;
  * kept, so a writer that rewrites the pod loses nothing.
  */
 const observedPortEntry = z
-  .object({ name: z.string(), container: z.unknown(), cluster: z.unknown() })
+  .object({ name: z.string(), container: z.unknown().optional(), cluster: z.unknown().optional() })
   .transform((p) => ({ name: p.name, port: typeof p.cluster === 'number' ? p.cluster : p.container }))
   .pipe(z.object({ name: z.string(), port: z.number().int().min(1).max(65535) }));
-const lenient = <T extends z.ZodType>(schema: T, fallback: z.output<T>) => z.unknown().transform((v): z.output<T> => {
-  const r = schema.safeParse(v);
-  return r.success ? r.data : fallback;
-});
-const optionalString = lenient(z.string().optional(), undefined);
 export const observedPod = z.looseObject({
-  state: optionalString,
+  state: z.string().optional().catch(undefined),
   /** Only the string values: the others are no metadata kith writes or reads. */
-  metadata: lenient(z.record(z.string(), z.unknown()), {}).transform(
-    (md) => Object.fromEntries(Object.entries(md).filter((e): e is [string, string] => typeof e[1] === 'string')),
-  ),
-  spec: lenient(z.looseObject({ ports: lenient(z.array(z.unknown()), []) }), { ports: [] }),
+  metadata: z
+    .record(z.string(), z.unknown())
+    .catch({})
+    .transform((md) => Object.fromEntries(Object.entries(md).filter((e): e is [string, string] => typeof e[1] === 'string'))),
+  spec: z.looseObject({ ports: z.array(z.unknown()).catch([]) }).catch({ ports: [] }),
 });
 export type ObservedPod = z.output<typeof observedPod>;
 
