@@ -1,21 +1,23 @@
 import { Gauge, Counter } from 'prom-client';
-import { decodeObservedPod, handBacks, pod as podSchema, type Pod } from '../../api/schemas.js';
-import { describeAmount, fits, formatCpu, minus, plus, podRequest, toMilli, type Amount } from '../capacity.js';
+import { pod as podSchema, type Pod } from '../../api/schemas.js';
+import { describeAmount, plus, toMilli, type Amount } from '../capacity.js';
+import { settleWithin } from '../deadline.js';
 import { StartupError } from '../errors.js';
-import {
-  heartbeatPrefix, nodeDnsKey, nodeResourceKey, POD_PREFIX, SUBNET_PREFIX, claimedKey, inboxKey, inboxPrefix, limitsKey, nameUnder, podKey, subnetOfKey, unscheduledKey,
-} from '../keys.js';
-import { nodeResourceValue } from '../node.js';
+import { POD_PREFIX, claimedKey, inboxPrefix, nameUnder } from '../keys.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
 import { NodeFirewall } from '../../firewall/node-firewall.js';
 import { retrying, type RetryTiming } from '../retry.js';
 import { PodmanError, PodmanRuntime } from '../runtime/podman.js';
 import type { PodRuntime } from '../runtime/runtime.js';
-import type { Op, Subscription } from '../state.js';
 import type { WorkerConfig } from './flags.js';
+import { afterLostClaim, decideClaim } from './claim.js';
+import { orphansOf } from './orphans.js';
 import { PodTask, type PodHooks } from './pod-task.js';
-import { desiredRoutes, RouteTable } from './routes.js';
-import { claimSubnet, parseSubnetOwner, SubnetError, type SubnetOwner } from './subnet-claim.js';
+import { followRoutes } from './routes.js';
+import { claimSubnet, SubnetError } from './subnet-claim.js';
+import {
+  claimTransaction, dropInboxEntryTransaction, handBackTransaction, nodeRecordTransaction, orphanTransaction, releaseTransaction,
+} from './transactions.js';
 
 export interface WorkerOptions {
   hooks?: PodHooks;
@@ -26,7 +28,8 @@ export interface WorkerOptions {
 /**
  * The worker: claims pods from its inbox and runs them with `runtime`
  * (README.md). `workerPlugin` runs it with podman; benchmarks call this with
- * a simulated runtime.
+ * a simulated runtime. The decisions are in `claim.ts` and `orphans.ts`, the
+ * writes in `transactions.ts`; this is the shell that performs them.
  */
 export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: PodRuntime, opts: WorkerOptions = {}): Promise<RunningPlugin> {
   const { config, state, log } = ctx;
@@ -56,64 +59,13 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
 
   const capacity: Amount = { cpu: toMilli(config.podCpuLimit), memory: config.podMemoryLimit };
   let free: Amount = { ...capacity };
-  const limitOps = (): Op[] => [
-    { put: limitsKey('cpu', me), value: formatCpu(free.cpu), lease: 'alive' },
-    { put: limitsKey('memory', me), value: String(free.memory), lease: 'alive' },
-  ];
-  await state.txn({
-    if: [],
-    then: [
-      {
-        put: nodeResourceKey('worker', me),
-        value: nodeResourceValue('worker', me, {
-          address: clusterAddress,
-          ...(config.hostAddress ? { hostAddress: config.hostAddress } : {}),
-          subnet,
-          limits: { cpu: formatCpu(capacity.cpu), memory: capacity.memory },
-        }),
-      },
-      { put: nodeDnsKey(me, 'worker', domain), value: clusterAddress, lease: 'alive' },
-      ...limitOps(),
-    ],
-  });
+  await state.txn(nodeRecordTransaction({ worker: me, domain, clusterAddress, hostAddress: config.hostAddress, subnet, capacity, free }));
 
   const running = new Gauge({ name: 'kith_worker_pods', help: 'Pods this worker has claimed and not yet ended', registers: [ctx.metrics] });
   const ended = new Counter({ name: 'kith_worker_pods_ended_total', help: 'Pods ended, by final state', labelNames: ['state'], registers: [ctx.metrics] });
 
-  // ---- routes to other workers' pods (host-gw) ------------------------------------
-  let routeSub: Subscription | undefined;
-  const routes = new RouteTable(log);
-  if (config.hostAddress) {
-    // Routes a killed run of this agent left: kept if still wanted, else removed by the first sync.
-    await routes.start();
-    const subnets = new Map<string, SubnetOwner>();
-    const alive = new Set<string>();
-    let synced = false;
-    const sync = () => {
-      if (!synced) return;
-      // `subnets` is by key: a claim moving from the legacy key spelling to the SPEC one is a put and a delete.
-      const byCidr = new Map([...subnets].map(([key, o]) => [subnetOfKey(key)!, o]));
-      void routes.sync(desiredRoutes({ worker: me, hostAddress: config.hostAddress! }, byCidr, alive));
-    };
-    const alivePrefix = heartbeatPrefix('worker', 'alive');
-    routeSub = state.watch(
-      [SUBNET_PREFIX, alivePrefix],
-      (ev) => {
-        const w = nameUnder(ev.key, alivePrefix);
-        if (w !== undefined) {
-          if (ev.type === 'put') alive.add(w);
-          else alive.delete(w);
-        } else {
-          if (!subnetOfKey(ev.key)) return;
-          const owner = ev.type === 'put' ? parseSubnetOwner(ev.value) : undefined;
-          if (owner) subnets.set(ev.key, owner);
-          else subnets.delete(ev.key);
-        }
-        sync();
-      },
-      { name: 'worker routes', onSynced: () => ((synced = true), sync()) },
-    );
-  }
+  // Routes to other workers' pods (host-gw).
+  const routes = config.hostAddress ? await followRoutes(state, log, { worker: me, hostAddress: config.hostAddress }) : undefined;
 
   // ---- the inbox, the claim and the pods -------------------------------------------
   const tasks = new Map<string, PodTask>();
@@ -133,21 +85,11 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
   const release = (task: PodTask, req: Amount) =>
     inLane(async () => {
       free = plus(free, req);
-      await retrying(
-        'releasing a pod\'s claim',
-        log,
-        () =>
-          state.txn({
-            if: [{ key: claimedKey(task.pod.name), value: me }],
-            then: [{ delete: claimedKey(task.pod.name) }, ...limitOps()],
-            else: limitOps(),
-          }),
-        { until: stopCtl.signal, timing: retry },
-      ).catch((err) => log.error({ pod: task.pod.name, err: (err as Error).message }, 'could not release the claim'));
+      await retrying('releasing a pod\'s claim', log, () => state.txn(releaseTransaction(me, task.pod.name, free)), { until: stopCtl.signal, timing: retry })
+        .catch((err) => log.error({ pod: task.pod.name, err: (err as Error).message }, 'could not release the claim'));
     });
 
-  const dropInboxEntry = (pod: string, modRevision: number) =>
-    state.txn({ if: [{ key: inboxKey(me, pod), modRevision }], then: [{ delete: inboxKey(me, pod) }] });
+  const dropInboxEntry = (pod: string, modRevision: number) => state.txn(dropInboxEntryTransaction(me, pod, modRevision));
 
   const claim = async (name: string, entry: { value: string; modRevision: number }): Promise<void> => {
     let pod: Pod;
@@ -158,55 +100,28 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
       await dropInboxEntry(name, entry.modRevision);
       return;
     }
-    const req = podRequest(pod.spec);
     await inLane(async () => {
-      if (!fits(free, req)) {
-        // Never run a pod the worker cannot hold: hand it back to the scheduler, counting the hand-backs
-        // (`metadata.handedBack`) so that a scheduler and workers that disagree cannot pass a pod around for ever.
-        const kept = Object.fromEntries(Object.entries(pod.metadata).filter(([k]) => k !== 'scheduledBy' && k !== 'workedBy'));
-        const handedBack = String(handBacks(pod) + 1);
-        const back = { ...pod, state: 'created', metadata: { ...kept, handedBack } };
-        const value = JSON.stringify(back);
-        const r = await state.txn({
-          if: [{ key: podKey(name), createRevision: 0, op: '!=' }, { key: inboxKey(me, name), modRevision: entry.modRevision }],
-          then: [{ delete: inboxKey(me, name) }, { put: podKey(name), value }, { put: unscheduledKey(name), value }],
-        });
+      const decision = decideClaim(pod, free, me);
+      const req = decision.request;
+      if (decision.kind === 'hand-back') {
+        const r = await state.txn(handBackTransaction(me, name, decision.pod, entry.modRevision));
         if (r.succeeded) log.warn({ pod: name, needs: describeAmount(req), free: describeAmount(free) }, 'not enough free for the pod; returned it to the scheduler');
         else await dropInboxEntry(name, entry.modRevision);
         return;
       }
-      const accepted = { ...pod, state: 'accepted' as const };
-      const after = minus(free, req);
-      // The resource must exist and predate the inbox entry: a pod deleted and
-      // created again under the same name is a new pod, not this entry's.
-      const r = await state.txn({
-        if: [
-          { key: podKey(name), createRevision: 0, op: '!=' },
-          { key: podKey(name), createRevision: entry.modRevision + 1, op: '<' },
-          { key: inboxKey(me, name), modRevision: entry.modRevision },
-        ],
-        then: [
-          { delete: inboxKey(me, name) },
-          { put: claimedKey(name), value: me, lease: 'alive' },
-          { put: podKey(name), value: JSON.stringify(accepted) },
-          { put: limitsKey('cpu', me), value: formatCpu(after.cpu), lease: 'alive' },
-          { put: limitsKey('memory', me), value: String(after.memory), lease: 'alive' },
-        ],
-      });
+      const r = await state.txn(claimTransaction(name, decision, entry.modRevision));
       let claimRevision = r.revision;
       if (!r.succeeded) {
-        // An earlier attempt may have committed with its reply lost (the retry then finds the inbox entry gone).
-        const claimed = await state.get(claimedKey(name));
-        if (claimed?.value !== me || tasks.has(name)) {
-          // The pod was deleted (or created again) before its claim: nothing to run.
+        const next = afterLostClaim(await state.get(claimedKey(name)), me, tasks.has(name));
+        if (next.kind === 'drop') {
           await dropInboxEntry(name, entry.modRevision);
           log.info({ pod: name }, 'pod deleted before its claim');
           return;
         }
-        claimRevision = claimed.createRevision;
+        claimRevision = next.claimRevision;
       }
-      free = after;
-      const task = new PodTask(accepted, { state, runtime, log, node: me, domain, clusterAddress, hooks, claimRevision, stopping: stopCtl.signal, retry }).start();
+      free = decision.freeAfter;
+      const task = new PodTask(decision.pod, { state, runtime, log, node: me, domain, clusterAddress, hooks, claimRevision, stopping: stopCtl.signal, retry }).start();
       tasks.set(name, task);
       running.set(tasks.size);
       log.info({ pod: name, commits: describeAmount(req) }, 'pod claimed');
@@ -268,38 +183,24 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
       stopping = true;
       stopCtl.abort();
       // Every wait here is bounded: with etcd away, a stop must still end (and kill the pods).
-      const atMost = (p: Promise<unknown> | undefined, ms: number) =>
-        Promise.race([p?.catch(() => undefined), new Promise((r) => setTimeout(r, ms).unref())]);
-      await atMost(inboxSub.close(), 10_000);
-      await atMost(pumping, 30_000);
+      await settleWithin(inboxSub.close(), 10_000);
+      await settleWithin(pumping, 30_000);
       for (const t of tasks.values()) t.kill('stopping');
-      await atMost(Promise.allSettled([...gone.values()]), 60_000);
-      await atMost(lane, 30_000);
-      await routeSub?.close();
-      await routes.close();
+      await settleWithin(Promise.allSettled([...gone.values()]), 60_000);
+      await settleWithin(lane, 30_000);
+      await routes?.close();
       await runtime.close();
     },
   };
 }
 
-/**
- * Pods this worker was running when it stopped uncleanly: their podman pods
- * are gone (removed above) and so is their claim (it lived on the old alive
- * lease), but the resources still say `accepted` or `running`. No reaper
- * sees them, as their worker is alive again: mark them `dead` here.
- */
+/** Marks `dead` the pods an unclean stop of this worker left `accepted` or `running` (orphans.ts). */
 async function markOrphansDead(ctx: PluginContext): Promise<void> {
   const { state, log, config } = ctx;
-  const me = config.name;
   const { kvs } = await state.snapshot([POD_PREFIX]);
-  for (const kv of kvs) {
-    const pod = decodeObservedPod(kv.value);
-    if (!pod || pod.metadata.workedBy !== me || (pod.state !== 'accepted' && pod.state !== 'running')) continue;
-    const r = await state.txn({
-      if: [{ key: kv.key, modRevision: kv.modRevision }],
-      then: [{ put: kv.key, value: JSON.stringify({ ...pod, state: 'dead', metadata: { ...pod.metadata, reapedBy: me } }) }],
-    });
-    if (r.succeeded) log.warn({ pod: pod.name }, 'pod left running by an unclean stop marked dead');
+  for (const orphan of orphansOf(kvs, config.name)) {
+    const r = await state.txn(orphanTransaction(orphan));
+    if (r.succeeded) log.warn({ pod: orphan.dead.name }, 'pod left running by an unclean stop marked dead');
   }
 }
 

@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import { decodeObservedPod, isTerminal, type Pod } from '../../api/schemas.js';
-import { podDnsKey, podKey } from '../keys.js';
+import { podKey } from '../keys.js';
 import { retrying, type RetryTiming } from '../retry.js';
 import type { CreatePod, PodRuntime } from '../runtime/runtime.js';
 import type { StateLayer, Subscription } from '../state.js';
+import { podRecordRemovalTransaction, podStateTransaction } from './transactions.js';
 
 /** Final states a worker writes (SPEC §3 pod states). */
 export type PodOutcome = 'exitSuccess' | 'exitFailure' | 'errored' | 'killed';
@@ -34,17 +35,17 @@ export interface PodTaskDeps {
 }
 
 /**
- * One claimed pod, from `accepted` to its final state. It follows its own
- * resource key from the moment it is claimed, so a delete at any point (also
- * between the claim and the start) kills it.
- */
-/**
  * `deleted`: the resource is gone or is another pod's now; `superseded`: another
  * writer ended it (the reaper's `dead`); both leave the resource's state alone.
  * `stopping`: the worker stops, and writes `killed`.
  */
 type KillReason = 'deleted' | 'superseded' | 'stopping';
 
+/**
+ * One claimed pod, from `accepted` to its final state. It follows its own
+ * resource key from the moment it is claimed, so a delete at any point (also
+ * between the claim and the start) kills it.
+ */
 export class PodTask {
   private readonly ctrl = new AbortController();
   private killReason: KillReason | undefined;
@@ -86,13 +87,7 @@ export class PodTask {
     const metadata = { ...this.pod.metadata, ...(extra.error ? { error: extra.error.slice(0, 300) } : {}) };
     const value = JSON.stringify({ ...this.pod, state, metadata });
     return retrying(`writing pod ${this.pod.name} ${state}`, log, () =>
-      etcd.txn({
-        if: [{ key: podKey(this.pod.name), createRevision: this.createRevision ?? -1 }],
-        then: [
-          { put: podKey(this.pod.name), value },
-          ...(extra.dns === 'put' && this.ip ? [{ put: podDnsKey(this.pod.name, domain), value: this.ip, lease: 'alive' as const }] : []),
-        ],
-      }),
+      etcd.txn(podStateTransaction(this.pod.name, this.createRevision ?? -1, value, extra.dns === 'put' && this.ip ? { domain, ip: this.ip } : undefined)),
       { until, timing: this.deps.retry },
     );
   }
@@ -154,8 +149,7 @@ export class PodTask {
     // Tear down: the name first, then the rules, then the pod itself.
     if (published) {
       // Only our record: a pod re-created under this name elsewhere may already have its own.
-      const dnsKey = podDnsKey(name, domain);
-      await retrying(`deleting the DNS name of ${name}`, log, () => state.txn({ if: [{ key: dnsKey, value: this.ip! }], then: [{ delete: dnsKey }] }), {
+      await retrying(`deleting the DNS name of ${name}`, log, () => state.txn(podRecordRemovalTransaction(name, domain, this.ip!)), {
         until: this.deps.stopping,
         timing: this.deps.retry,
       }).catch((err) =>

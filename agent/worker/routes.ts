@@ -1,6 +1,8 @@
 import { execa } from 'execa';
 import type { Logger } from 'pino';
-import type { SubnetOwner } from './subnet-claim.js';
+import { heartbeatPrefix, nameUnder, SUBNET_PREFIX, subnetOfKey } from '../keys.js';
+import type { StateLayer } from '../state.js';
+import { parseSubnetOwner, type SubnetOwner } from './subnet-claim.js';
 
 /**
  * host-gw routing (SPEC §1.1 `--host-address`): every other live worker's pod
@@ -156,4 +158,47 @@ export class RouteTable {
     this.retry = undefined;
     await this.sync(new Map());
   }
+}
+
+/**
+ * Keeps this host's routes at `desiredRoutes`, following the subnet claims
+ * and the alive heartbeats. Routes a killed run of this agent left are
+ * adopted first: kept if still wanted, else removed by the first sync.
+ */
+export async function followRoutes(state: StateLayer, log: Logger, me: { worker: string; hostAddress: string }): Promise<{ close(): Promise<void> }> {
+  const routes = new RouteTable(log);
+  await routes.start();
+  const subnets = new Map<string, SubnetOwner>();
+  const alive = new Set<string>();
+  let synced = false;
+  const sync = () => {
+    if (!synced) return;
+    // `subnets` is by key: a claim moving from the legacy key spelling to the SPEC one is a put and a delete.
+    const byCidr = new Map([...subnets].map(([key, o]) => [subnetOfKey(key)!, o]));
+    void routes.sync(desiredRoutes(me, byCidr, alive));
+  };
+  const alivePrefix = heartbeatPrefix('worker', 'alive');
+  const sub = state.watch(
+    [SUBNET_PREFIX, alivePrefix],
+    (ev) => {
+      const w = nameUnder(ev.key, alivePrefix);
+      if (w !== undefined) {
+        if (ev.type === 'put') alive.add(w);
+        else alive.delete(w);
+      } else {
+        if (!subnetOfKey(ev.key)) return;
+        const owner = ev.type === 'put' ? parseSubnetOwner(ev.value) : undefined;
+        if (owner) subnets.set(ev.key, owner);
+        else subnets.delete(ev.key);
+      }
+      sync();
+    },
+    { name: 'worker routes', onSynced: () => ((synced = true), sync()) },
+  );
+  return {
+    async close() {
+      await sub.close();
+      await routes.close();
+    },
+  };
 }

@@ -1,12 +1,58 @@
 import { expect } from 'chai';
+import { pod as podSchema } from '../../../api/schemas.js';
 import type { RunningPlugin } from '../../../agent/plugin.js';
 import { SimulatedRuntime } from '../../../agent/runtime/simulated.js';
+import { afterLostClaim, decideClaim } from '../../../agent/worker/claim.js';
 import { startWorker } from '../../../agent/worker/plugin.js';
 import { Etcd3 } from 'etcd3';
 import { TestEtcd } from '../../support/etcd.js';
 import { CuttableProxy } from '../../support/proxy.js';
 import { waitUntil } from '../../support/wait.js';
 import { pluginContext } from '../scheduler/context.js';
+
+/** The claim decision on plain data: no etcd, no runtime. */
+describe('worker claim decision', () => {
+  const podOf = (memory: number, metadata: Record<string, string> = {}) =>
+    podSchema.parse({
+      name: 'p', type: 'pod', state: 'scheduled', metadata: { scheduledBy: 's', workedBy: 'w', ...metadata },
+      spec: { containers: [{ name: 'c', image: 'i', resources: { requests: { cpu: '0.5', memory } } }] },
+    });
+
+  it('claims a pod that fits: accepted, its request committed, the rest of the pod as it was', () => {
+    const pod = podOf(200, { owner: 'x' });
+    const d = decideClaim(pod, { cpu: 1000, memory: 300 }, 'w');
+    expect(d).to.deep.equal({
+      kind: 'claim', worker: 'w', pod: { ...pod, state: 'accepted' }, request: { cpu: 500, memory: 200 }, freeAfter: { cpu: 500, memory: 100 },
+    });
+    expect(pod.state).to.equal('scheduled');
+  });
+
+  it('claims a pod that takes exactly what is free', () => {
+    const d = decideClaim(podOf(300), { cpu: 500, memory: 300 }, 'w');
+    expect(d.kind).to.equal('claim');
+    expect(d.kind === 'claim' && d.freeAfter).to.deep.equal({ cpu: 0, memory: 0 });
+  });
+
+  it('hands back a pod that does not fit: created, without scheduledBy and workedBy, handedBack counted up', () => {
+    const pod = podOf(200, { owner: 'x' });
+    const d = decideClaim(pod, { cpu: 1000, memory: 100 }, 'w');
+    expect(d).to.deep.equal({
+      kind: 'hand-back', pod: { ...pod, state: 'created', metadata: { owner: 'x', handedBack: '1' } }, request: { cpu: 500, memory: 200 },
+    });
+    expect(pod.metadata.workedBy).to.equal('w');
+    expect(decideClaim(podOf(200, { handedBack: '2' }), { cpu: 1000, memory: 100 }, 'w').pod.metadata.handedBack).to.equal('3');
+    expect(decideClaim(podOf(200, { handedBack: 'lots' }), { cpu: 1000, memory: 100 }, 'w').pod.metadata.handedBack).to.equal('1');
+    // CPU alone short is not enough room either.
+    expect(decideClaim(podOf(10), { cpu: 499, memory: 1000 }, 'w').kind).to.equal('hand-back');
+  });
+
+  it('after a claim that did not commit, runs the pod only when the claim is its own and no task of that name runs', () => {
+    expect(afterLostClaim({ value: 'w', createRevision: 42 }, 'w', false)).to.deep.equal({ kind: 'run', claimRevision: 42 });
+    expect(afterLostClaim({ value: 'other', createRevision: 42 }, 'w', false)).to.deep.equal({ kind: 'drop' });
+    expect(afterLostClaim(undefined, 'w', false)).to.deep.equal({ kind: 'drop' });
+    expect(afterLostClaim({ value: 'w', createRevision: 42 }, 'w', true)).to.deep.equal({ kind: 'drop' });
+  });
+});
 
 /**
  * The claim path of the worker against a real etcd, with the simulated
