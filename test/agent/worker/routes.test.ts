@@ -1,8 +1,29 @@
 import { expect } from 'chai';
-import { ROUTE_PROTO, RouteTable } from '../../../agent/worker/routes.js';
+import { desiredRoutes, ROUTE_PROTO, routeChanges, RouteTable } from '../../../agent/worker/routes.js';
 import { TestLan, type TestHost } from '../../support/hosts.js';
 import { testLog } from '../../support/log.js';
 import { waitUntil } from '../../support/wait.js';
+
+describe('host-gw routes', () => {
+  const subnets = new Map([
+    ['10.1.1.0/24', { worker: 'me', hostAddress: '192.0.2.1' }],
+    ['10.1.2.0/24', { worker: 'b', hostAddress: '192.0.2.2' }],
+    ['10.1.3.0/24', { worker: 'c', hostAddress: '192.0.2.3' }],
+    ['10.1.4.0/24', { worker: 'd' }],
+  ]);
+  it('routes every other live worker\'s subnet via its host address', () => {
+    const d = desiredRoutes({ worker: 'me', hostAddress: '192.0.2.1' }, subnets, new Set(['me', 'b', 'd']));
+    expect([...d]).to.deep.equal([['10.1.2.0/24', '192.0.2.2']]);
+  });
+  it('diffs the routes in place against the wanted ones', () => {
+    const cur = new Map([['10.1.2.0/24', '192.0.2.9'], ['10.1.5.0/24', '192.0.2.5']]);
+    const want = new Map([['10.1.2.0/24', '192.0.2.2'], ['10.1.3.0/24', '192.0.2.3']]);
+    expect(routeChanges(cur, want)).to.deep.equal({
+      replace: [['10.1.2.0/24', '192.0.2.2'], ['10.1.3.0/24', '192.0.2.3']],
+      remove: ['10.1.5.0/24'],
+    });
+  });
+});
 
 /** The host-gw route table with real `ip route`, inside a test host. */
 describe('host-gw routes (real ip route in a test host)', function () {

@@ -1,8 +1,25 @@
 import { expect } from 'chai';
 import { StateLayer } from '../../../agent/state.js';
-import { claimSubnet, SubnetError } from '../../../agent/worker/subnet-claim.js';
+import { claimSubnet, parseSubnetOwner, pickSubnet, SubnetError } from '../../../agent/worker/subnet-claim.js';
 import { TestEtcd } from '../../support/etcd.js';
 import { testLog } from '../../support/log.js';
+
+describe('pod subnets', () => {
+  it('picks the first free /24', () => {
+    expect(pickSubnet('10.244.0.0/22', new Set(['10.244.0.0/24', '10.244.2.0/24']))).to.equal('10.244.1.0/24');
+    expect(pickSubnet('10.244.0.0/24', new Set(['10.244.0.0/24']))).to.equal(undefined);
+  });
+
+  it('takes a subnet owner from etcd only when its host address is an IPv4 address', () => {
+    expect(parseSubnetOwner('{"worker":"w","hostAddress":"192.0.2.7"}')).to.deep.equal({ worker: 'w', hostAddress: '192.0.2.7' });
+    expect(parseSubnetOwner('{"worker":"w"}')).to.deep.equal({ worker: 'w' });
+    // These once reached `ip route` (execa throws on an object or a NUL byte) and froze the route table.
+    for (const bad of ['{"worker":"w","hostAddress":{}}', '{"worker":"w","hostAddress":"192.0.2.7\\u0000"}', '{"worker":"w","hostAddress":"-x"}',
+      '{"worker":""}', '{"worker":5}', 'null', '[]', 'not json']) {
+      expect(parseSubnetOwner(bad), bad).to.equal(undefined);
+    }
+  });
+});
 
 describe('pod subnet claims (real etcd)', () => {
   let etcd: TestEtcd;

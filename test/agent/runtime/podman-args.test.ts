@@ -1,0 +1,75 @@
+import { expect } from 'chai';
+import { pod as podSchema } from '../../../api/schemas.js';
+import { containerRunArgs, judgeWaits, MISSES_BEFORE_GONE, podCreateArgs, podExits } from '../../../agent/runtime/podman-args.js';
+
+const spec = (containers: unknown[]) => podSchema.parse({ name: 'p', type: 'pod', state: 'created', spec: { containers } }).spec;
+
+describe('podman command lines', () => {
+  const p = { runtimeName: 'node1-web', pod: 'web', dns: '10.1.1.1' };
+  it('creates the pod on the network with the cluster address as DNS, labelled as the node\'s', () => {
+    expect(podCreateArgs('node1', 'kith', p)).to.deep.equal([
+      'pod', 'create', '--name=node1-web', '--infra-name=node1-web-infra', '--network=kith', '--dns=10.1.1.1',
+      '--label', 'kith.node=node1', '--label', 'kith.pod=web',
+    ]);
+  });
+  it('runs a container detached with a TTY, pulling as --image-pull says, with entrypoint, env, limits and cmd', () => {
+    const [c] = spec([{
+      name: 'run', image: 'localhost/kith/busybox', entrypoint: '/bin/sh', cmd: ['-c', 'echo hi'], env: { A: '1', B: 'x y' },
+      resources: { requests: { cpu: '0.1', memory: 64 }, limits: { cpu: '0.5', memory: 256 } },
+    }]).containers;
+    expect(containerRunArgs('node1', p, c!, 'missing').slice(0, 5)).to.deep.equal(['container', 'run', '--detach', '--tty', '--pull=missing']);
+    expect(containerRunArgs('node1', p, c!)).to.deep.equal([
+      'container', 'run', '--detach', '--tty', '--pull=never', '--pod=node1-web', '--name=node1-web-run',
+      '--label', 'kith.node=node1', '--label', 'kith.pod=web',
+      '--entrypoint=/bin/sh', '--env', 'A=1', '--env', 'B=x y',
+      '--memory-reservation=64m', '--cpus=0.5', '--memory=256m',
+      'localhost/kith/busybox', '-c', 'echo hi',
+    ]);
+    const [bare] = spec([{ name: 'c', image: 'img' }]).containers;
+    expect(containerRunArgs('n', p, bare!).slice(-1)).to.deep.equal(['img']);
+  });
+  it('reads how each pod\'s containers ended from podman ps, infra ignored', () => {
+    const ex = podExits([
+      { IsInfra: true, Exited: false, Labels: { 'kith.pod': 'a' } },
+      { Exited: true, ExitCode: 0, Labels: { 'kith.pod': 'a' } },
+      { Exited: true, ExitCode: 2, Labels: { 'kith.pod': 'a' } },
+      { Exited: false, State: 'running', Labels: { 'kith.pod': 'b' } },
+      { Exited: true, ExitCode: 0, Labels: {} },
+    ]);
+    expect(ex.get('a')).to.deep.equal({ running: 0, exited: 2, failed: 1 });
+    expect(ex.get('b')).to.deep.equal({ running: 1, exited: 0, failed: 0 });
+    expect(ex.size).to.equal(2);
+  });
+});
+
+describe('waiting for pods to end', () => {
+  it('judges a pod missing from a listing gone only once a listing had shown it, or after several misses', () => {
+    const fresh = { pod: 'fresh', containers: 1, seen: false };
+    const old = { pod: 'old', containers: 2, seen: false };
+    const running = podExits([
+      { Exited: false, Labels: { 'kith.pod': 'old' } },
+      { Exited: true, ExitCode: 0, Labels: { 'kith.pod': 'old' } },
+    ]);
+    // The listing predates fresh's container: fresh is not judged.
+    expect([...judgeWaits([fresh, old], running)]).to.deep.equal([]);
+    expect(old.seen).to.equal(true);
+    // old vanished after being seen: removed under us.
+    expect([...judgeWaits([fresh, old], podExits([]))]).to.deep.equal([[old, 'exitFailure']]);
+    // fresh has missed two listings; it is judged gone at the MISSES_BEFORE_GONE-th.
+    for (let missed = 3; missed < MISSES_BEFORE_GONE; missed++) expect(judgeWaits([fresh], podExits([])).size).to.equal(0);
+    expect([...judgeWaits([fresh], podExits([]))]).to.deep.equal([[fresh, 'exitFailure']]);
+  });
+
+  it('ends a pod when all its containers have exited, failed if any exited non-zero', () => {
+    const a = { pod: 'a', containers: 2, seen: false };
+    const b = { pod: 'b', containers: 1, seen: false };
+    const c = { pod: 'c', containers: 2, seen: false };
+    const r = judgeWaits([a, b, c], podExits([
+      { Exited: true, ExitCode: 0, Labels: { 'kith.pod': 'a' } },
+      { Exited: true, ExitCode: 0, Labels: { 'kith.pod': 'a' } },
+      { Exited: true, ExitCode: 1, Labels: { 'kith.pod': 'b' } },
+      { Exited: true, ExitCode: 0, Labels: { 'kith.pod': 'c' } },
+    ]));
+    expect([...r]).to.deep.equal([[a, 'exitSuccess'], [b, 'exitFailure']]);
+  });
+});
