@@ -1,10 +1,10 @@
 import { Counter } from 'prom-client';
-import { decodePod, handBacks, type Pod } from '../../api/schemas.js';
-import { podRequest } from '../capacity.js';
-import { heartbeatPrefix, INBOX_PREFIX, LIMITS_PREFIX, nameUnder, POD_PREFIX, UNSCHEDULED_PREFIX, inboxKey, podKey, unscheduledKey } from '../keys.js';
+import { decodePod, type Pod } from '../../api/schemas.js';
+import { heartbeatPrefix, INBOX_PREFIX, LIMITS_PREFIX, nameUnder, POD_PREFIX, UNSCHEDULED_PREFIX, podKey } from '../keys.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
+import { attempt } from './attempt.js';
 import type { SchedulerConfig } from './flags.js';
-import { choose } from './choose.js';
+import { abandonTransaction, dropMarkerTransaction, placeTransaction } from './transactions.js';
 import { SchedulerView } from './view.js';
 
 /** How unschedulable pods are retried: `--scheduler-retry-ms` and `--scheduler-max-tries`. */
@@ -65,12 +65,7 @@ export async function startScheduler(ctx: PluginContext, policy: RetryPolicy): P
   };
 
   const abandon = async (p: Pending, reason: string) => {
-    const value = JSON.stringify({ ...p.pod, state: 'abandoned', metadata: { ...p.pod.metadata, scheduledBy: me } });
-    const r = await state.txn({
-      // The resource must still be there: a marker left behind by a delete never brings a pod back.
-      if: [{ key: unscheduledKey(p.pod.name), modRevision: p.modRevision }, { key: podKey(p.pod.name), createRevision: 0, op: '!=' }],
-      then: [{ delete: unscheduledKey(p.pod.name) }, { put: podKey(p.pod.name), value }],
-    });
+    const r = await state.txn(abandonTransaction(p, me));
     if (r.succeeded) {
       placed.inc({ outcome: 'abandoned' });
       log.warn({ pod: p.pod.name, tries: p.tries, reason }, 'pod abandoned');
@@ -78,16 +73,7 @@ export async function startScheduler(ctx: PluginContext, policy: RetryPolicy): P
   };
 
   const place = async (p: Pending, worker: string) => {
-    const value = JSON.stringify({ ...p.pod, state: 'scheduled', metadata: { ...p.pod.metadata, scheduledBy: me, workedBy: worker } });
-    const r = await state.txn({
-      // The resource must still be there: a marker left behind by a delete never brings a pod back.
-      if: [{ key: unscheduledKey(p.pod.name), modRevision: p.modRevision }, { key: podKey(p.pod.name), createRevision: 0, op: '!=' }],
-      then: [
-        { delete: unscheduledKey(p.pod.name) },
-        { put: podKey(p.pod.name), value },
-        { put: inboxKey(worker, p.pod.name), value },
-      ],
-    });
+    const r = await state.txn(placeTransaction(p, worker, me));
     if (r.succeeded) {
       placed.inc({ outcome: 'scheduled' });
       log.debug({ pod: p.pod.name, worker }, 'pod scheduled');
@@ -99,45 +85,37 @@ export async function startScheduler(ctx: PluginContext, policy: RetryPolicy): P
     if (pending.get(p.pod.name) === p) pending.delete(p.pod.name);
   };
 
-  const attempt = (p: Pending, counted: boolean) => {
-    const handedBack = handBacks(p.pod);
-    if (handedBack >= policy.maxTries) {
-      return abandon(p, `handed back by workers ${handedBack} times`).catch((err) => {
-        log.warn({ pod: p.pod.name, err: (err as Error).message }, 'abandon transaction failed; retrying');
-        later(p);
-      });
-    }
-    const request = podRequest(p.pod.spec);
-    const c = p.pod.spec.schedulingConstraints;
+  /** Performs one try (attempt.ts decides): the transaction it started, or undefined when there is none. */
+  const tryPod = (p: Pending, counted: boolean) => {
     const replicaSet = p.pod.metadata.replicaSet;
-    const choice = choose(
-      { request, mayBeScheduledOn: c?.mayBeScheduledOn, cannotBeScheduledOn: c?.cannotBeScheduledOn },
-      view.workers(replicaSet),
-    );
-    if ('worker' in choice) {
-      view.reserve(p.pod.name, choice.worker, request, replicaSet);
-      if (p.timer) {
-        clearTimeout(p.timer);
-        timers.delete(p.timer);
-        p.timer = undefined;
-      }
-      return place(p, choice.worker).catch((err) => {
-        view.unreserve(p.pod.name);
-        log.warn({ pod: p.pod.name, err: (err as Error).message }, 'schedule transaction failed; retrying');
+    const next = attempt({ pod: p.pod, tries: p.tries, counted, maxTries: policy.maxTries, workers: view.workers(replicaSet) });
+    switch (next.kind) {
+      case 'abandon':
+        p.tries = next.tries;
+        return abandon(p, next.reason).catch((err) => {
+          log.warn({ pod: p.pod.name, err: (err as Error).message }, 'abandon transaction failed; retrying');
+          later(p);
+        });
+      case 'place':
+        view.reserve(p.pod.name, next.worker, next.request, replicaSet);
+        if (p.timer) {
+          clearTimeout(p.timer);
+          timers.delete(p.timer);
+          p.timer = undefined;
+        }
+        return place(p, next.worker).catch((err) => {
+          view.unreserve(p.pod.name);
+          log.warn({ pod: p.pod.name, err: (err as Error).message }, 'schedule transaction failed; retrying');
+          later(p);
+        });
+      case 'retry':
+        p.tries = next.tries;
+        log.info({ pod: p.pod.name, reason: next.reason, tries: p.tries, retryInMs: policy.intervalMs }, 'pod not schedulable yet');
         later(p);
-      });
+        return undefined;
+      case 'keep':
+        return undefined;
     }
-    if (!counted) return undefined; // its counted try is still due
-    if (!choice.wait) p.tries++;
-    if (p.tries >= policy.maxTries) {
-      return abandon(p, choice.reason).catch((err) => {
-        log.warn({ pod: p.pod.name, err: (err as Error).message }, 'abandon transaction failed; retrying');
-        later(p);
-      });
-    }
-    log.info({ pod: p.pod.name, reason: choice.reason, tries: p.tries, retryInMs: policy.intervalMs }, 'pod not schedulable yet');
-    later(p);
-    return undefined;
   };
 
   const drain = () => {
@@ -146,7 +124,7 @@ export async function startScheduler(ctx: PluginContext, policy: RetryPolicy): P
       const { name, counted } = ready.shift()!;
       const p = pending.get(name);
       if (!p || p.busy) continue;
-      const work = attempt(p, counted);
+      const work = tryPod(p, counted);
       if (!work) continue;
       p.busy = true;
       inFlight++;
@@ -177,7 +155,7 @@ export async function startScheduler(ctx: PluginContext, policy: RetryPolicy): P
       const kv = await state.get(podKey(name));
       if (latestMarker.get(name) !== modRevision || stopped) return;
       if (!kv) {
-        await state.txn({ if: [{ key: unscheduledKey(name), modRevision }, { key: podKey(name), createRevision: 0 }], then: [{ delete: unscheduledKey(name) }] });
+        await state.txn(dropMarkerTransaction(name, modRevision));
         log.warn({ pod: name, err: why }, 'removed an unscheduled entry that is not a pod and has no resource');
         return;
       }
