@@ -1,6 +1,7 @@
 import { Registry } from 'prom-client';
 import type { Role } from '../../../api/schemas.js';
 import { parseAgentConfig, type AgentConfig } from '../../../agent/config.js';
+import { podKey, unscheduledKey } from '../../../agent/keys.js';
 import type { PluginContext } from '../../../agent/plugin.js';
 import { StateLayer } from '../../../agent/state.js';
 import type { TestEtcd } from '../../support/etcd.js';
@@ -33,8 +34,8 @@ export async function createPod(state: StateLayer, pod: Record<string, unknown>)
   const name = pod.name as string;
   const value = JSON.stringify({ type: 'pod', state: 'created', metadata: {}, ...pod });
   const r = await state.txn({
-    if: [{ key: `resource/pod/${name}`, createRevision: 0 }],
-    then: [{ put: `resource/pod/${name}`, value }, { put: `pod/unscheduled/${name}`, value }],
+    if: [{ key: podKey(name), createRevision: 0 }],
+    then: [{ put: podKey(name), value }, { put: unscheduledKey(name), value }],
   });
   if (!r.succeeded) throw new Error(`pod ${name} exists`);
 }
