@@ -1,7 +1,7 @@
 import { isTerminal } from '../../api/schemas.js';
 
 /** What the reaper knows, from its watch. */
-export interface ReaperView {
+export interface Observed {
   /** Workers with an alive heartbeat. */
   alive: ReadonlySet<string>;
   /** pod -> its resource as stored. */
@@ -23,7 +23,7 @@ export type ReapAction =
  * event came last, so deaths that happened while no reaper ran are found by
  * the same rule as deaths seen live.
  */
-export function reapActions(view: ReaperView): ReapAction[] {
+export function reapActions(view: Observed): ReapAction[] {
   const out: ReapAction[] = [];
   const inInbox = new Set<string>();
   for (const [worker, box] of view.inboxes) {

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { reapActions, type ReaperView } from '../../../agent/reaper/reap.js';
+import { reapActions, type Observed } from '../../../agent/reaper/reap.js';
 
-const view = (v: Partial<ReaperView>): ReaperView => ({ alive: new Set(), pods: new Map(), claims: new Map(), inboxes: new Map(), ...v });
+const view = (v: Partial<Observed>): Observed => ({ alive: new Set(), pods: new Map(), claims: new Map(), inboxes: new Map(), ...v });
 
 describe('reaper decisions', () => {
   it('marks non-terminal pods of a dead worker dead, with their claim', () => {
