@@ -6,8 +6,8 @@ import { isTerminal } from '../../api/schemas.js';
 import { Backoff, FAILED_STATES } from './backoff.js';
 import { Expectations } from './expectations.js';
 import { reconcile, type Action, type ObservedPod } from './reconcile.js';
-import { PREFIXES, replicaSteps, stepTransaction, transaction, type Transaction } from './transactions.js';
-import { ReplicaSetView } from './view.js';
+import { replicaSteps, stepTransaction, transaction, type Transaction } from './transactions.js';
+import { PREFIXES, ReplicaSetView } from './view.js';
 
 /** Events are gathered this long before a round, and a round waits at most MAX_WAIT_MS after the first of them. */
 const DEBOUNCE_MS = 10;

@@ -1,21 +1,6 @@
-import { heartbeatPrefix, podKey, POD_PREFIX, REPLICA_LIST_PREFIX, replicaListKey, REPLICASET_PREFIX, replicaSetKey, unscheduledKey } from '../keys.js';
+import { podKey, replicaListKey, replicaSetKey, unscheduledKey } from '../keys.js';
 import type { Compare, Op } from '../state.js';
 import type { Action } from './reconcile.js';
-
-/** Keys the controller reads and writes, relative to the etcd prefix. */
-export const keys = {
-  replicaSet: replicaSetKey,
-  replicaList: replicaListKey,
-  pod: podKey,
-  unscheduled: unscheduledKey,
-};
-
-export const PREFIXES = {
-  replicaSets: REPLICASET_PREFIX,
-  replicaLists: REPLICA_LIST_PREFIX,
-  pods: POD_PREFIX,
-  healthyWorkers: heartbeatPrefix('worker', 'healthy'),
-};
 
 export interface Transaction {
   if: Compare[];
@@ -54,12 +39,12 @@ export function replicaSteps(action: ReplicasAction): ReplicaStep[] {
   interface Unit { guard: Compare; ops: Op[]; list: (l: string[]) => string[]; created?: string; removed?: string }
   const without = (name: string) => (l: string[]) => l.filter((n) => n !== name);
   const units: Unit[] = [
-    ...action.release.map((p) => ({ guard: { key: keys.pod(p.name), modRevision: p.modRevision }, ops: [], list: without(p.name) })),
-    ...action.forget.map((name) => ({ guard: { key: keys.pod(name), createRevision: 0 }, ops: [], list: without(name) })),
-    ...action.adopt.map((p) => ({ guard: { key: keys.pod(p.name), modRevision: p.modRevision }, ops: [], list: (l: string[]) => [...l, p.name] })),
+    ...action.release.map((p) => ({ guard: { key: podKey(p.name), modRevision: p.modRevision }, ops: [], list: without(p.name) })),
+    ...action.forget.map((name) => ({ guard: { key: podKey(name), createRevision: 0 }, ops: [], list: without(name) })),
+    ...action.adopt.map((p) => ({ guard: { key: podKey(p.name), modRevision: p.modRevision }, ops: [], list: (l: string[]) => [...l, p.name] })),
     ...action.remove.map((p) => ({
-      guard: { key: keys.pod(p.name), modRevision: p.modRevision },
-      ops: [{ delete: keys.pod(p.name) }, { delete: keys.unscheduled(p.name) }],
+      guard: { key: podKey(p.name), modRevision: p.modRevision },
+      ops: [{ delete: podKey(p.name) }, { delete: unscheduledKey(p.name) }],
       list: without(p.name),
       removed: p.name,
     })),
@@ -67,8 +52,8 @@ export function replicaSteps(action: ReplicasAction): ReplicaStep[] {
       // Exactly the API's create: the resource and its unscheduled marker, the name still free.
       const value = JSON.stringify(pod);
       return {
-        guard: { key: keys.pod(pod.name), createRevision: 0 },
-        ops: [{ put: keys.pod(pod.name), value }, { put: keys.unscheduled(pod.name), value }],
+        guard: { key: podKey(pod.name), createRevision: 0 },
+        ops: [{ put: podKey(pod.name), value }, { put: unscheduledKey(pod.name), value }],
         list: (l: string[]) => [...l, pod.name],
         created: pod.name,
       };
@@ -102,11 +87,11 @@ export function replicaSteps(action: ReplicasAction): ReplicaStep[] {
 export function stepTransaction(action: ReplicasAction, step: ReplicaStep, listModRevision: number): Transaction {
   return {
     if: [
-      { key: keys.replicaSet(action.replicaSet), modRevision: action.replicaSetModRevision },
-      { key: keys.replicaList(action.replicaSet), modRevision: listModRevision },
+      { key: replicaSetKey(action.replicaSet), modRevision: action.replicaSetModRevision },
+      { key: replicaListKey(action.replicaSet), modRevision: listModRevision },
       ...step.if,
     ],
-    then: [{ put: keys.replicaList(action.replicaSet), value: JSON.stringify({ owner: action.list.owner, replicas: step.list }) }, ...step.then],
+    then: [{ put: replicaListKey(action.replicaSet), value: JSON.stringify({ owner: action.list.owner, replicas: step.list }) }, ...step.then],
   };
 }
 
@@ -114,22 +99,22 @@ export function stepTransaction(action: ReplicasAction, step: ReplicaStep, listM
 export function transaction(action: Exclude<Action, ReplicasAction>): Transaction {
   switch (action.kind) {
     case 'delete': {
-      const compare: Compare[] = [{ key: keys.pod(action.pod.name), modRevision: action.pod.modRevision }];
-      if (action.ownerAbsent) compare.push({ key: keys.replicaSet(action.replicaSet), createRevision: 0 });
-      return { if: compare, then: [{ delete: keys.pod(action.pod.name) }, { delete: keys.unscheduled(action.pod.name) }] };
+      const compare: Compare[] = [{ key: podKey(action.pod.name), modRevision: action.pod.modRevision }];
+      if (action.ownerAbsent) compare.push({ key: replicaSetKey(action.replicaSet), createRevision: 0 });
+      return { if: compare, then: [{ delete: podKey(action.pod.name) }, { delete: unscheduledKey(action.pod.name) }] };
     }
     case 'drop-list':
       return {
         if: [
-          { key: keys.replicaList(action.replicaSet), modRevision: action.listModRevision },
-          { key: keys.replicaSet(action.replicaSet), createRevision: 0 },
+          { key: replicaListKey(action.replicaSet), modRevision: action.listModRevision },
+          { key: replicaSetKey(action.replicaSet), createRevision: 0 },
         ],
-        then: [{ delete: keys.replicaList(action.replicaSet) }],
+        then: [{ delete: replicaListKey(action.replicaSet) }],
       };
     case 'status':
       return {
-        if: [{ key: keys.replicaSet(action.replicaSet), modRevision: action.modRevision }],
-        then: [{ put: keys.replicaSet(action.replicaSet), value: JSON.stringify(action.value) }],
+        if: [{ key: replicaSetKey(action.replicaSet), modRevision: action.modRevision }],
+        then: [{ put: replicaSetKey(action.replicaSet), value: JSON.stringify(action.value) }],
       };
   }
 }

@@ -1,7 +1,15 @@
 import { decodeObservedPod, replicaSet as replicaSetSchema } from '../../api/schemas.js';
+import { heartbeatPrefix, POD_PREFIX, REPLICA_LIST_PREFIX, REPLICASET_PREFIX } from '../keys.js';
 import type { StateEvent } from '../state.js';
 import type { DesiredReplicaSet, ObservedPod, ReplicaList } from './reconcile.js';
-import { PREFIXES } from './transactions.js';
+
+/** What the controller watches. */
+export const PREFIXES = {
+  replicaSets: REPLICASET_PREFIX,
+  replicaLists: REPLICA_LIST_PREFIX,
+  pods: POD_PREFIX,
+  healthyWorkers: heartbeatPrefix('worker', 'healthy'),
+};
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 

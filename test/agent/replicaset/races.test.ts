@@ -2,8 +2,9 @@ import { expect } from 'chai';
 import { isTerminal } from '../../../api/schemas.js';
 import { Expectations } from '../../../agent/replicaset/expectations.js';
 import { reconcile, type Action } from '../../../agent/replicaset/reconcile.js';
-import { keys, PREFIXES, replicaSteps, stepTransaction, transaction, type ReplicaStep } from '../../../agent/replicaset/transactions.js';
-import { ReplicaSetView } from '../../../agent/replicaset/view.js';
+import { replicaListKey, replicaSetKey, unscheduledKey } from '../../../agent/keys.js';
+import { replicaSteps, stepTransaction, transaction, type ReplicaStep } from '../../../agent/replicaset/transactions.js';
+import { PREFIXES, ReplicaSetView } from '../../../agent/replicaset/view.js';
 import { KvModel } from './kv-model.js';
 import { prng } from '../../support/prng.js';
 
@@ -113,14 +114,14 @@ function livePods(kv: KvModel, rs: string): string[] {
 }
 
 function desiredOf(kv: KvModel, rs: string): number {
-  const v = kv.get(keys.replicaSet(rs));
+  const v = kv.get(replicaSetKey(rs));
   return v ? (JSON.parse(v.value) as { spec: { replicas: number } }).spec.replicas : 0;
 }
 
 function putReplicaSet(kv: KvModel, rs: string, replicas: number): void {
-  const prev = kv.get(keys.replicaSet(rs));
+  const prev = kv.get(replicaSetKey(rs));
   const stored = prev ? (JSON.parse(prev.value) as Record<string, unknown>) : { name: rs, type: 'replicaset', metadata: {} };
-  kv.put(keys.replicaSet(rs), JSON.stringify({ ...stored, spec: { replicas, template: { spec: { containers: [{ name: 'c', image: 'img' }] } } } }));
+  kv.put(replicaSetKey(rs), JSON.stringify({ ...stored, spec: { replicas, template: { spec: { containers: [{ name: 'c', image: 'img' }] } } } }));
 }
 
 const NEXT: Record<string, string[]> = {
@@ -143,7 +144,7 @@ function worldStep(kv: KvModel, rng: () => number, scale: boolean): void {
   const name = k.key.slice(PREFIXES.pods.length);
   if (r < 0.12) {
     // A user deletes the pod, as the API does: the resource and its marker.
-    kv.txn({ if: [], then: [{ delete: k.key }, { delete: keys.unscheduled(name) }] });
+    kv.txn({ if: [], then: [{ delete: k.key }, { delete: unscheduledKey(name) }] });
     return;
   }
   const p = JSON.parse(k.value) as { state: string; metadata: Record<string, string> };
@@ -152,7 +153,7 @@ function worldStep(kv: KvModel, rng: () => number, scale: boolean): void {
   p.state = next[Math.floor(rng() * next.length)]!;
   if (p.state === 'scheduled') p.metadata.workedBy = `w${1 + Math.floor(rng() * 3)}`;
   // Scheduling or abandoning consumes the unscheduled marker, as the scheduler does.
-  kv.txn({ if: [], then: [{ put: k.key, value: JSON.stringify(p) }, ...(next === NEXT.created ? [{ delete: keys.unscheduled(name) }] : [])] });
+  kv.txn({ if: [], then: [{ put: k.key, value: JSON.stringify(p) }, ...(next === NEXT.created ? [{ delete: unscheduledKey(name) }] : [])] });
 }
 
 function simulate(seed: number, opts: { controllers: number; steps: number; scale: boolean }): { commits: number; conflicts: number } {
@@ -197,9 +198,9 @@ function simulate(seed: number, opts: { controllers: number; steps: number; scal
   const want = desiredOf(kv, 'web');
   const live = livePods(kv, 'web').sort();
   expect(live, `seed ${seed}: converged`).to.have.length(want);
-  const list = JSON.parse(kv.get(keys.replicaList('web'))!.value) as { replicas: string[] };
+  const list = JSON.parse(kv.get(replicaListKey('web'))!.value) as { replicas: string[] };
   expect([...list.replicas].sort(), `seed ${seed}: the list names the live replicas`).to.deep.equal(live);
-  const stored = JSON.parse(kv.get(keys.replicaSet('web'))!.value) as { status: { desired: number; live: number } };
+  const stored = JSON.parse(kv.get(replicaSetKey('web'))!.value) as { status: { desired: number; live: number } };
   expect(stored.status.desired).to.equal(want);
   expect(stored.status.live).to.equal(want);
   return { commits, conflicts };
@@ -226,7 +227,7 @@ describe('replicaset reconcile: controllers racing with lagging views', () => {
       for (let step = 0; step < 150; step++) {
         const c = cs[Math.floor(rng() * cs.length)]!;
         const r = rng();
-        if (step === 80) kv.delete(keys.replicaSet('web'));
+        if (step === 80) kv.delete(replicaSetKey('web'));
         if (r < 0.3) c.lag(rng);
         else if (r < 0.5) c.decide();
         else if (r < 0.85) c.commitOne(rng);
@@ -241,7 +242,7 @@ describe('replicaset reconcile: controllers racing with lagging views', () => {
       }
       const left = kv.list(PREFIXES.pods).filter((k) => (JSON.parse(k.value) as { metadata: Record<string, string> }).metadata.replicaSet === 'web');
       expect(left, `seed ${seed}`).to.deep.equal([]);
-      expect(kv.get(keys.replicaList('web')), `seed ${seed}`).to.equal(undefined);
+      expect(kv.get(replicaListKey('web')), `seed ${seed}`).to.equal(undefined);
       expect(kv.list('pod/unscheduled/'), `seed ${seed}`).to.deep.equal([]);
     }
   });

@@ -9,7 +9,8 @@ import {
   type ReconcileOptions,
   type ReplicaList,
 } from '../../../agent/replicaset/reconcile.js';
-import { keys, MAX_GUARDS, MAX_PODS_PER_STEP, replicaSteps, stepTransaction, transaction } from '../../../agent/replicaset/transactions.js';
+import { replicaListKey, replicaSetKey } from '../../../agent/keys.js';
+import { MAX_GUARDS, MAX_PODS_PER_STEP, replicaSteps, stepTransaction, transaction } from '../../../agent/replicaset/transactions.js';
 import { KvModel } from './kv-model.js';
 
 // ---- plain data --------------------------------------------------------------
@@ -436,7 +437,7 @@ describe('replicaset reconcile', () => {
   describe('controllers racing (on a model of etcd’s compares)', () => {
     it('two controllers with the same view: one fills the gap, the other loses on the list guard', () => {
       const kv = new KvModel();
-      const r = kv.put(keys.replicaSet('web'), '{}');
+      const r = kv.put(replicaSetKey('web'), '{}');
       const set = rs('web', 3, { createRevision: r, modRevision: r });
       const a = only(reconcile(observed([]), desired(set), opts()), 'replicas');
       const b = only(reconcile(observed([]), desired(set), opts({ suffix: suffixes('b') })), 'replicas');
@@ -447,13 +448,13 @@ describe('replicaset reconcile', () => {
 
     it('a controller that sees the list before the pods of the same commit still cannot add a replica', () => {
       const kv = new KvModel();
-      const r = kv.put(keys.replicaSet('web'), '{}');
+      const r = kv.put(replicaSetKey('web'), '{}');
       const set = rs('web', 2, { createRevision: r, modRevision: r });
       const first = only(reconcile(observed([]), desired(set), opts()), 'replicas');
       commitChain(kv, first);
-      const committed = { revision: kv.get(keys.replicaList('web'))!.modRevision };
+      const committed = { revision: kv.get(replicaListKey('web'))!.modRevision };
       // The other controller: the new list is in view, its pods are not (another watch stream, behind).
-      const list = JSON.parse(kv.get(keys.replicaList('web'))!.value) as { owner: number; replicas: string[] };
+      const list = JSON.parse(kv.get(replicaListKey('web'))!.value) as { owner: number; replicas: string[] };
       const lagging = observed([], { web: { ...list, modRevision: committed.revision } });
       const a = only(reconcile(lagging, desired(set), opts({ suffix: () => 'zzzzz' })), 'replicas');
       // It takes the listed names for deleted pods and would replace them, but the absence guard fails.
@@ -464,7 +465,7 @@ describe('replicaset reconcile', () => {
 
     it('a controller that sees the pods before the list cannot take them for strays and add more', () => {
       const kv = new KvModel();
-      const r = kv.put(keys.replicaSet('web'), '{}');
+      const r = kv.put(replicaSetKey('web'), '{}');
       const set = rs('web', 2, { createRevision: r, modRevision: r });
       commitChain(kv, only(reconcile(observed([]), desired(set), opts()), 'replicas'));
       const pods = kv.list('resource/pod/').map((p) => pod(p.key.slice('resource/pod/'.length), 'web', 'created', { createRevision: p.createRevision, modRevision: p.modRevision }));
