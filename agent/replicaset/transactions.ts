@@ -1,6 +1,7 @@
 import { podKey, replicaListKey, replicaSetKey, unscheduledKey } from '../keys.js';
 import type { Compare, Op } from '../state.js';
 import type { Action } from './reconcile.js';
+import type { StoredReplicaList } from './replica-list.js';
 
 export interface Transaction {
   if: Compare[];
@@ -91,7 +92,7 @@ export function stepTransaction(action: ReplicasAction, step: ReplicaStep, listM
       { key: replicaListKey(action.replicaSet), modRevision: listModRevision },
       ...step.if,
     ],
-    then: [{ put: replicaListKey(action.replicaSet), value: JSON.stringify({ owner: action.list.owner, replicas: step.list }) }, ...step.then],
+    then: [{ put: replicaListKey(action.replicaSet), value: JSON.stringify({ owner: action.list.owner, replicas: step.list } satisfies StoredReplicaList) }, ...step.then],
   };
 }
 

@@ -1,7 +1,9 @@
+import { z } from 'zod';
 import { decodeObservedPod, replicaSet as replicaSetSchema } from '../../api/schemas.js';
 import { heartbeatPrefix, POD_PREFIX, REPLICA_LIST_PREFIX, REPLICASET_PREFIX } from '../keys.js';
 import type { StateEvent } from '../state.js';
 import type { DesiredReplicaSet, ObservedPod, ReplicaList } from './reconcile.js';
+import { replicaList } from './replica-list.js';
 
 /** What the controller watches. */
 export const PREFIXES = {
@@ -11,15 +13,17 @@ export const PREFIXES = {
   healthyWorkers: heartbeatPrefix('worker', 'healthy'),
 };
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function parseJson(value: string): unknown {
+/** A stored value as JSON: a value that is not JSON fails like any other bad value. */
+const storedJson = z.string().transform((value, ctx): unknown => {
   try {
     return JSON.parse(value);
   } catch {
-    return undefined;
+    ctx.addIssue({ code: 'custom', message: 'not JSON' });
+    return z.NEVER;
   }
-}
+});
+const storedObject = z.record(z.string(), z.unknown());
+const storedList = storedJson.pipe(replicaList);
 
 /** A stored ReplicaSet that does not parse: the controller leaves it alone and says why. */
 export interface InvalidReplicaSet {
@@ -79,14 +83,16 @@ export class ReplicaSetView {
       this.replicaSets.delete(name);
       return undefined;
     }
-    const v = parseJson(ev.value);
+    const json = storedJson.safeParse(ev.value);
+    const v = json.success ? json.data : undefined;
+    const object = storedObject.safeParse(v);
     // The status is the controller's own output: a bad one is rewritten, not a reason to leave the ReplicaSet alone.
-    const parsed = replicaSetSchema.safeParse(isObject(v) ? { ...v, status: undefined } : v);
+    const parsed = replicaSetSchema.safeParse(object.success ? { ...object.data, status: undefined } : v);
     this.replicaSets.set(name, {
       name,
       createRevision: ev.createRevision,
       modRevision: ev.modRevision,
-      stored: isObject(v) ? v : {},
+      stored: object.success ? object.data : {},
       spec: parsed.success ? parsed.data.spec : undefined,
     });
     if (parsed.success) return undefined;
@@ -99,9 +105,8 @@ export class ReplicaSetView {
       this.lists.delete(rs);
       return;
     }
-    const v = parseJson(ev.value);
-    const ok = isObject(v) && typeof v.owner === 'number' && Array.isArray(v.replicas) && v.replicas.every((r) => typeof r === 'string');
+    const list = storedList.safeParse(ev.value);
     // A list that does not parse belongs to no ReplicaSet: the next change overwrites it.
-    this.lists.set(rs, { owner: ok ? (v.owner as number) : -1, replicas: ok ? (v.replicas as string[]) : [], modRevision: ev.modRevision });
+    this.lists.set(rs, { ...(list.success ? list.data : { owner: -1, replicas: [] }), modRevision: ev.modRevision });
   }
 }
