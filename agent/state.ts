@@ -47,6 +47,13 @@ export type Op =
   | { delete: string }
   | { deletePrefix: string };
 
+/** One etcd transaction as data: the compares, the ops if they all hold, else the `else` ops. */
+export interface Transaction {
+  if: Compare[];
+  then: Op[];
+  else?: Op[];
+}
+
 export interface TxnResult {
   succeeded: boolean;
   revision: number;
@@ -314,7 +321,7 @@ export class StateLayer {
    * One etcd transaction. Keys are relative. Puts with a lease are remembered
    * on that lease so that a re-granted lease carries them again.
    */
-  async txn(t: { if: Compare[]; then: Op[]; else?: Op[] }): Promise<TxnResult> {
+  async txn(t: Transaction): Promise<TxnResult> {
     const leaseIds = new Map<LeaseName, string>();
     for (const op of [...t.then, ...(t.else ?? [])]) {
       if ('put' in op && op.lease && !leaseIds.has(op.lease)) leaseIds.set(op.lease, await this.leaseId(op.lease));

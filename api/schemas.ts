@@ -157,29 +157,30 @@ export function namedPorts(p: ObservedPod): { name: string; port: number }[] {
   });
 }
 
-/** A stored pod's value, decoded leniently; undefined when it is not a JSON object at all. */
-export function decodeObservedPod(value: string): ObservedPod | undefined {
-  let json: unknown;
+/** A value read from etcd, as JSON: a value that is not JSON fails like any other bad value. */
+export const storedJson = z.string().transform((value, ctx): unknown => {
   try {
-    json = JSON.parse(value);
+    return JSON.parse(value);
   } catch {
-    return undefined;
+    ctx.addIssue({ code: 'custom', message: 'not JSON' });
+    return z.NEVER;
   }
-  const r = observedPod.safeParse(json);
-  return r.success ? r.data : undefined;
+});
+
+/** A decoder of stored values by `schema`: undefined when the value is not JSON or the schema refuses it. */
+export function storedDecoder<T extends z.ZodType>(schema: T): (value: string) => z.output<T> | undefined {
+  const decode = storedJson.pipe(schema);
+  return (value) => {
+    const r = decode.safeParse(value);
+    return r.success ? (r.data as z.output<T>) : undefined;
+  };
 }
 
+/** A stored pod's value, decoded leniently; undefined when it is not a JSON object at all. */
+export const decodeObservedPod = storedDecoder(observedPod);
+
 /** A stored pod's value, decoded strictly (as the API would accept it); undefined when it is not a valid pod. */
-export function decodePod(value: string): Pod | undefined {
-  let json: unknown;
-  try {
-    json = JSON.parse(value);
-  } catch {
-    return undefined;
-  }
-  const r = pod.safeParse(json);
-  return r.success ? r.data : undefined;
-}
+export const decodePod = storedDecoder(pod);
 
 /** How many times workers have handed this pod back to the scheduler for lack of room (`metadata.handedBack`). */
 export function handBacks(p: { metadata: Record<string, string> }): number {

@@ -1,12 +1,7 @@
 import type { ObservedPod } from '../../api/schemas.js';
 import { claimedKey, heartbeatKey, inboxKey, podKey } from '../keys.js';
-import type { Compare, Op } from '../state.js';
+import type { Compare, Op, Transaction } from '../state.js';
 import type { ReapAction } from './reap.js';
-
-export interface Transaction {
-  if: Compare[];
-  then: Op[];
-}
 
 /** The pod as stored, now `dead` and signed by the reaper. */
 const deadValue = (pod: ObservedPod, reapedBy: string): string =>

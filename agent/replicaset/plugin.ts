@@ -1,12 +1,12 @@
 import { randomInt } from 'node:crypto';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
-import type { StateEvent, Subscription } from '../state.js';
+import type { StateEvent, Subscription, Transaction } from '../state.js';
 import { isTerminal } from '../../api/schemas.js';
 import { Backoff, FAILED_STATES } from './backoff.js';
 import { Expectations } from './expectations.js';
 import { reconcile, type Action, type ObservedPod } from './reconcile.js';
-import { replicaSteps, stepTransaction, transaction, type Transaction } from './transactions.js';
+import { replicaSteps, stepTransaction, transaction } from './transactions.js';
 import { PREFIXES, ReplicaSetView } from './view.js';
 
 /** Events are gathered this long before a round, and a round waits at most MAX_WAIT_MS after the first of them. */

@@ -1,12 +1,7 @@
 import { podKey, replicaListKey, replicaSetKey, unscheduledKey } from '../keys.js';
-import type { Compare, Op } from '../state.js';
+import type { Compare, Op, Transaction } from '../state.js';
 import type { Action } from './reconcile.js';
 import type { StoredReplicaList } from './replica-list.js';
-
-export interface Transaction {
-  if: Compare[];
-  then: Op[];
-}
 
 /** Compares per transaction besides the ReplicaSet's and the list's (etcd refuses more than 128 by default). */
 export const MAX_GUARDS = 100;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { decodeObservedPod, replicaSet as replicaSetSchema } from '../../api/schemas.js';
+import { decodeObservedPod, replicaSet as replicaSetSchema, storedDecoder, storedJson } from '../../api/schemas.js';
 import { heartbeatPrefix, POD_PREFIX, REPLICA_LIST_PREFIX, REPLICASET_PREFIX } from '../keys.js';
 import type { StateEvent } from '../state.js';
 import type { DesiredReplicaSet, ObservedPod, ReplicaList } from './reconcile.js';
@@ -13,17 +13,8 @@ export const PREFIXES = {
   healthyWorkers: heartbeatPrefix('worker', 'healthy'),
 };
 
-/** A stored value as JSON: a value that is not JSON fails like any other bad value. */
-const storedJson = z.string().transform((value, ctx): unknown => {
-  try {
-    return JSON.parse(value);
-  } catch {
-    ctx.addIssue({ code: 'custom', message: 'not JSON' });
-    return z.NEVER;
-  }
-});
 const storedObject = z.record(z.string(), z.unknown());
-const storedList = storedJson.pipe(replicaList);
+const decodeList = storedDecoder(replicaList);
 
 /** A stored ReplicaSet that does not parse: the controller leaves it alone and says why. */
 export interface InvalidReplicaSet {
@@ -105,8 +96,7 @@ export class ReplicaSetView {
       this.lists.delete(rs);
       return;
     }
-    const list = storedList.safeParse(ev.value);
     // A list that does not parse belongs to no ReplicaSet: the next change overwrites it.
-    this.lists.set(rs, { ...(list.success ? list.data : { owner: -1, replicas: [] }), modRevision: ev.modRevision });
+    this.lists.set(rs, { ...(decodeList(ev.value) ?? { owner: -1, replicas: [] }), modRevision: ev.modRevision });
   }
 }

@@ -1,11 +1,6 @@
 import type { Pod } from '../../api/schemas.js';
 import { inboxKey, podKey, unscheduledKey } from '../keys.js';
-import type { Compare, Op } from '../state.js';
-
-export interface Transaction {
-  if: Compare[];
-  then: Op[];
-}
+import type { Compare, Op, Transaction } from '../state.js';
 
 /** An unscheduled marker as seen: the pod it stands for and the marker's mod revision, the guard of every write. */
 export interface Marker {

@@ -1,27 +1,21 @@
+import { z } from 'zod';
+import { storedDecoder } from '../../api/schemas.js';
 import { isIPv4, normalizeCidr, overlaps, subnetsOf } from '../ipv4.js';
 import { legacySubnetKey, SUBNET_PREFIX, subnetKey, subnetOfKey } from '../keys.js';
 import type { LocalSubnet } from '../runtime/runtime.js';
 import type { StateLayer } from '../state.js';
 
-export interface SubnetOwner {
-  worker: string;
-  hostAddress?: string;
-}
+/** The value of `node.worker/subnet/<cidr>`: the worker that owns the subnet, and the host address it is routed via. */
+const subnetOwner = z.object({
+  worker: z.string().min(1),
+  hostAddress: z.string().refine((a) => isIPv4(a)).optional(),
+});
+export type SubnetOwner = z.output<typeof subnetOwner>;
 
 export class SubnetError extends Error {}
 
-
 /** An owner record as stored; anything else (and a host address that is not IPv4) is no owner. */
-export function parseSubnetOwner(value: string): SubnetOwner | undefined {
-  try {
-    const v = JSON.parse(value) as Record<string, unknown> | null;
-    if (typeof v?.worker !== 'string' || v.worker === '') return undefined;
-    if (v.hostAddress === undefined) return { worker: v.worker };
-    return typeof v.hostAddress === 'string' && isIPv4(v.hostAddress) ? { worker: v.worker, hostAddress: v.hostAddress } : undefined;
-  } catch {
-    return undefined;
-  }
-}
+export const parseSubnetOwner = storedDecoder(subnetOwner);
 
 /**
  * The first /24 of the cluster CIDR that nobody holds and that overlaps none

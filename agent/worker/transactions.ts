@@ -2,16 +2,11 @@ import type { Pod } from '../../api/schemas.js';
 import { formatCpu, type Amount } from '../capacity.js';
 import { claimedKey, inboxKey, limitsKey, nodeDnsKey, nodeResourceKey, podDnsKey, podKey, unscheduledKey } from '../keys.js';
 import { nodeResourceValue } from '../node.js';
-import type { Compare, Op } from '../state.js';
+import type { Compare, Op, Transaction } from '../state.js';
 import type { ClaimDecision } from './claim.js';
 import type { Orphan } from './orphans.js';
 
 /** The worker's etcd writes, as data: each is one transaction, all or nothing. */
-export interface Transaction {
-  if: Compare[];
-  then: Op[];
-  else?: Op[];
-}
 
 /** The free capacity as published: on the alive lease, so it goes with the worker. */
 export function limitOps(worker: string, free: Amount): Op[] {
