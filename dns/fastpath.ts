@@ -1,5 +1,4 @@
-import type { Response, Rr } from './answer.js';
-import { HEADER } from './wire.js';
+import { HEADER, type Response, type Rr } from './message.js';
 
 /**
  * Precomputed wire answers for the common query: one question, class IN or

@@ -1,75 +1,32 @@
 import { createSocket, type Socket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
-import { connect, isIPv4 } from 'node:net';
+import { connect } from 'node:net';
 import { randomInt } from 'node:crypto';
 import dns2 from 'dns2';
-import type { Query } from './answer.js';
-import { HEADER, layout, ownCopy, truncateMessage } from './wire.js';
+import type { HostPort } from '../agent/address.js';
+import { layout, truncateMessage } from './layout.js';
+import { EDNS_PAYLOAD, HEADER, type Query } from './message.js';
 
 const { Packet } = dns2;
 
 /**
- * Forwarding of names outside the zone (SPEC §4): only queries with RD=1 from
- * allowed clients (loopback and the pod subnets) go to the upstreams, over UDP
- * with a TCP retry when the answer is truncated. Answers are cached for their
- * TTL in a bounded cache. When every upstream fails the client gets SERVFAIL
- * within 2 s.
+ * Forwarding of names outside the zone (SPEC §4): the queries the server lets
+ * through (dns/recursion.ts) go to the upstreams, over UDP with a TCP retry
+ * when the answer is truncated. Answers are cached for their TTL in a bounded
+ * cache. When every upstream fails the client gets SERVFAIL within 2 s.
  */
 
-export interface Upstream {
-  host: string;
-  port: number;
-}
+// ---- the cache ------------------------------------------------------------
 
-/** The IPv4 nameservers of a resolv.conf, port 53. */
-export function resolvConfUpstreams(path = '/etc/resolv.conf'): Upstream[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return [];
-  }
-  const out: Upstream[] = [];
-  for (const line of text.split('\n')) {
-    const m = /^\s*nameserver\s+(\S+)/.exec(line);
-    if (m && isIPv4(m[1]!)) out.push({ host: m[1]!, port: 53 });
-  }
+/**
+ * A copy of `buf` in an allocation of its own, for bytes kept for long:
+ * `Buffer.from` of a small buffer takes a slice of Node's shared 8 KiB pool,
+ * and a slice kept alive keeps its whole slab alive.
+ */
+export function ownCopy(buf: Buffer): Buffer {
+  const out = Buffer.allocUnsafeSlow(buf.length);
+  buf.copy(out);
   return out;
 }
-
-// ---- who may recurse ------------------------------------------------------
-
-export interface Cidr {
-  base: number;
-  mask: number;
-}
-
-const ipv4ToInt = (a: string): number => a.split('.').reduce((n, o) => ((n << 8) | Number(o)) >>> 0, 0);
-
-export function parseCidr(cidr: string): Cidr | undefined {
-  const [a, l] = cidr.split('/');
-  const len = Number(l);
-  if (!a || !isIPv4(a) || !Number.isInteger(len) || len < 0 || len > 32) return undefined;
-  const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
-  return { base: (ipv4ToInt(a) & mask) >>> 0, mask };
-}
-
-/** Whether a client address is loopback (IPv4, IPv6, or IPv4-mapped). */
-export function isLoopback(address: string): boolean {
-  if (address.startsWith('::ffff:')) address = address.slice(7);
-  return address.startsWith('127.') || address === '::1';
-}
-
-/** Whether a client may have names outside the zone resolved: loopback or inside one of `nets`. */
-export function mayRecurse(address: string, nets: Cidr[]): boolean {
-  if (isLoopback(address)) return true;
-  if (address.startsWith('::ffff:')) address = address.slice(7);
-  if (!isIPv4(address)) return false;
-  const n = ipv4ToInt(address);
-  return nets.some((c) => ((n & c.mask) >>> 0) === c.base);
-}
-
-// ---- the cache ------------------------------------------------------------
 
 interface Cached {
   bytes: Buffer;
@@ -140,7 +97,7 @@ export class ForwardCache {
 // ---- the forwarder --------------------------------------------------------
 
 export interface ForwarderOptions {
-  upstreams: Upstream[];
+  upstreams: HostPort[];
   /** Total time before SERVFAIL. */
   deadlineMs?: number;
   /** Time one upstream gets before the next is tried. */
@@ -152,7 +109,7 @@ export interface ForwarderOptions {
 
 interface Pending {
   question: Buffer;
-  upstream: Upstream;
+  upstream: HostPort;
   resolve: (b: Buffer | undefined) => void;
   timer: NodeJS.Timeout;
 }
@@ -164,7 +121,7 @@ export function upstreamQuery(q: Query, id: number): Buffer {
   const p = new Packet();
   p.header = { id, qr: 0, opcode: 0, aa: 0, tc: 0, rd: 1, ra: 0, z: 0, cd: q.cd ? 1 : 0, rcode: 0 } as unknown as typeof p.header;
   p.questions = [{ name: q.question!.name, type: q.question!.type, class: q.question!.class } as unknown as (typeof p.questions)[number]];
-  const opt = Packet.Resource.EDNS([], { udpPayloadSize: 1232, doFlag: !!q.edns?.do });
+  const opt = Packet.Resource.EDNS([], { udpPayloadSize: EDNS_PAYLOAD, doFlag: !!q.edns?.do });
   p.additionals = [opt as unknown as (typeof p.additionals)[number]];
   return p.toBuffer();
 }
@@ -226,7 +183,7 @@ export class Forwarder {
     return -1;
   }
 
-  private askUdp(query: Buffer, question: Buffer, upstream: Upstream, timeoutMs: number): Promise<Buffer | undefined> {
+  private askUdp(query: Buffer, question: Buffer, upstream: HostPort, timeoutMs: number): Promise<Buffer | undefined> {
     const id = query.readUInt16BE(0);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -244,7 +201,7 @@ export class Forwarder {
     });
   }
 
-  private askTcp(query: Buffer, upstream: Upstream, timeoutMs: number): Promise<Buffer | undefined> {
+  private askTcp(query: Buffer, upstream: HostPort, timeoutMs: number): Promise<Buffer | undefined> {
     return new Promise((resolve) => {
       const sock = connect({ host: upstream.host, port: upstream.port });
       let buf = Buffer.alloc(0);

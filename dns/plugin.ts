@@ -1,13 +1,14 @@
 import { performance } from 'node:perf_hooks';
-import { listensAt } from '../agent/address.js';
-import { StartupError } from '../agent/errors.js';
+import { formatHostPort, listensAt, type HostPort } from '../agent/address.js';
+import { parseCidr, type Cidr } from '../agent/ipv4.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../agent/plugin.js';
+import type { StateEvent } from '../agent/state.js';
 import { kithVersion } from '../agent/version.js';
 import type { DnsConfig } from './flags.js';
-import type { StateEvent } from '../agent/state.js';
-import { Forwarder, parseCidr, resolvConfUpstreams, type Cidr, type Upstream } from './forward.js';
+import { Forwarder } from './forward.js';
 import { DnsMetrics } from './metrics.js';
-import { DnsServer, ListenError, probeListen, type HostPort } from './server.js';
+import { resolvConfUpstreams } from './recursion.js';
+import { DnsServer, probeListen } from './server.js';
 import { ALIAS_VALUE, Zone } from './zone.js';
 
 /** How long startup waits for the first scan of etcd before serving without it. */
@@ -40,7 +41,7 @@ export const dnsPlugin: Plugin<DnsConfig> = {
       { host: '127.0.0.1', port: 53 },
       ...(node.clusterAddress ? [{ host: node.clusterAddress, port: 53 }] : []),
     ];
-    let upstreams: Upstream[] = config.upstreamDns === 'none' ? [] : (config.upstreamDns ?? resolvConfUpstreams());
+    let upstreams: HostPort[] = config.upstreamDns === 'none' ? [] : (config.upstreamDns ?? resolvConfUpstreams());
     // Never forward to ourselves.
     upstreams = upstreams.filter((u) => !listensAt(listen, u.host, u.port));
     const recurseNets = [config.clusterCidr, config.podSubnet].flatMap((c) => (c ? [parseCidr(c)] : [])).filter((c): c is Cidr => !!c);
@@ -67,7 +68,6 @@ export const dnsPlugin: Plugin<DnsConfig> = {
       await server.start();
     } catch (err) {
       forwarder.close();
-      if (err instanceof ListenError) throw new StartupError(err.message);
       throw err;
     }
 
@@ -90,7 +90,7 @@ export const dnsPlugin: Plugin<DnsConfig> = {
     // scanned must not keep the agent from starting (or from stopping).
     const member = membershipKey(ctx, listen);
     if (!member && node.clusterAddress) {
-      log.warn({ clusterAddress: node.clusterAddress, listen: listen.map((l) => `${l.host}:${l.port}`) },
+      log.warn({ clusterAddress: node.clusterAddress, listen: listen.map(formatHostPort) },
         `not joining dns.special: pods ask ${node.clusterAddress}:53, and this server ${ns ? 'does not listen there' : 'has no worker or api name to be known by'}`);
     }
     let stopped = false;
@@ -104,7 +104,7 @@ export const dnsPlugin: Plugin<DnsConfig> = {
     });
     const waited = await Promise.race([joined.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), SYNC_WAIT_MS).unref())]);
     if (!waited) log.warn({ waitedMs: SYNC_WAIT_MS }, 'dns zone not synced yet: in-zone queries get SERVFAIL until it is');
-    log.info({ listen: listen.map((l) => `${l.host}:${l.port}`), upstreams: upstreams.map((u) => `${u.host}:${u.port}`), member }, 'dns serving');
+    log.info({ listen: listen.map(formatHostPort), upstreams: upstreams.map(formatHostPort), member }, 'dns serving');
 
     return {
       async stop() {

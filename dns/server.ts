@@ -4,12 +4,16 @@ import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
 import dns2 from 'dns2';
 import type { Logger } from 'pino';
+import { bindError, formatHostPort, type HostPort } from '../agent/address.js';
 import { StartupError } from '../agent/errors.js';
-import { answer, refused, servfail, TYPE, type Query } from './answer.js';
+import { isLoopback, type Cidr } from '../agent/ipv4.js';
+import { answer, refused, servfail } from './answer.js';
 import { AnswerCache, fastKey, questionName, signature, type FastKey, type Revalidator } from './fastpath.js';
-import { isLoopback, mayRecurse, type Cidr, type Forwarder } from './forward.js';
+import type { Forwarder } from './forward.js';
+import { HEADER, TYPE, type Query } from './message.js';
 import { loadNativeUdp, type EngineHandle, type NativeStats, type NativeUdp } from './native.js';
-import { encodeResponse, encodeTransfer, HEADER, parseQuery, queryFromPacket, sizeLimit } from './wire.js';
+import { mayRecurse } from './recursion.js';
+import { encodeResponse, encodeTransfer, parseQuery, queryFromPacket, sizeLimit } from './wire.js';
 import type { Zone } from './zone.js';
 
 const { UDPServer, TCPServer } = dns2;
@@ -28,11 +32,6 @@ type Packet = InstanceType<typeof dns2.Packet>;
  */
 
 export type UdpEngine = 'auto' | 'native' | 'node';
-
-export interface HostPort {
-  host: string;
-  port: number;
-}
 
 export interface ServerOptions {
   listen: HostPort[];
@@ -64,8 +63,6 @@ const SOCKET_BUFFER = 4 * 1024 * 1024;
  */
 export const TCP_MAX_UNREAD = 256 * 1024;
 
-export class ListenError extends StartupError {}
-
 /** Binds and releases UDP and TCP on each address: a busy or foreign address fails here, before the agent writes anything. */
 export async function probeListen(addresses: HostPort[]): Promise<void> {
   for (const hp of addresses) {
@@ -88,20 +85,12 @@ export async function probeListen(addresses: HostPort[]): Promise<void> {
   }
 }
 
-function listenError(err: NodeJS.ErrnoException, hp: HostPort, proto: string): ListenError {
-  const where = `--dns-listen ${hp.host}:${hp.port}`;
-  if (err.code === 'EADDRINUSE') return new ListenError(`${where}: ${proto} port ${hp.port} is in use on ${hp.host}; stop what holds it or pick another address`);
-  if (err.code === 'EACCES') return new ListenError(`${where}: no permission to bind ${proto} port ${hp.port} (ports below 1024 need root or CAP_NET_BIND_SERVICE)`);
-  if (err.code === 'EADDRNOTAVAIL') return new ListenError(`${where}: ${hp.host} is not an address of this host`);
-  return new ListenError(`${where}: cannot bind ${proto}: ${err.message}`);
-}
-
 /** Resolves when `listening` fires, rejects on 'error': dns2's listen() alone never settles on a failed bind. */
-function raceListen(emitter: NodeJS.EventEmitter, listen: () => unknown, hp: HostPort, proto: string): Promise<void> {
+function raceListen(emitter: NodeJS.EventEmitter, listen: () => unknown, hp: HostPort, proto: 'UDP' | 'TCP'): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       emitter.off('listening', onListening);
-      reject(listenError(err, hp, proto));
+      reject(bindError('--dns-listen', hp, proto, err));
     };
     const onListening = () => {
       emitter.off('error', onError);
@@ -164,7 +153,7 @@ export class DnsServer implements Revalidator {
     if (want !== 'node') {
       const { udp, error } = loadNativeUdp();
       if (udp) this.native = udp;
-      else if (want === 'native') throw new ListenError(`--dns-udp-engine native: the native UDP engine cannot be loaded: ${error}`);
+      else if (want === 'native') throw new StartupError(`--dns-udp-engine native: the native UDP engine cannot be loaded: ${error}`);
       else this.opts.log.warn({ reason: error }, 'dns: native UDP engine unavailable, UDP is read through node:dgram');
     }
     this.udpEngine = this.native ? 'native' : 'node';
@@ -192,7 +181,7 @@ export class DnsServer implements Revalidator {
         this.tcp.push(t);
         await raceListen(t, () => t.listen(hp.port, hp.host), hp, 'TCP');
         t.on('error', (err) => this.opts.log.warn({ err: err.message }, 'dns tcp server error'));
-        this.opts.log.info({ address: `${hp.host}:${hp.port}`, udp: this.udpEngine }, 'dns listening (udp, tcp)');
+        this.opts.log.info({ address: formatHostPort(hp), udp: this.udpEngine }, 'dns listening (udp, tcp)');
       }
     } catch (err) {
       await this.stop();
@@ -205,7 +194,7 @@ export class DnsServer implements Revalidator {
     try {
       engine = native.open(hp.host, hp.port, SOCKET_BUFFER);
     } catch (err) {
-      throw listenError(err as NodeJS.ErrnoException, hp, 'UDP');
+      throw bindError('--dns-listen', hp, 'UDP', err as NodeJS.ErrnoException);
     }
     this.engines.push(engine);
     native.setGeneration(engine, this.opts.zone.generation >>> 0);

@@ -6,7 +6,7 @@ import { TestAgent } from '../support/agent.js';
 import { TestEtcd } from '../support/etcd.js';
 import { freePort, loopbackAddress } from '../support/ports.js';
 import { buildQuery, dig, parse, tcpAsk, udpAsk, until } from './client.js';
-import { TYPE } from '../../dns/answer.js';
+import { TYPE } from '../../dns/message.js';
 import { StubUpstream } from './stub.js';
 
 const { A, NS, SOA, TXT, SRV, AAAA, AXFR, ANY }: Record<keyof typeof TYPE, number> = TYPE;

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { connect, type Socket } from 'node:net';
+import { StartupError } from '../../agent/errors.js';
 import { Forwarder } from '../../dns/forward.js';
-import { DnsServer, ListenError } from '../../dns/server.js';
+import { DnsServer } from '../../dns/server.js';
 import { Zone } from '../../dns/zone.js';
 import { freePort } from '../support/ports.js';
 import { testLog } from '../support/log.js';
@@ -103,11 +104,11 @@ for (const udpEngine of ['native', 'node'] as const) {
       expect(await tcpAsk(port, [buildQuery('web.pod.cluster.local', 1)])).to.have.length(1);
     });
 
-    it('turns a busy port or a foreign address into a ListenError naming --dns-listen', async () => {
+    it('turns a busy port or a foreign address into a StartupError naming --dns-listen', async () => {
       const busy = new DnsServer({ listen: [{ host: '127.0.0.1', port }], zone, forwarder, recurseNets: [], log: testLog, udpEngine });
       let err: unknown;
       await busy.start().catch((e) => (err = e));
-      expect(err).to.be.instanceOf(ListenError);
+      expect(err).to.be.instanceOf(StartupError);
       expect((err as Error).message).to.equal(`--dns-listen 127.0.0.1:${port}: UDP port ${port} is in use on 127.0.0.1; stop what holds it or pick another address`);
       const foreign = new DnsServer({ listen: [{ host: '192.0.2.77', port }], zone, forwarder, recurseNets: [], log: testLog, udpEngine });
       err = undefined;
