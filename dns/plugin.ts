@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { formatHostPort, listensAt, type HostPort } from '../agent/address.js';
 import { parseCidr, type Cidr } from '../agent/ipv4.js';
+import { ALIAS_VALUE, nodeFqdn, specialMemberKey } from '../agent/keys.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../agent/plugin.js';
 import type { StateEvent } from '../agent/state.js';
 import { kithVersion } from '../agent/version.js';
@@ -9,7 +10,8 @@ import { Forwarder } from './forward.js';
 import { DnsMetrics } from './metrics.js';
 import { resolvConfUpstreams } from './recursion.js';
 import { DnsServer, probeListen } from './server.js';
-import { ALIAS_VALUE, Zone } from './zone.js';
+import { Zone } from './zone.js';
+import { applyEvent, ZONE_PREFIXES } from './zone-source.js';
 
 /** How long startup waits for the first scan of etcd before serving without it. */
 const SYNC_WAIT_MS = 20_000;
@@ -24,8 +26,7 @@ export function membershipKey(ctx: Pick<PluginContext, 'config' | 'node'>, liste
   if (!node.clusterAddress || !listensAt(listen, node.clusterAddress, 53)) return undefined;
   const ns = node.roles.has('worker') ? 'worker' : node.roles.has('api') ? 'api' : undefined;
   if (!ns) return undefined;
-  const d = config.clusterDomain;
-  return `dns/dns.special.${d}./${node.name}.${ns}.node.${d}.`;
+  return specialMemberKey('dns', node.name, ns, config.clusterDomain);
 }
 
 export const dnsPlugin: Plugin<DnsConfig> = {
@@ -52,7 +53,7 @@ export const dnsPlugin: Plugin<DnsConfig> = {
       ttl: config.dnsTtl,
       nodeName: node.name,
       version: kithVersion(),
-      mname: ns ? `${node.name}.${ns}.node.${config.clusterDomain}` : undefined,
+      mname: ns ? nodeFqdn(node.name, ns, config.clusterDomain) : undefined,
       reverseCidrs: [config.clusterCidr, ...(config.podSubnet ? [config.podSubnet] : [])],
     });
     zone.synced = false;
@@ -74,11 +75,11 @@ export const dnsPlugin: Plugin<DnsConfig> = {
     const syncStart = performance.now();
     let warned = 0;
     const apply = (ev: StateEvent) => {
-      if (zone.apply(ev) || warned >= 20) return;
+      if (applyEvent(zone, ev) || warned >= 20) return;
       warned++;
       log.warn({ key: ev.key, value: ev.type === 'put' ? ev.value.slice(0, 100) : undefined }, 'dns: ignoring a malformed key or value (A records need an IPv4 value, names must be DNS names, pods JSON)');
     };
-    const sub = state.watch(['dns/', 'resource/pod/'], apply, {
+    const sub = state.watch(ZONE_PREFIXES, apply, {
       name: 'dns',
       onSynced: () => {
         zone.synced = true;

@@ -1,13 +1,11 @@
-import { isIPv4 } from 'node:net';
-import type { StateEvent } from '../agent/state.js';
+import { intToIp, parseCidr } from '../agent/ipv4.js';
+import { podFqdn, specialFqdn } from '../agent/keys.js';
 
 /**
- * The cluster zone in memory, fed one state event at a time (SPEC §4).
- *
- * Sources, all relative keys of the state layer:
- * - `dns/<fqdn.>` = IPv4: an A record (nodes, pods);
- * - `dns/<from-fqdn.>/<to-fqdn.>` = `alias`: `from` answers with the union of its targets' addresses;
- * - `resource/pod/<name>`: named ports (SRV) and the owning ReplicaSet (`<rs>.replicaset`).
+ * The cluster zone in memory (SPEC §4), fed the typed changes of one etcd
+ * event at a time (dns/zone-source.ts decodes them): A records, aliases
+ * (`from` answers with the union of its targets' addresses), and pods (named
+ * ports for SRV, the owning ReplicaSet for `<rs>.replicaset`).
  *
  * Names are kept lowercase without the trailing dot. Nothing is ever rebuilt
  * whole: each event touches the names it changes, and the alias memo is
@@ -23,7 +21,7 @@ export interface ZoneOptions {
   nodeName: string;
   /** The kith version: `version.bind`. */
   version: string;
-  /** SOA MNAME (no trailing dot); defaults to `dns.special.<domain>`. */
+  /** SOA MNAME (a trailing dot is dropped); defaults to `dns.special.<domain>`. */
   mname?: string;
   /** IPv4 CIDRs whose reverse zones are served (the pod address space). */
   reverseCidrs?: string[];
@@ -55,16 +53,33 @@ export type ZoneRecord =
   | { name: string; type: 'NS'; ns: string }
   | { name: string; type: 'SOA'; soa: Soa };
 
-interface PodInfo {
+/** What the zone keeps of a pod. */
+export interface PodInfo {
   replicaSet?: string;
   /** Named ports: lowercase name -> the reachable port. */
   ports: Map<string, number>;
 }
 
+/** One change to the zone; names normalized (lowercase, no trailing dot) and valid. */
+export type ZoneChange =
+  | { op: 'putRecord'; name: string; address: string }
+  | { op: 'deleteRecord'; name: string }
+  | { op: 'addAlias'; from: string; to: string }
+  | { op: 'removeAlias'; from: string; to: string }
+  | { op: 'putPod'; pod: string; info: PodInfo }
+  | { op: 'deletePod'; pod: string };
+
+/** What one etcd event means for the zone. */
+export interface ZoneUpdate {
+  changes: ZoneChange[];
+  /** Part of the event was malformed (counted in `rejected`). */
+  malformed: boolean;
+  /** The event's etcd revision (the SOA serial). */
+  revision: number;
+}
+
 /** Where a name belongs: the cluster zone, one of its reverse zones, or neither. */
 export type Authority = { kind: 'cluster' | 'reverse'; apex: string } | undefined;
-
-export const ALIAS_VALUE = 'alias';
 
 export function normalizeName(name: string): string {
   let n = name.toLowerCase();
@@ -80,17 +95,10 @@ export function reverseName(address: string): string {
 
 /** The reverse zone apex covering an IPv4 CIDR, on whole octets (a /16 -> `b.a.in-addr.arpa`). */
 export function reverseApexOf(cidr: string): string | undefined {
-  const [addr, lenText] = cidr.split('/');
-  const len = Number(lenText);
-  if (!addr || !isIPv4(addr) || !Number.isInteger(len) || len < 8 || len > 32) return undefined;
-  const octets = addr.split('.').slice(0, Math.floor(len / 8));
+  const c = parseCidr(cidr);
+  if (!c || c.len < 8) return undefined;
+  const octets = intToIp(c.base).split('.').slice(0, c.len >> 3);
   return `${octets.reverse().join('.')}.in-addr.arpa`;
-}
-
-const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
-const NAME = /^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
-function validName(name: string): boolean {
-  return name.length > 0 && name.length <= 253 && NAME.test(name);
 }
 
 export class Zone {
@@ -99,6 +107,8 @@ export class Zone {
   readonly nodeName: string;
   readonly version: string;
   readonly soa: Soa;
+  /** The apex NS target: `dns.special.<domain>`. */
+  readonly nsName: string;
   /** Bumped by every event that changed something: answers cached under an older generation are stale. */
   generation = 0;
   /** The etcd revision the SOA serial was taken from. */
@@ -141,11 +151,12 @@ export class Zone {
     this.ttl = opts.ttl;
     this.nodeName = opts.nodeName;
     this.version = opts.version;
-    this.podSuffix = `.pod.${this.domain}`;
+    this.podSuffix = normalizeName(podFqdn('', this.domain)); // `.pod.<domain>`
+    this.nsName = normalizeName(specialFqdn('dns', this.domain));
     this.rsSuffix = `.replicaset.${this.domain}`;
     this.soa = {
       apex: this.domain,
-      mname: normalizeName(opts.mname ?? `dns.special.${this.domain}`),
+      mname: normalizeName(opts.mname ?? this.nsName),
       rname: `admin.${this.domain}`,
       serial: 1,
       refresh: 300,
@@ -162,49 +173,36 @@ export class Zone {
 
   // ---- events -------------------------------------------------------------
 
-  /** Applies one state event. Returns false when it was ignored as malformed or foreign. */
-  apply(ev: StateEvent): boolean {
+  /** Applies the changes of one etcd event. Returns false when part of it was malformed. */
+  update(u: ZoneUpdate): boolean {
     const before = this.generation;
-    const ok = ev.key.startsWith('dns/') ? this.applyDns(ev) : ev.key.startsWith('resource/pod/') ? this.applyPod(ev) : false;
+    for (const c of u.changes) this.change(c);
     // The SOA serial is the etcd revision of the last change that changed an answer: it grows with every
     // change, and agents that have seen the same changes give the same serial (RFC 1982 arithmetic, 32 bits).
-    if (this.generation !== before && ev.modRevision > this.serialRevision) {
-      this.serialRevision = ev.modRevision;
-      this.soa.serial = ev.modRevision % 2 ** 32 || 1;
+    if (this.generation !== before && u.revision > this.serialRevision) {
+      this.serialRevision = u.revision;
+      this.soa.serial = u.revision % 2 ** 32 || 1;
     }
-    return ok;
-  }
-
-  private applyDns(ev: StateEvent): boolean {
-    const rest = ev.key.slice(4);
-    const slash = rest.indexOf('/');
-    if (slash < 0) {
-      const name = normalizeName(rest);
-      if (!validName(name)) return this.reject();
-      if (ev.type === 'put') {
-        const address = ev.value.trim();
-        if (!isIPv4(address)) {
-          // A malformed value replaces nothing valid: the name loses its record.
-          this.deleteRecord(name);
-          return this.reject();
-        }
-        this.putRecord(name, address);
-      } else {
-        this.deleteRecord(name);
-      }
-      return true;
-    }
-    const from = normalizeName(rest.slice(0, slash));
-    const to = normalizeName(rest.slice(slash + 1));
-    if (!validName(from) || !validName(to)) return this.reject();
-    if (ev.type === 'put') this.addAlias(from, to);
-    else this.removeAlias(from, to);
-    return true;
-  }
-
-  private reject(): false {
+    if (!u.malformed) return true;
     this.rejected++;
     return false;
+  }
+
+  private change(c: ZoneChange): void {
+    switch (c.op) {
+      case 'putRecord':
+        return this.putRecord(c.name, c.address);
+      case 'deleteRecord':
+        return this.deleteRecord(c.name);
+      case 'addAlias':
+        return this.addAlias(c.from, c.to);
+      case 'removeAlias':
+        return this.removeAlias(c.from, c.to);
+      case 'putPod':
+        return this.setPod(c.pod, c.info);
+      case 'deletePod':
+        return this.setPod(c.pod, undefined);
+    }
   }
 
   private putRecord(name: string, address: string): void {
@@ -304,17 +302,9 @@ export class Zone {
     this.changed(from);
   }
 
-  private applyPod(ev: StateEvent): boolean {
-    const podName = ev.key.slice('resource/pod/'.length).toLowerCase();
-    if (!LABEL.test(podName)) return this.reject();
+  private setPod(podName: string, next: PodInfo | undefined): void {
     const old = this.pods.get(podName);
-    let next: PodInfo | undefined;
-    let ok = true;
-    if (ev.type === 'put') {
-      next = parsePod(ev.value);
-      if (!next) ok = false;
-    }
-    if (!old && !next) return ok ? true : this.reject();
+    if (!old && !next) return;
     if (next) this.pods.set(podName, next);
     else this.pods.delete(podName);
     const oldRs = old?.replicaSet;
@@ -327,7 +317,6 @@ export class Zone {
     this.changed(`${podName}${this.podSuffix}`);
     if (oldRs) this.changed(`${oldRs}${this.rsSuffix}`);
     if (newRs && newRs !== oldRs) this.changed(`${newRs}${this.rsSuffix}`);
-    return ok ? true : this.reject();
   }
 
   private joinReplicaSet(rs: string, pod: string): void {
@@ -525,11 +514,6 @@ export class Zone {
     return apex === this.domain ? this.soa : { ...this.soa, apex };
   }
 
-  /** The apex NS target. */
-  get nsName(): string {
-    return `dns.special.${this.domain}`;
-  }
-
   /** Counts for the zone-size gauge. */
   size(): { records: number; aliases: number; pods: number; replicaSets: number; ptr: number } {
     return {
@@ -572,31 +556,4 @@ export class Zone {
       }
     }
   }
-}
-
-/** The parts of a pod resource the zone needs; undefined when the JSON is not a pod. */
-export function parsePod(json: string): PodInfo | undefined {
-  let pod: unknown;
-  try {
-    pod = JSON.parse(json);
-  } catch {
-    return undefined;
-  }
-  if (!pod || typeof pod !== 'object') return undefined;
-  const p = pod as { metadata?: unknown; spec?: unknown };
-  const metadata = p.metadata && typeof p.metadata === 'object' ? (p.metadata as Record<string, unknown>) : {};
-  const rs = typeof metadata.replicaSet === 'string' && LABEL.test(metadata.replicaSet.toLowerCase()) ? metadata.replicaSet.toLowerCase() : undefined;
-  const ports = new Map<string, number>();
-  const spec = p.spec && typeof p.spec === 'object' ? (p.spec as Record<string, unknown>) : {};
-  if (Array.isArray(spec.ports)) {
-    for (const item of spec.ports) {
-      if (!item || typeof item !== 'object') continue; // a bare number has no name, so no SRV
-      const { container, cluster, name } = item as Record<string, unknown>;
-      if (typeof name !== 'string' || !LABEL.test(name.toLowerCase())) continue;
-      const port = typeof cluster === 'number' ? cluster : container;
-      if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) continue;
-      ports.set(name.toLowerCase(), port);
-    }
-  }
-  return { replicaSet: rs, ports };
 }

@@ -10,6 +10,7 @@ import { DnsMetrics } from '../../dns/metrics.js';
 import { loadNativeUdp } from '../../dns/native.js';
 import { DnsServer } from '../../dns/server.js';
 import { Zone } from '../../dns/zone.js';
+import { applyEvent } from '../../dns/zone-source.js';
 import { freePort } from '../support/ports.js';
 import { testLog } from '../support/log.js';
 import { buildQuery, parse, udpAsk } from './client.js';
@@ -17,7 +18,7 @@ import { buildQuery, parse, udpAsk } from './client.js';
 const A = 1;
 let revision = 1;
 const put = (zone: Zone, key: string, value: string) =>
-  zone.apply({ type: 'put', key, value, createRevision: revision, modRevision: revision++ });
+  applyEvent(zone, { type: 'put', key, value, createRevision: revision, modRevision: revision++ });
 
 /**
  * The native UDP engine behind a real DnsServer on loopback: which queries its
@@ -106,7 +107,7 @@ describe('dns native UDP engine', () => {
     const h0 = stats().hits;
     expect((await ask('web.pod.cluster.local')).msg.answers.map((a) => a.address)).to.deep.equal(['10.244.9.9']);
     expect(stats().hits - h0).to.equal(1);
-    zone.apply({ type: 'delete', key: 'dns/web.pod.cluster.local.', modRevision: revision++ });
+    applyEvent(zone, { type: 'delete', key: 'dns/web.pod.cluster.local.', modRevision: revision++ });
     expect((await ask('web.pod.cluster.local')).msg.header.rcode).to.equal(3);
     // A change elsewhere in the zone leaves an answer that did not change replayable after one check.
     await ask('db.pod.cluster.local');

@@ -3,6 +3,7 @@ import dns2 from 'dns2';
 import type { Outcome } from '../../dns/answer.js';
 import { CLASS, type Query, type Response } from '../../dns/message.js';
 import { Zone } from '../../dns/zone.js';
+import { applyEvent } from '../../dns/zone-source.js';
 
 /** The small zone, queries and wire messages the unit tests of answer, wire and the fast path share. */
 
@@ -11,7 +12,7 @@ let rev = 0;
 
 export function makeZone(): Zone {
   const z = new Zone({ domain: 'cluster.local', ttl: 7, nodeName: 'node-a', version: '9.9.9', reverseCidrs: ['10.244.0.0/16'] });
-  const put = (key: string, value: string) => z.apply({ type: 'put', key, value, createRevision: ++rev, modRevision: rev });
+  const put = (key: string, value: string) => applyEvent(z, { type: 'put', key, value, createRevision: ++rev, modRevision: rev });
   put('dns/web.pod.cluster.local.', '10.244.1.5');
   put('dns/node-a.worker.node.cluster.local.', '10.88.0.1');
   put('dns/dns.special.cluster.local./node-a.worker.node.cluster.local.', 'alias');

@@ -4,6 +4,7 @@ import { StartupError } from '../../agent/errors.js';
 import { Forwarder } from '../../dns/forward.js';
 import { DnsServer } from '../../dns/server.js';
 import { Zone } from '../../dns/zone.js';
+import { applyEvent } from '../../dns/zone-source.js';
 import { freePort } from '../support/ports.js';
 import { testLog } from '../support/log.js';
 import { buildQuery, parse, tcpAsk, udpAsk } from './client.js';
@@ -12,7 +13,7 @@ import { buildQuery, parse, tcpAsk, udpAsk } from './client.js';
 for (const udpEngine of ['native', 'node'] as const) {
   describe(`dns sockets (UDP engine ${udpEngine})`, () => {
     const zone = new Zone({ domain: 'cluster.local', ttl: 5, nodeName: 'n', version: '1' });
-    zone.apply({ type: 'put', key: 'dns/web.pod.cluster.local.', value: '10.244.1.5', createRevision: 1, modRevision: 1 });
+    applyEvent(zone, { type: 'put', key: 'dns/web.pod.cluster.local.', value: '10.244.1.5', createRevision: 1, modRevision: 1 });
     let server: DnsServer;
     let port: number;
     const forwarder = new Forwarder({ upstreams: [] });

@@ -4,6 +4,7 @@ import { answer } from '../../dns/answer.js';
 import { TYPE } from '../../dns/message.js';
 import { encodeResponse, encodeTransfer, parseQuery } from '../../dns/wire.js';
 import { Zone } from '../../dns/zone.js';
+import { applyEvent } from '../../dns/zone-source.js';
 import { makeZone, query, reply, wire } from './sample-zone.js';
 
 const { Packet } = dns2;
@@ -25,8 +26,8 @@ describe('dns wire', () => {
   it('truncates with TC when the answer exceeds the client size', () => {
     const big = new Zone({ domain: 'cluster.local', ttl: 5, nodeName: 'n', version: '1' });
     for (let i = 0; i < 60; i++) {
-      big.apply({ type: 'put', key: `dns/p${i}.pod.cluster.local.`, value: `10.1.0.${i + 1}`, createRevision: 1, modRevision: 1 });
-      big.apply({ type: 'put', key: `dns/many.x.cluster.local./p${i}.pod.cluster.local.`, value: 'alias', createRevision: 1, modRevision: 1 });
+      applyEvent(big, { type: 'put', key: `dns/p${i}.pod.cluster.local.`, value: `10.1.0.${i + 1}`, createRevision: 1, modRevision: 1 });
+      applyEvent(big, { type: 'put', key: `dns/many.x.cluster.local./p${i}.pod.cluster.local.`, value: 'alias', createRevision: 1, modRevision: 1 });
     }
     const q = parseQuery(wire('many.x.cluster.local', TYPE.A), 'udp', true)!;
     const cut = encodeResponse(reply(answer(big, q)), 512);
