@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { formatHostPort, listensAt, type HostPort } from '../agent/address.js';
+import { settleWithin } from '../agent/deadline.js';
 import { parseCidr, type Cidr } from '../agent/ipv4.js';
 import { ALIAS_VALUE, nodeFqdn, specialMemberKey } from '../agent/keys.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../agent/plugin.js';
@@ -103,14 +104,13 @@ export const dnsPlugin: Plugin<DnsConfig> = {
         log.error({ err: (err as Error).message, key: member }, 'joining dns.special failed');
       }
     });
-    const waited = await Promise.race([joined.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), SYNC_WAIT_MS).unref())]);
-    if (!waited) log.warn({ waitedMs: SYNC_WAIT_MS }, 'dns zone not synced yet: in-zone queries get SERVFAIL until it is');
+    if ((await settleWithin(joined, SYNC_WAIT_MS)) === 'timeout') log.warn({ waitedMs: SYNC_WAIT_MS }, 'dns zone not synced yet: in-zone queries get SERVFAIL until it is');
     log.info({ listen: listen.map(formatHostPort), upstreams: upstreams.map(formatHostPort), member }, 'dns serving');
 
     return {
       async stop() {
         stopped = true;
-        await Promise.race([joined, new Promise((r) => setTimeout(r, 2000).unref())]);
+        await settleWithin(joined, 2000);
         if (member) {
           try {
             await state.delete(member);
