@@ -1,5 +1,5 @@
 import { intToIp, parseCidr } from '../agent/ipv4.js';
-import { podFqdn, specialFqdn } from '../agent/keys.js';
+import { specialFqdn } from '../agent/keys.js';
 
 /**
  * The cluster zone in memory (SPEC §4), fed the typed changes of one etcd
@@ -151,9 +151,10 @@ export class Zone {
     this.ttl = opts.ttl;
     this.nodeName = opts.nodeName;
     this.version = opts.version;
-    this.podSuffix = normalizeName(podFqdn('', this.domain)); // `.pod.<domain>`
-    this.nsName = normalizeName(specialFqdn('dns', this.domain));
+    // The namespaces whose names the zone derives (SPEC §4): pods, and ReplicaSets from their pods.
+    this.podSuffix = `.pod.${this.domain}`;
     this.rsSuffix = `.replicaset.${this.domain}`;
+    this.nsName = normalizeName(specialFqdn('dns', this.domain));
     this.soa = {
       apex: this.domain,
       mname: normalizeName(opts.mname ?? this.nsName),
