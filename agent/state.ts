@@ -291,7 +291,7 @@ export class StateLayer {
     for (const prefix of prefixes) {
       const res = await this.list(prefix, rev);
       rev ??= res.revision; // from the first response only
-      kvs.push(...res.kvs);
+      for (const kv of res.kvs) kvs.push(kv); // not push(...): a prefix may hold more keys than a call takes arguments
     }
     return { revision: rev ?? 0, kvs };
   }
