@@ -1,3 +1,4 @@
+import { availableParallelism, totalmem } from 'node:os';
 import { podResources, type PodSpec } from '../api/schemas.js';
 
 /**
@@ -41,4 +42,18 @@ export const describeAmount = (a: Amount): string => `${formatCpu(a.cpu)} CPU an
 export function parseLimit(kind: 'cpu' | 'memory', value: string): number | undefined {
   if (!/^\d+(\.\d+)?$/.test(value.trim())) return undefined;
   return kind === 'cpu' ? toMilli(value) : Math.floor(Number(value));
+}
+
+/** The largest CPU count a worker offers (the pod CPU schema's bound). */
+export const MAX_CPUS = 1024;
+
+/**
+ * What a worker offers pods by default (SPEC §8): every CPU this process may
+ * run on, and the host's memory less a reserve for the host itself and kith
+ * (10%, at least 512 MiB), never less than one default pod's 128 MiB.
+ */
+export function hostCapacity(host: { cpus: number; memoryBytes: number } = { cpus: availableParallelism(), memoryBytes: totalmem() }): { cpus: number; memory: number } {
+  const total = Math.floor(host.memoryBytes / (1024 * 1024));
+  const reserve = Math.max(Math.ceil(total / 10), 512);
+  return { cpus: Math.min(Math.max(host.cpus, 1), MAX_CPUS), memory: Math.max(total - reserve, DEFAULT_REQUEST.memory) };
 }

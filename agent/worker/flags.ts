@@ -1,10 +1,13 @@
 import { z } from 'zod';
 import { CHAIN_NAME } from '../../firewall/rules.js';
+import { hostCapacity, MAX_CPUS } from '../capacity.js';
 import { defineFlags, ipv4, millis, type FlagValues } from '../flags.js';
 import { IMAGE_PULL_POLICIES } from '../runtime/runtime.js';
 
 /** SPEC §1.1: `KITH-<name>` cut to 28 characters. */
 export const defaultChain = (name: string): string => `KITH-${name}`.slice(0, 28);
+
+const host = hostCapacity();
 
 /** The worker's flags (README.md). */
 export const workerFlags = defineFlags('worker', {
@@ -22,8 +25,18 @@ export const workerFlags = defineFlags('worker', {
     help: 'when images are pulled: never, missing, newer or always',
   },
   hostAddress: { flag: 'host-address', schema: ipv4.optional(), help: "address other hosts reach this one at; routes the other workers' pod subnets (host-gw)" },
-  podCpuLimit: { flag: 'pod-cpu-limit', schema: z.coerce.number().positive().max(1024), default: '1', help: 'CPUs offered to pods' },
-  podMemoryLimit: { flag: 'pod-memory-limit', schema: z.coerce.number().int().positive(), default: '1024', help: 'memory offered to pods, MiB' },
+  podCpuLimit: {
+    flag: 'pod-cpu-limit',
+    schema: z.coerce.number().positive().max(MAX_CPUS),
+    default: String(host.cpus),
+    help: "CPUs offered to pods (default: this host's CPUs)",
+  },
+  podMemoryLimit: {
+    flag: 'pod-memory-limit',
+    schema: z.coerce.number().int().positive(),
+    default: String(host.memory),
+    help: "memory offered to pods, MiB (default: this host's memory less 10%, at least 512 MiB)",
+  },
   iptablesChain: {
     flag: 'iptables-chain',
     schema: z.string().regex(CHAIN_NAME, 'must be 1-28 characters of A-Z a-z 0-9 _ . -'),

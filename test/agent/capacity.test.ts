@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { pod as podSchema } from '../../api/schemas.js';
-import { fits, formatCpu, minus, parseLimit, podRequest } from '../../agent/capacity.js';
+import { fits, formatCpu, hostCapacity, minus, parseLimit, podRequest } from '../../agent/capacity.js';
 
 const spec = (containers: unknown[]) => podSchema.parse({ name: 'p', type: 'pod', state: 'created', spec: { containers } }).spec;
 
@@ -30,5 +30,18 @@ describe('worker accounting', () => {
     expect(parseLimit('cpu', '0.75')).to.equal(750);
     expect(parseLimit('memory', '512')).to.equal(512);
     expect(parseLimit('memory', 'lots')).to.equal(undefined);
+  });
+});
+
+describe('host capacity', () => {
+  const GiB = 1024 ** 3;
+  it('offers every CPU and the memory less 10%, at least 512 MiB, of the host', () => {
+    expect(hostCapacity({ cpus: 16, memoryBytes: 64 * GiB })).to.deep.equal({ cpus: 16, memory: 65536 - 6554 });
+    expect(hostCapacity({ cpus: 2, memoryBytes: 2 * GiB })).to.deep.equal({ cpus: 2, memory: 2048 - 512 });
+  });
+
+  it('keeps room for one default pod on a tiny host, and stays within the CPU bound', () => {
+    expect(hostCapacity({ cpus: 1, memoryBytes: 256 * 1024 ** 2 })).to.deep.equal({ cpus: 1, memory: 128 });
+    expect(hostCapacity({ cpus: 4096, memoryBytes: 8 * GiB }).cpus).to.equal(1024);
   });
 });

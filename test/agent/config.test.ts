@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseAgentConfig, rememberName } from '../../agent/config.js';
 import { ConfigError } from '../../agent/errors.js';
@@ -32,8 +32,9 @@ describe('agent config', () => {
       imagePull: 'missing',
       podNetwork: 'kith',
       clusterCidr: '10.244.0.0/16',
-      podCpuLimit: 1,
-      podMemoryLimit: 1024,
+      // SPEC §8: what the host has, not 1 CPU and 1 GiB.
+      podCpuLimit: availableParallelism(),
+      podMemoryLimit: Math.floor(totalmem() / 2 ** 20) - Math.max(Math.ceil(Math.floor(totalmem() / 2 ** 20) / 10), 512),
       healthyTtl: 30,
       aliveTtl: 300,
       iptablesChain: 'KITH-node-a',
