@@ -38,7 +38,13 @@ export class SchedulerView {
   private readonly inbox = new Map<string, Map<string, { request: Amount }>>();
   private readonly inboxSum = new Map<string, Amount>();
   /** Pods that left an inbox (claimed), counted until the worker publishes its limits again. */
-  private readonly leaving = new Map<string, Map<string, { request: Amount; at: number }>>();
+  private readonly leaving = new Map<string, Map<string, { request: Amount; at: number; revision: number }>>();
+  /**
+   * The revision of each worker's latest published limits. The worker's claim deletes the inbox entry and
+   * publishes its limits in one transaction, but the two prefixes are watched apart, so either event may
+   * come first: an inbox entry that left at or before this revision is already counted by the limits.
+   */
+  private readonly limitsRevision = new Map<string, number>();
   private readonly reservations = new Map<string, Reservation>();
   private readonly pods = new Map<string, { replicaSet?: string; worker?: string }>();
   /** replicaSet -> worker -> live pods. */
@@ -62,8 +68,14 @@ export class SchedulerView {
       // A worker gone (both limits deleted with its lease) leaves nothing behind.
       if (p.cpu === undefined && p.memory === undefined) this.published.delete(worker);
       else this.published.set(worker, p);
-      // The worker puts cpu then memory in one transaction: its published values now count every claimed pod.
-      if (kind === 'memory') this.leaving.delete(worker);
+      // The worker puts cpu and memory in one transaction: its values now count every pod claimed up to it.
+      if (kind === 'memory') {
+        if (ev.type === 'put') this.limitsRevision.set(worker, ev.modRevision);
+        else this.limitsRevision.delete(worker);
+        const l = this.leaving.get(worker);
+        for (const [pod, e] of l ?? []) if (e.revision <= ev.modRevision) l!.delete(pod);
+        if (l?.size === 0) this.leaving.delete(worker);
+      }
     } else if ((two = splitTwo(ev.key, INBOX_PREFIX))) {
       const [worker, pod] = two;
       const box = this.inbox.get(worker) ?? new Map<string, { request: Amount }>();
@@ -85,9 +97,9 @@ export class SchedulerView {
           this.inbox.delete(worker);
           this.inboxSum.delete(worker);
         }
-        if (e) {
-          const l = this.leaving.get(worker) ?? new Map<string, { request: Amount; at: number }>();
-          l.set(pod, { request: e.request, at: this.now() });
+        if (e && (this.limitsRevision.get(worker) ?? 0) < ev.modRevision) {
+          const l = this.leaving.get(worker) ?? new Map<string, { request: Amount; at: number; revision: number }>();
+          l.set(pod, { request: e.request, at: this.now(), revision: ev.modRevision });
           this.leaving.set(worker, l);
         }
       }

@@ -9,6 +9,29 @@ const pod = (name: string, memory: number, metadata: Record<string, string> = {}
   JSON.stringify({ name, type: 'pod', state, metadata, spec: { containers: [{ name: 'c', image: 'i', resources: { requests: { cpu: '0.1', memory } } }] } });
 
 describe('scheduler view', () => {
+  it('counts a claimed pod once when its limits arrive before its inbox delete (one transaction, two watches)', () => {
+    const v = new SchedulerView(() => 0);
+    v.apply(put('node.worker/heartbeat/healthy/w1', 'x'));
+    v.apply(put('node.worker/limits/cpu/w1', '1'));
+    v.apply(put('node.worker/limits/memory/w1', '1024'));
+    v.apply(put('node.worker/inbox/w1/p1', pod('p1', 200)));
+    expect(v.workers()[0]!.free).to.deep.equal({ cpu: 900, memory: 824 });
+    // The claim: inbox delete and new limits at one revision; the limits watcher delivers first.
+    const claim = rev++;
+    v.apply({ type: 'put', key: 'node.worker/limits/cpu/w1', value: '0.9', createRevision: 1, modRevision: claim });
+    v.apply({ type: 'put', key: 'node.worker/limits/memory/w1', value: '824', createRevision: 1, modRevision: claim });
+    v.apply({ type: 'delete', key: 'node.worker/inbox/w1/p1', modRevision: claim });
+    expect(v.workers()[0]!.free).to.deep.equal({ cpu: 900, memory: 824 });
+    // A later claim whose inbox delete comes first is counted until its limits arrive, and then once.
+    v.apply(put('node.worker/inbox/w1/p2', pod('p2', 100)));
+    const second = rev++;
+    v.apply({ type: 'delete', key: 'node.worker/inbox/w1/p2', modRevision: second });
+    expect(v.workers()[0]!.free).to.deep.equal({ cpu: 800, memory: 724 });
+    v.apply({ type: 'put', key: 'node.worker/limits/cpu/w1', value: '0.8', createRevision: 1, modRevision: second });
+    v.apply({ type: 'put', key: 'node.worker/limits/memory/w1', value: '724', createRevision: 1, modRevision: second });
+    expect(v.workers()[0]!.free).to.deep.equal({ cpu: 800, memory: 724 });
+  });
+
   it('free = published limits minus inbox, claimed-not-yet-published and reservations', () => {
     let now = 0;
     const v = new SchedulerView(() => now);
