@@ -83,12 +83,12 @@ async function waitForPod(io: Io, name: string, timeoutS: number): Promise<numbe
   let last: string | undefined;
   for (;;) {
     const { body } = await io.api.request('GET', seg('resources', 'pod', name));
-    const state = (body as { state?: string }).state;
+    const { state, metadata } = body as { state?: string; metadata?: Record<string, string> };
     if (state !== last) io.err(`${name}: ${state}\n`);
     last = state;
     const o = waitOutcome(state);
     if (o.done) {
-      if (o.code !== 0) io.err(`kith: pod ${name} ended ${state}\n`);
+      if (o.code !== 0) io.err(`kith: pod ${name} ended ${state}${metadata?.error ? `: ${metadata.error}` : ''}\n`);
       return o.code;
     }
     if (Date.now() >= deadline) {

@@ -65,7 +65,7 @@ export async function startScheduler(ctx: PluginContext, policy: RetryPolicy): P
   };
 
   const abandon = async (p: Pending, reason: string) => {
-    const r = await state.txn(abandonTransaction(p, me));
+    const r = await state.txn(abandonTransaction(p, me, reason));
     if (r.succeeded) {
       placed.inc({ outcome: 'abandoned' });
       log.warn({ pod: p.pod.name, tries: p.tries, reason }, 'pod abandoned');

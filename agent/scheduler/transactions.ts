@@ -23,9 +23,13 @@ export function placeTransaction(m: Marker, worker: string, scheduledBy: string)
   };
 }
 
-/** Gives the pod up: the marker goes and the resource says `abandoned`. */
-export function abandonTransaction(m: Marker, scheduledBy: string): Transaction {
-  const value = JSON.stringify({ ...m.pod, state: 'abandoned', metadata: { ...m.pod.metadata, scheduledBy } });
+/**
+ * Gives the pod up: the marker goes and the resource says `abandoned`, with
+ * the reason in `metadata.error` (as a worker writes why a pod errored), so
+ * the API and the CLI can say why.
+ */
+export function abandonTransaction(m: Marker, scheduledBy: string, reason: string): Transaction {
+  const value = JSON.stringify({ ...m.pod, state: 'abandoned', metadata: { ...m.pod.metadata, scheduledBy, error: reason.slice(0, 300) } });
   return {
     if: markerAsSeen(m),
     then: [{ delete: unscheduledKey(m.pod.name) }, { put: podKey(m.pod.name), value }],

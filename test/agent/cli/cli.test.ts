@@ -116,7 +116,8 @@ describe('cli: the kith client commands against a real agent', function () {
 
   it('run --wait follows the pod until it runs (exit 0) or ends badly (exit 1)', async () => {
     const setState = async (name: string, state: string) => {
-      await h.until(async () => (await h.value(`resource/pod/${name}`)) !== undefined);
+      // The CLI is a fresh process (tsx included): on a loaded machine it takes seconds to POST.
+      await h.until(async () => (await h.value(`resource/pod/${name}`)) !== undefined, 20_000);
       const pod = JSON.parse((await h.value(`resource/pod/${name}`))!);
       await h.put(`resource/pod/${name}`, JSON.stringify({ ...pod, state }));
     };
@@ -134,6 +135,15 @@ describe('cli: the kith client commands against a real agent', function () {
     const b = await bad;
     expect(b.code).to.equal(1);
     expect(b.stderr.trimEnd().split('\n').at(-1)).to.equal('kith: pod waits-bad ended exitFailure');
+
+    // An abandoned pod says why, from the scheduler's metadata.error.
+    const why = kith([...api, 'run', '--wait', '--name', 'waits-why', 'localhost/kith/busybox']);
+    await h.until(async () => (await h.value('resource/pod/waits-why')) !== undefined, 20_000);
+    const created = JSON.parse((await h.value('resource/pod/waits-why'))!);
+    await h.put('resource/pod/waits-why', JSON.stringify({ ...created, state: 'abandoned', metadata: { scheduledBy: 's', error: 'no allowed worker has 0.001 CPU and 128 MiB free' } }));
+    const w = await why;
+    expect(w.code).to.equal(1);
+    expect(w.stderr.trimEnd().split('\n').at(-1)).to.equal('kith: pod waits-why ended abandoned: no allowed worker has 0.001 CPU and 128 MiB free');
 
     const t = await kith([...api, 'run', '--wait', '--timeout', '1', '--name', 'waits-long', 'localhost/kith/busybox']);
     expect(t.code).to.equal(1);

@@ -88,6 +88,7 @@ describe('scheduler plugin (real etcd, workers written as keys)', function () {
     await createPod(t.state, { name: 'bounced', metadata: { handedBack: '3' }, spec: podSpec(64) });
     await createPod(t.state, { name: 'once', metadata: { handedBack: '2' }, spec: podSpec(64) });
     await eventually('bounced abandoned', async () => ((await pod('bounced')).state === 'abandoned' ? true : undefined));
+    expect((await pod('bounced')).metadata.error).to.equal('handed back by workers 3 times');
     await eventually('once placed', async () => ((await pod('once')).state === 'scheduled' ? true : undefined));
     expect((await inbox()).map(([, p]) => p)).to.deep.equal(['once']);
   });
@@ -106,7 +107,10 @@ describe('scheduler plugin (real etcd, workers written as keys)', function () {
     const { kvs } = await t.state.list('resource/pod/');
     const abandoned = kvs.map((kv) => JSON.parse(kv.value)).filter((p) => p.state === 'abandoned');
     expect(abandoned).to.have.length(4);
-    expect(abandoned[0].metadata).to.deep.equal({ scheduledBy: 's1' });
+    expect(abandoned[0].metadata).to.have.keys('scheduledBy', 'error');
+    expect(abandoned[0].metadata.scheduledBy).to.equal('s1');
+    // Why, for the API and the CLI: the scheduler's reason, not only its log line.
+    expect(abandoned[0].metadata.error).to.match(/^no allowed worker has 0.1 CPU and 300 MiB/);
   });
 
   it('abandons a pod too big for any worker after its tries, and waits while no worker is healthy', async () => {

@@ -19,9 +19,9 @@ describe('scheduler transactions', () => {
     });
   });
 
-  it('abandons a pod: marker deleted, resource abandoned, signed by the scheduler, no inbox entry', () => {
-    const value = JSON.stringify({ ...web, state: 'abandoned', metadata: { replicaSet: 'rs', scheduledBy: 's1' } });
-    expect(abandonTransaction(seen, 's1')).to.deep.equal({
+  it('abandons a pod: marker deleted, resource abandoned, signed by the scheduler with its reason, no inbox entry', () => {
+    const value = JSON.stringify({ ...web, state: 'abandoned', metadata: { replicaSet: 'rs', scheduledBy: 's1', error: 'no worker has room' } });
+    expect(abandonTransaction(seen, 's1', 'no worker has room')).to.deep.equal({
       if: markerAsSeen,
       then: [{ delete: 'pod/unscheduled/web' }, { put: 'resource/pod/web', value }],
     });
