@@ -9,5 +9,8 @@ export class StartupError extends Error {}
 /** A flag or environment variable has a bad value; the message names the flag. */
 export class ConfigError extends StartupError {}
 
+/** etcd did not answer in time (or cannot be reached): a state the caller may retry, not a defect. */
+export class EtcdUnavailableError extends Error {}
+
 /** Another live node holds this node's name. */
 export class NameTakenError extends StartupError {}

@@ -1,5 +1,6 @@
 import type { Etcd3, IKeyValue, IRequestOp, Lease, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
+import { EtcdUnavailableError } from './errors.js';
 
 /**
  * The state layer: the only way plugins read and write etcd (SPEC §2).
@@ -120,7 +121,7 @@ class KeptLease {
         new Promise<false>((r) => (timer = setTimeout(() => r(false), REGRANT_WAIT_MS))),
       ]);
       clearTimeout(timer);
-      if (!ok) throw new Error(`lease ${this.name} is being granted again: etcd has not answered`);
+      if (!ok) throw new EtcdUnavailableError(`lease ${this.name} is being granted again: etcd has not answered`);
     }
     this.grantedId = await this.lease.grant();
     return this.grantedId;

@@ -4,6 +4,7 @@ import Koa from 'koa';
 import type { Logger } from 'pino';
 import { bindError, formatHostPort, listensAt, type HostPort } from '../agent/address.js';
 import { settleWithin } from '../agent/deadline.js';
+import { isEtcdUnavailable } from '../agent/etcd.js';
 import { ALIAS_VALUE, heartbeatKey, nodeDnsKey, nodeResourceKey, specialMemberKey } from '../agent/keys.js';
 import { nodeResourceValue } from '../agent/node.js';
 import type { Plugin, PluginContext } from '../agent/plugin.js';
@@ -67,11 +68,40 @@ function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   );
 }
 
-/** Sends any error as a problem detail; what is not a Problem is a logged 500. */
-function sendProblem(ctx: Koa.Context, err: unknown, log: Logger): void {
+/** How long a client is asked to wait before trying again while etcd is away. */
+const ETCD_RETRY_AFTER_S = 2;
+
+/**
+ * An etcd outage as the API sees it: logged once when a request first finds
+ * etcd away and once when a request that reads or writes etcd succeeds again,
+ * not once per request.
+ */
+class EtcdOutage {
+  private since: number | undefined;
+
+  constructor(private readonly log: Logger) {}
+
+  failed(err: Error): void {
+    if (this.since !== undefined) return;
+    this.since = Date.now();
+    this.log.warn({ err: err.message.split('\n')[0] }, 'etcd is unavailable: requests get 503 etcd-unavailable until it is back');
+  }
+
+  succeeded(): void {
+    if (this.since === undefined) return;
+    this.log.info({ ms: Date.now() - this.since }, 'etcd is available again');
+    this.since = undefined;
+  }
+}
+
+/** Sends any error as a problem detail; etcd away is a 503 to retry; anything else that is not a Problem is a logged 500. */
+function sendProblem(ctx: Koa.Context, err: unknown, log: Logger, outage: EtcdOutage): void {
   let problem: Problem;
   if (err instanceof Problem) {
     problem = err;
+  } else if (isEtcdUnavailable(err)) {
+    outage.failed(err as Error);
+    problem = new Problem('etcd-unavailable', 'etcd is unavailable; try again shortly', { 'Retry-After': String(ETCD_RETRY_AFTER_S) });
   } else {
     log.error({ err, method: ctx.method, path: ctx.path }, 'request failed');
     problem = new Problem('internal-server-error', (err as Error)?.message?.split('\n')[0] ?? String(err));
@@ -91,6 +121,7 @@ export function createApp(deps: {
   notReady(): Promise<string | undefined>;
 }): Koa {
   const router = buildRouter({ store: deps.store, domain: deps.domain, metrics: deps.registry, notReady: deps.notReady });
+  const outage = new EtcdOutage(deps.log);
   const app = new Koa();
   app.silent = true;
   app.on('error', (err) => deps.log.debug({ err }, 'response error'));
@@ -109,8 +140,10 @@ export function createApp(deps: {
           throw new Problem('route-not-found', `no route for ${ctx.method} ${ctx.path.slice(0, 200)}`);
         }
       }
+      // Only the routes of etcd's data say that etcd answers again (/healthz never asks it).
+      if (ctx.status < 500 && typeof ctx._matchedRoute === 'string' && /^\/(resources|dns_aliases)\b/.test(ctx._matchedRoute)) outage.succeeded();
     } catch (err) {
-      sendProblem(ctx, err, deps.log);
+      sendProblem(ctx, err, deps.log, outage);
     } finally {
       const route = typeof ctx._matchedRoute === 'string' ? ctx._matchedRoute : 'unmatched';
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;

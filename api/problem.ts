@@ -22,6 +22,7 @@ export const PROBLEMS = {
   'resource-conflict': [409, 'The resource was changed concurrently.'],
   'precondition-failed': [412, 'The resource has changed since it was read.'],
   'not-ready': [503, 'The API is not ready to serve requests.'],
+  'etcd-unavailable': [503, 'The cluster state (etcd) is unavailable; try again shortly.'],
 } as const satisfies Record<string, readonly [number, string]>;
 
 export type ProblemType = keyof typeof PROBLEMS;

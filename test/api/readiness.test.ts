@@ -5,6 +5,17 @@ import { TestEtcd } from '../support/etcd.js';
 import { freePort } from '../support/ports.js';
 import { ApiHarness } from './harness.js';
 
+/** The agent's log lines with this message. */
+const logged = (h: ApiHarness, msg: string) => h.agent.lines.filter((l) => JSON.parse(l).msg === msg);
+
+/** A request that found etcd away: a 503 to retry, saying so in words, not in gRPC's. */
+function expectEtcdUnavailable(r: Awaited<ReturnType<ApiHarness['request']>>, what: string): void {
+  expect(r.status, what).to.equal(503);
+  expect(r.type, what).to.match(/^application\/problem\+json/);
+  expect(r.body, what).to.deep.include({ type: 'etcd-unavailable', detail: 'etcd is unavailable; try again shortly', status: 503 });
+  expect(r.headers.get('retry-after'), what).to.equal('2');
+}
+
 describe('api: readiness and start-up', function () {
   this.timeout(90_000);
 
@@ -23,13 +34,17 @@ describe('api: readiness and start-up', function () {
       // A resource request fails as a problem detail, within bounded time.
       const t1 = Date.now();
       const list = await h.request('GET', '/resources/pod');
-      expect(list.status).to.be.at.least(500);
-      expect(list.type).to.match(/^application\/problem\+json/);
+      expectEtcdUnavailable(list, 'GET /resources/pod');
       expect(Date.now() - t1).to.be.below(15_000);
+      expectEtcdUnavailable(await h.request('GET', '/resources/pod/web'), 'GET /resources/pod/web');
       expect((await h.request('GET', '/healthz')).status).to.equal(200);
       await h.etcd.launch();
       await h.until(async () => (await h.request('GET', '/readyz')).status === 200, 20_000);
       expect((await h.request('POST', '/resources', { name: 'after', type: 'widget', spec: {} })).status).to.equal(201);
+      // One line when the outage began and one when it ended, not one (with a stack) per request.
+      expect(logged(h, 'etcd is unavailable: requests get 503 etcd-unavailable until it is back')).to.have.length(1);
+      expect(logged(h, 'etcd is available again')).to.have.length(1);
+      expect(logged(h, 'request failed')).to.deep.equal([]);
     } finally {
       await h.stop();
     }
@@ -42,8 +57,8 @@ describe('api: readiness and start-up', function () {
       for (const [method, path, body] of [['GET', '/resources/pod'], ['POST', '/resources', { name: 'frozen', type: 'widget', spec: {} }], ['GET', '/readyz']] as const) {
         const t0 = Date.now();
         const r = await h.request(method, path, body);
-        expect(r.status, `${method} ${path}`).to.be.at.least(500);
-        expect(r.type).to.match(/^application\/problem\+json/);
+        if (path === '/readyz') expect(r.body.type).to.equal('not-ready');
+        else expectEtcdUnavailable(r, `${method} ${path}`);
         // etcd3 tries a call three times with a 3 s deadline each: bounded, never a hang.
         expect(Date.now() - t0, `${method} ${path}`).to.be.below(25_000);
       }
