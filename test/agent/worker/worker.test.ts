@@ -9,6 +9,9 @@ import { waitUntil } from '../../support/wait.js';
 import { createPod } from '../scheduler/context.js';
 import { podmanIn, podmanPods, randomClusterCidr, startWorkerAgent } from './cluster.js';
 
+/** The capacity the assertions count against, given as flags (the defaults follow the host). */
+const CAPACITY = ['--pod-cpu-limit', '1', '--pod-memory-limit', '1024'];
+
 const IMAGE = 'localhost/kith/busybox';
 const DOMAIN = 'cluster.local';
 
@@ -34,7 +37,7 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
     etcdUrl = `http://${lan.gateway}:${await lan.relay(etcd.clientPort)}`;
     const client = etcd.client();
     state = new StateLayer(client, '/kith', testLog);
-    agent = startWorkerAgent({ lan, host, etcd, etcdUrl, clusterCidr, plugins: 'worker,scheduler,reaper' });
+    agent = startWorkerAgent({ lan, host, etcd, etcdUrl, clusterCidr, plugins: 'worker,scheduler,reaper', extra: CAPACITY });
     await agent.ready(60_000);
   });
 
@@ -159,7 +162,7 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
     expect(await podmanPods(host, host.name)).to.include(`${host.name}-orphan`);
     // The old alive lease (4 s) must run out before the name can be used again; the reaper ran in the dead agent.
     await waitUntil(async () => (await state.get(`node.worker/heartbeat/alive/${host.name}`)) === undefined, { timeoutMs: 15_000, what: 'old lease expired' });
-    agent = startWorkerAgent({ lan, host, etcd, etcdUrl, clusterCidr, plugins: 'worker,scheduler,reaper' });
+    agent = startWorkerAgent({ lan, host, etcd, etcdUrl, clusterCidr, plugins: 'worker,scheduler,reaper', extra: CAPACITY });
     await agent.ready(60_000);
     expect(agent.lines.some((l) => l.includes('removed pods left behind'))).to.equal(true);
     expect(await podmanPods(host, host.name)).to.deep.equal([`${host.name}--holder`]);
