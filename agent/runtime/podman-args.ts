@@ -1,5 +1,5 @@
 import type { Container } from '../../api/schemas.js';
-import type { CreatePod, ImagePull } from './runtime.js';
+import type { CreatePod, ImagePull, PodExit } from './runtime.js';
 
 /**
  * podman command lines as data (REFERENCE §7.4, with `--pull` from
@@ -81,33 +81,51 @@ export function podExits(ps: PsContainer[]): Map<string, { running: number; exit
 /** A pod being waited for: how many containers it started, and whether a listing has shown them yet. */
 export interface PodWait {
   pod: string;
+  /** The podman pod's name, which `podman pod exists` is asked about. */
+  runtimeName: string;
   containers: number;
   seen: boolean;
   /** Listings in a row that did not show the pod. */
   missed?: number;
 }
 
-/** Listings in a row that may miss a pod never seen before it counts as gone. */
+/** Listings in a row that must miss a pod whose podman pod still exists before its containers count as gone. */
 export const MISSES_BEFORE_GONE = 5;
 
 /**
- * How the waited-for pods stand after one `podman ps`: ended ones with their
- * exit, the rest undefined. A pod missing from the listing ended (removed
- * under us) if an earlier listing had shown it; before that the listing may
- * simply predate its containers, so only several misses in a row count.
+ * How the waited-for pods stand after one `podman ps`: `ended`, the pods
+ * whose containers have all exited, with their exit; `missing`, the pods the
+ * listing did not show. A missing pod is never judged from the listing alone
+ * (under load `podman ps` can be slow and partial, and a listing may predate
+ * a pod's containers): the runtime asks podman whether it still exists, and
+ * judgeMissing decides.
  */
-export function judgeWaits(waits: PodWait[], exits: ReturnType<typeof podExits>): Map<PodWait, 'exitSuccess' | 'exitFailure'> {
-  const out = new Map<PodWait, 'exitSuccess' | 'exitFailure'>();
+export function judgeWaits(waits: PodWait[], exits: ReturnType<typeof podExits>): { ended: Map<PodWait, PodExit>; missing: PodWait[] } {
+  const ended = new Map<PodWait, PodExit>();
+  const missing: PodWait[] = [];
   for (const w of waits) {
     const s = exits.get(w.pod);
     if (!s) {
       w.missed = (w.missed ?? 0) + 1;
-      if (w.seen || w.missed >= MISSES_BEFORE_GONE) out.set(w, 'exitFailure');
+      missing.push(w);
       continue;
     }
     w.missed = 0;
     if (s.exited + s.running >= w.containers) w.seen = true;
-    if (s.running === 0 && s.exited >= w.containers) out.set(w, s.failed > 0 ? 'exitFailure' : 'exitSuccess');
+    if (s.running === 0 && s.exited >= w.containers) ended.set(w, s.failed > 0 ? 'exitFailure' : 'exitSuccess');
   }
-  return out;
+  return { ended, missing };
+}
+
+/**
+ * A pod the listing missed, once podman has said whether its pod exists
+ * (`undefined`: podman could not say). Ended only on evidence: its podman
+ * pod is gone (removed under us), or the pod exists but its containers have
+ * been missing from MISSES_BEFORE_GONE listings in a row. Otherwise it is
+ * waited for as before.
+ */
+export function judgeMissing(w: PodWait, exists: boolean | undefined): PodExit | undefined {
+  if (exists === false) return 'exitFailure';
+  if (exists === true && (w.missed ?? 0) >= MISSES_BEFORE_GONE) return 'exitFailure';
+  return undefined;
 }

@@ -2,7 +2,7 @@ import { execa } from 'execa';
 import type { Logger } from 'pino';
 import type { Container } from '../../api/schemas.js';
 import {
-  containerRunArgs, holderCreateArgs, judgeWaits, podCreateArgs, podExits, podListArgs, podRemoveArgs, psArgs, type PodWait, type PsContainer,
+  containerRunArgs, holderCreateArgs, judgeMissing, judgeWaits, podCreateArgs, podExits, podListArgs, podRemoveArgs, psArgs, type PodWait, type PsContainer,
 } from './podman-args.js';
 import { holderName, type CreatePod, type ImagePull, type LocalSubnet, type PodExit, type PodRuntime } from './runtime.js';
 import { gatewayOf, IPV4_CIDR } from '../ipv4.js';
@@ -134,6 +134,7 @@ export class PodmanRuntime implements PodRuntime {
     return new Promise((resolve) => {
       const w: Waiter = {
         pod: p.pod,
+        runtimeName: p.runtimeName,
         containers,
         seen: false,
         resolve: (r) => {
@@ -165,13 +166,30 @@ export class PodmanRuntime implements PodRuntime {
     try {
       const r = await this.podman(psArgs(this.node));
       const exits = podExits(JSON.parse(r.stdout || '[]') as PsContainer[]);
-      for (const [w, exit] of judgeWaits(judged.filter((w) => this.waiters.has(w)), exits)) (w as Waiter).resolve(exit);
+      const { ended, missing } = judgeWaits(judged.filter((w) => this.waiters.has(w)), exits);
+      for (const [w, exit] of ended) (w as Waiter).resolve(exit);
+      for (const w of missing) {
+        if (!this.waiters.has(w as Waiter)) continue;
+        const exit = judgeMissing(w, await this.podExists(w.runtimeName));
+        if (exit && this.waiters.has(w as Waiter)) {
+          this.log.warn({ pod: w.pod, listingsMissed: w.missed }, 'pod\'s containers are gone; it ended');
+          (w as Waiter).resolve(exit);
+        }
+      }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'podman ps failed; trying again');
     } finally {
       this.polling = false;
       this.schedulePoll();
     }
+  }
+
+  /** Whether podman has this pod: `podman pod exists` exits 0 or 1; anything else (a timeout, an error) is no answer. */
+  private async podExists(name: string): Promise<boolean | undefined> {
+    const r = await this.podman(['pod', 'exists', name], { allowFail: true }).catch(() => undefined);
+    if (r?.exitCode === 0) return true;
+    if (r?.exitCode === 1) return false;
+    return undefined;
   }
 
   async removePod(name: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { pod as podSchema } from '../../../api/schemas.js';
-import { containerRunArgs, judgeWaits, MISSES_BEFORE_GONE, podCreateArgs, podExits } from '../../../agent/runtime/podman-args.js';
+import { containerRunArgs, judgeMissing, judgeWaits, MISSES_BEFORE_GONE, podCreateArgs, podExits, type PodWait } from '../../../agent/runtime/podman-args.js';
 
 const spec = (containers: unknown[]) => podSchema.parse({ name: 'p', type: 'pod', state: 'created', spec: { containers } }).spec;
 
@@ -43,33 +43,48 @@ describe('podman command lines', () => {
 });
 
 describe('waiting for pods to end', () => {
-  it('judges a pod missing from a listing gone only once a listing had shown it, or after several misses', () => {
-    const fresh = { pod: 'fresh', containers: 1, seen: false };
-    const old = { pod: 'old', containers: 2, seen: false };
+  it('never judges a pod ended from a listing that misses it: only podman saying its pod is gone, or many misses while it exists', () => {
+    const fresh: PodWait = { pod: 'fresh', runtimeName: 'n-fresh', containers: 1, seen: false };
+    const old: PodWait = { pod: 'old', runtimeName: 'n-old', containers: 2, seen: false };
     const running = podExits([
       { Exited: false, Labels: { 'kith.pod': 'old' } },
       { Exited: true, ExitCode: 0, Labels: { 'kith.pod': 'old' } },
     ]);
-    // The listing predates fresh's container: fresh is not judged.
-    expect([...judgeWaits([fresh, old], running)]).to.deep.equal([]);
+    // The listing predates fresh's container: fresh is missing, not ended.
+    let r = judgeWaits([fresh, old], running);
+    expect([...r.ended]).to.deep.equal([]);
+    expect(r.missing).to.deep.equal([fresh]);
     expect(old.seen).to.equal(true);
-    // old vanished after being seen: removed under us.
-    expect([...judgeWaits([fresh, old], podExits([]))]).to.deep.equal([[old, 'exitFailure']]);
-    // fresh has missed two listings; it is judged gone at the MISSES_BEFORE_GONE-th.
-    for (let missed = 3; missed < MISSES_BEFORE_GONE; missed++) expect(judgeWaits([fresh], podExits([])).size).to.equal(0);
-    expect([...judgeWaits([fresh], podExits([]))]).to.deep.equal([[fresh, 'exitFailure']]);
+    // A slow or partial listing misses old, which had been seen running: still not ended by the listing.
+    r = judgeWaits([fresh, old], podExits([]));
+    expect([...r.ended]).to.deep.equal([]);
+    expect(r.missing).to.deep.equal([fresh, old]);
+    // What podman says decides: its pod still exists (or podman cannot say) -> wait on; gone -> ended.
+    expect(judgeMissing(old, true)).to.equal(undefined);
+    expect(judgeMissing(old, undefined)).to.equal(undefined);
+    expect(judgeMissing(old, false)).to.equal('exitFailure');
+    // A pod that exists but whose containers miss MISSES_BEFORE_GONE listings in a row has lost them.
+    while ((fresh.missed ?? 0) < MISSES_BEFORE_GONE - 1) judgeWaits([fresh], podExits([]));
+    expect(judgeMissing(fresh, true)).to.equal(undefined);
+    judgeWaits([fresh], podExits([]));
+    expect(judgeMissing(fresh, true)).to.equal('exitFailure');
+    expect(judgeMissing(fresh, undefined)).to.equal(undefined);
+    // A listing that shows the pod again starts the count afresh.
+    judgeWaits([fresh], podExits([{ Exited: false, Labels: { 'kith.pod': 'fresh' } }]));
+    expect(fresh.missed).to.equal(0);
   });
 
   it('ends a pod when all its containers have exited, failed if any exited non-zero', () => {
-    const a = { pod: 'a', containers: 2, seen: false };
-    const b = { pod: 'b', containers: 1, seen: false };
-    const c = { pod: 'c', containers: 2, seen: false };
+    const a = { pod: 'a', runtimeName: 'n-a', containers: 2, seen: false };
+    const b = { pod: 'b', runtimeName: 'n-b', containers: 1, seen: false };
+    const c = { pod: 'c', runtimeName: 'n-c', containers: 2, seen: false };
     const r = judgeWaits([a, b, c], podExits([
       { Exited: true, ExitCode: 0, Labels: { 'kith.pod': 'a' } },
       { Exited: true, ExitCode: 0, Labels: { 'kith.pod': 'a' } },
       { Exited: true, ExitCode: 1, Labels: { 'kith.pod': 'b' } },
       { Exited: true, ExitCode: 0, Labels: { 'kith.pod': 'c' } },
     ]));
-    expect([...r]).to.deep.equal([[a, 'exitSuccess'], [b, 'exitFailure']]);
+    expect([...r.ended]).to.deep.equal([[a, 'exitSuccess'], [b, 'exitFailure']]);
+    expect(r.missing).to.deep.equal([]);
   });
 });
