@@ -1,5 +1,6 @@
 import { isIPv4 } from 'node:net';
 import { StartupError } from './errors.js';
+import { cidrContains, parseCidr } from './ipv4.js';
 
 /** An `addr:port` to listen on or send to (IPv4; `0.0.0.0` is every address). */
 export interface HostPort {
@@ -20,6 +21,20 @@ export const formatHostPort = (hp: HostPort): string => `${hp.host}:${hp.port}`;
 /** Whether one of `listen` serves `address:port` (the address itself, or every address). */
 export function listensAt(listen: readonly HostPort[], address: string, port: number): boolean {
   return listen.some((l) => l.port === port && (l.host === address || l.host === '0.0.0.0'));
+}
+
+/**
+ * Whether a listen address is one the worker will make on this host (the
+ * gateway of its pod network, inside `--pod-subnet` or `--cluster-cidr`):
+ * it cannot be bound before the worker has started, so the early port check
+ * leaves it to the plugin's start, which binds it after the worker (SPEC §8).
+ */
+export function madeByWorker(config: { plugins: readonly string[]; clusterCidr: string; podSubnet?: string }, host: string): boolean {
+  if (!config.plugins.includes('worker') || !isIPv4(host)) return false;
+  return [config.podSubnet, config.clusterCidr].some((c) => {
+    const cidr = c === undefined ? undefined : parseCidr(c);
+    return cidr !== undefined && cidrContains(cidr, host);
+  });
 }
 
 /**

@@ -2,7 +2,7 @@ import { createServer, STATUS_CODES, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Koa from 'koa';
 import type { Logger } from 'pino';
-import { bindError, formatHostPort, listensAt, type HostPort } from '../agent/address.js';
+import { bindError, formatHostPort, listensAt, madeByWorker, type HostPort } from '../agent/address.js';
 import { settleWithin } from '../agent/deadline.js';
 import { isEtcdUnavailable } from '../agent/etcd.js';
 import { ALIAS_VALUE, heartbeatKey, nodeDnsKey, nodeResourceKey, specialMemberKey } from '../agent/keys.js';
@@ -160,8 +160,8 @@ export const apiPlugin: Plugin<ApiConfig> = {
   role: 'api',
   needs: ['clusterAddress'],
   async preflight(config) {
-    // Bound and released at once; the worker's gateway address does not exist yet, so only what the flags name.
-    for (const addr of listenAddresses(config, config.clusterAddress)) {
+    // Bound and released at once: what the flags name, less the pod network's addresses, which the worker has not made yet.
+    for (const addr of listenAddresses(config, config.clusterAddress).filter((a) => !madeByWorker(config, a.host))) {
       const probe = createServer();
       await listen(probe, addr);
       await close(probe);

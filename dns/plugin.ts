@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { formatHostPort, listensAt, type HostPort } from '../agent/address.js';
+import { formatHostPort, listensAt, madeByWorker, type HostPort } from '../agent/address.js';
 import { settleWithin } from '../agent/deadline.js';
 import { parseCidr, type Cidr } from '../agent/ipv4.js';
 import { ALIAS_VALUE, nodeFqdn, specialMemberKey } from '../agent/keys.js';
@@ -34,8 +34,9 @@ export const dnsPlugin: Plugin<DnsConfig> = {
   name: 'dns',
   needs: ['clusterAddress'],
   async preflight(config) {
-    // The worker's gateway address does not exist yet: only what the flags name.
-    await probeListen(config.dnsListen ?? [{ host: '127.0.0.1', port: 53 }, ...(config.clusterAddress ? [{ host: config.clusterAddress, port: 53 }] : [])]);
+    // Only what the flags name, less the pod network's addresses, which the worker has not made yet.
+    const named = config.dnsListen ?? [{ host: '127.0.0.1', port: 53 }, ...(config.clusterAddress ? [{ host: config.clusterAddress, port: 53 }] : [])];
+    await probeListen(named.filter((hp) => !madeByWorker(config, hp.host)));
   },
   async start(ctx: PluginContext<DnsConfig>): Promise<RunningPlugin> {
     const { config, node, state, log } = ctx;

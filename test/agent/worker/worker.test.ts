@@ -177,4 +177,28 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
     expect(await dnsOf('last')).to.equal(undefined);
     expect(await state.get(`node.worker/limits/cpu/${host.name}`)).to.equal(undefined);
   });
+
+  it('binds --dns-listen and --api-listen on the pod network\'s gateway once the worker has made it; one it will not make is one line, exit 2', async () => {
+    const subnet = clusterCidr.replace(/\.0\.0\/16$/, '.200.0/24');
+    const gw = subnet.replace(/\.0\/24$/, '.1');
+    const listen = ['--pod-subnet', subnet, '--dns-listen', `127.0.0.1:5353,${gw}:53`, '--api-listen', `127.0.0.1:8080,${gw}:80`];
+    agent = startWorkerAgent({ lan, host, etcd, etcdUrl, clusterCidr, plugins: 'worker,dns,api', extra: [...CAPACITY, ...listen] });
+    await agent.ready(60_000);
+    const name = `${host.name}.worker.node.${DOMAIN}`;
+    const dig = await host.run('dig', ['+short', '+time=2', '+tries=1', `@${gw}`, name]);
+    expect(dig.stdout.trim()).to.equal(gw);
+    // Where pods ask: the agent answers at <gateway>:53 and :80, so it joins dns.special and api.special.
+    expect(await state.get(`dns/dns.special.${DOMAIN}./${name}.`)).to.not.equal(undefined);
+    expect(await state.get(`dns/api.special.${DOMAIN}./${host.name}.api.node.${DOMAIN}.`)).to.not.equal(undefined);
+    expect(await agent.stop('SIGTERM')).to.equal(0);
+    agent = undefined;
+
+    // Inside the cluster CIDR but not this worker's subnet: nobody makes that address here.
+    const foreign = clusterCidr.replace(/\.0\.0\/16$/, '.201.1');
+    const bad = startWorkerAgent({ lan, host, etcd, etcdUrl, clusterCidr, plugins: 'worker,dns', extra: [...CAPACITY, '--pod-subnet', subnet, '--dns-listen', `127.0.0.1:5353,${foreign}:53`] });
+    expect(await bad.exited).to.equal(2);
+    await bad.stop();
+    expect(bad.stderr.trim()).to.equal(`kith agent: --dns-listen ${foreign}:53: ${foreign} is not an address of this host`);
+    expect(await podmanPods(host, host.name)).to.deep.equal([]);
+  });
 });
