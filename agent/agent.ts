@@ -73,7 +73,7 @@ class Agent {
       this.embedded = new EmbeddedEtcd(config.dataDir, log);
       endpoints = [await this.embedded.start()];
     }
-    this.client = await connectEtcd(endpoints, log);
+    this.client = await connectEtcd(endpoints, log, { ca: config.etcdCa, cert: config.etcdCert, key: config.etcdKey });
     const state = new StateLayer(this.client, config.etcdPrefix === '/' ? '' : config.etcdPrefix, log.child({ part: 'state' }));
     this.state = state;
     await state.grantLease('healthy', config.healthyTtl);

@@ -1,4 +1,5 @@
-import { Etcd3, GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError } from 'etcd3';
+import { readFileSync } from 'node:fs';
+import { Etcd3, GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError, type IOptions } from 'etcd3';
 import type { Logger } from 'pino';
 import { EtcdUnavailableError, StartupError } from './errors.js';
 
@@ -28,11 +29,43 @@ export function isEtcdUnavailable(err: unknown): boolean {
   );
 }
 
-/** A client of the cluster's etcd, once it answers; a StartupError naming --etcd-endpoints if it does not. */
-export async function connectEtcd(endpoints: string[], log: Logger): Promise<Etcd3> {
+/** The files of `--etcd-ca`, `--etcd-cert` and `--etcd-key`. */
+export interface EtcdTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/** The TLS credentials of the flags, read now: a file that cannot be read is a StartupError naming its flag. */
+export function etcdCredentials(tls: EtcdTls): IOptions['credentials'] {
+  if (tls.ca === undefined) return undefined;
+  const read = (flag: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new StartupError(`--${flag} '${path}': cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  };
+  return {
+    rootCertificate: read('etcd-ca', tls.ca),
+    ...(tls.cert !== undefined ? { certChain: read('etcd-cert', tls.cert) } : {}),
+    ...(tls.key !== undefined ? { privateKey: read('etcd-key', tls.key) } : {}),
+  };
+}
+
+/** What gRPC says when the TLS handshake fails (a certificate etcd refuses, or one that does not match its CA). */
+const TLS_FAILURE = /ssl|tls|handshake|certificate|alert|wrong version/i;
+
+/**
+ * A client of the cluster's etcd, once it answers; a StartupError naming
+ * --etcd-endpoints if it does not, or the TLS flags if the handshake fails
+ * (at once: waiting does not mend a certificate).
+ */
+export async function connectEtcd(endpoints: string[], log: Logger, tls: EtcdTls = {}): Promise<Etcd3> {
   const client = new Etcd3({
     hosts: endpoints,
     dialTimeout: 2000,
+    credentials: etcdCredentials(tls),
     defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + ETCD_CALL_DEADLINE_MS }),
   });
   const deadline = Date.now() + CONNECT_WAIT_MS;
@@ -41,6 +74,12 @@ export async function connectEtcd(endpoints: string[], log: Logger): Promise<Etc
       await client.get('kith-health').exec();
       return client;
     } catch (err) {
+      const why = (err as Error).message.split('\n')[0];
+      if (tls.ca !== undefined && TLS_FAILURE.test(why ?? '')) {
+        client.close();
+        const flags = tls.cert !== undefined ? `--etcd-ca '${tls.ca}', --etcd-cert '${tls.cert}'` : `--etcd-ca '${tls.ca}' (no --etcd-cert)`;
+        throw new StartupError(`${flags}: etcd at ${endpoints.join(',')} refused the TLS handshake (${why})`);
+      }
       if (Date.now() > deadline) {
         client.close();
         throw new StartupError(`--etcd-endpoints '${endpoints.join(',')}': etcd is not reachable (${(err as Error).message.split('\n')[0]})`);

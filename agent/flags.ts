@@ -74,6 +74,9 @@ export const coreFlags = defineFlags(
     name: { flag: 'name', schema: nodeName, env: 'KITH_NAME', help: 'node name, a lowercase DNS label of at most 28 characters (random and remembered in the data dir when not given)' },
     plugins: { flag: 'plugins', schema: z.string(), env: 'KITH_PLUGINS', default: 'all', help: 'comma list of dns,api,scheduler,worker,reaper,replicaset, or all' },
     etcdEndpoints: { flag: 'etcd-endpoints', schema: list(z.string().url()).optional(), env: 'KITH_ETCD_ENDPOINTS', help: 'comma list of etcd URLs; none: start and own an embedded etcd' },
+    etcdCa: { flag: 'etcd-ca', schema: z.string().min(1).optional(), env: 'KITH_ETCD_CA', help: "CA certificate (PEM) that etcd's server certificate is checked against: TLS to https:// endpoints" },
+    etcdCert: { flag: 'etcd-cert', schema: z.string().min(1).optional(), env: 'KITH_ETCD_CERT', help: 'client certificate (PEM) for etcd, with --etcd-key' },
+    etcdKey: { flag: 'etcd-key', schema: z.string().min(1).optional(), env: 'KITH_ETCD_KEY', help: "the client certificate's private key (PEM)" },
     etcdPrefix: {
       flag: 'etcd-prefix',
       schema: z.string().regex(/^\/[^\s]*[^/\s]$|^\/$/, 'must start with / and not end with /'),
@@ -97,7 +100,18 @@ export const coreFlags = defineFlags(
     aliveTtl: { flag: 'alive-ttl', schema: seconds, default: '300', help: 'alive heartbeat lease TTL, seconds' },
     logLevel: { flag: 'log-level', schema: z.enum(LOG_LEVELS), env: 'KITH_LOG_LEVEL', default: 'info', help: 'JSON lines on stdout' },
   },
-  (c) => (c.aliveTtl >= c.healthyTtl ? undefined : { key: 'aliveTtl', message: 'must be at least --healthy-ttl' }),
+  (c) => {
+    if (c.aliveTtl < c.healthyTtl) return { key: 'aliveTtl', message: 'must be at least --healthy-ttl' };
+    if ((c.etcdCert === undefined) !== (c.etcdKey === undefined)) {
+      return c.etcdCert === undefined ? { key: 'etcdKey', message: 'needs --etcd-cert' } : { key: 'etcdCert', message: 'needs --etcd-key' };
+    }
+    const tls = c.etcdCa !== undefined || c.etcdCert !== undefined;
+    const endpoints = c.etcdEndpoints ?? [];
+    if (tls && endpoints.length === 0) return { key: c.etcdCa !== undefined ? 'etcdCa' : 'etcdCert', message: 'needs --etcd-endpoints (the embedded etcd speaks plain HTTP on loopback)' };
+    if (endpoints.some((u) => u.startsWith('https://')) && c.etcdCa === undefined) return { key: 'etcdEndpoints', message: 'https:// endpoints need --etcd-ca' };
+    if (c.etcdCa !== undefined && endpoints.some((u) => !u.startsWith('https://'))) return { key: 'etcdEndpoints', message: 'with --etcd-ca, every endpoint must be https://' };
+    return undefined;
+  },
 );
 
 export type CoreConfig = Omit<FlagValues<typeof coreFlags['flags']>, 'plugins'> & {

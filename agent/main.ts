@@ -2,6 +2,14 @@
 import { runAgent } from './agent.js';
 import { generateName } from './names.js';
 
+// gRPC names a TLS peer by its IP address when an endpoint is one, and Node warns about that
+// (DEP0123) on stderr, where a failed start promises one line. The certificate is checked all the same.
+const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+process.emitWarning = ((...args: unknown[]) => {
+  const code = typeof args[1] === 'object' && args[1] !== null ? (args[1] as { code?: unknown }).code : args[2];
+  if (code !== 'DEP0123') emitWarning(...args);
+}) as typeof process.emitWarning;
+
 const USAGE = `usage: kith <command> [flags]
 
   kith agent [flags]   run the node agent (kith agent --help lists its flags)

@@ -90,6 +90,10 @@ describe('agent config', () => {
     expect(error(['--iptables-chain', 'x'.repeat(29)])).to.match(/^--iptables-chain /);
     expect(error([], { KITH_LOG_LEVEL: 'loud' })).to.match(/^--log-level 'loud'/);
     expect(error(['--no-such-flag', 'x'])).to.match(/no-such-flag/);
+    expect(error(['--etcd-ca', '/ca.pem'])).to.equal("--etcd-ca '/ca.pem': needs --etcd-endpoints (the embedded etcd speaks plain HTTP on loopback)");
+    expect(error(['--etcd-endpoints', 'https://10.0.0.1:2379'])).to.equal("--etcd-endpoints 'https://10.0.0.1:2379': https:// endpoints need --etcd-ca");
+    expect(error(['--etcd-endpoints', 'http://10.0.0.1:2379', '--etcd-ca', '/ca.pem'])).to.match(/^--etcd-endpoints .*every endpoint must be https:\/\//);
+    expect(error(['--etcd-endpoints', 'https://10.0.0.1:2379', '--etcd-ca', '/ca.pem', '--etcd-key', '/k.pem'])).to.equal("--etcd-key '/k.pem': needs --etcd-cert");
   });
 });
 

@@ -3,8 +3,10 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readFileSync } from 'node:fs';
 import { Etcd3 } from 'etcd3';
 import { freePort } from './ports.js';
+import type { TestPki } from './tls.js';
 
 /** A real single-member etcd on free loopback ports, with its own data dir. */
 export class TestEtcd {
@@ -13,12 +15,15 @@ export class TestEtcd {
   clientPort = 0;
   peerPort = 0;
 
+  /** With a PKI, clients speak TLS and must show a certificate of its CA. */
+  private constructor(private readonly pki?: TestPki) {}
+
   get endpoint(): string {
-    return `http://127.0.0.1:${this.clientPort}`;
+    return `${this.pki ? 'https' : 'http'}://127.0.0.1:${this.clientPort}`;
   }
 
-  static async start(): Promise<TestEtcd> {
-    const e = new TestEtcd();
+  static async start(opts: { pki?: TestPki } = {}): Promise<TestEtcd> {
+    const e = new TestEtcd(opts.pki);
     // Another process on the machine may bind a port between our probe and
     // etcd's bind; such a start is retried on fresh ports, a bounded number of times.
     for (let attempt = 1; ; attempt++) {
@@ -50,12 +55,15 @@ export class TestEtcd {
         '--initial-advertise-peer-urls', `http://127.0.0.1:${this.peerPort}`,
         '--initial-cluster', `test=http://127.0.0.1:${this.peerPort}`,
         '--log-level', 'error',
+        ...(this.pki
+          ? ['--cert-file', this.pki.serverCert, '--key-file', this.pki.serverKey, '--client-cert-auth', '--trusted-ca-file', this.pki.ca]
+          : []),
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let stderr = '';
     this.proc.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-2000)));
-    const client = new Etcd3({ hosts: this.endpoint, dialTimeout: 500 });
+    const client = new Etcd3({ hosts: this.endpoint, dialTimeout: 500, credentials: this.credentials() });
     try {
       for (let i = 0; i < 100; i++) {
         if (this.proc.exitCode !== null) throw new Error(`etcd exited: ${stderr}`);
@@ -74,7 +82,12 @@ export class TestEtcd {
 
   /** A client for the test itself. */
   client(): Etcd3 {
-    return new Etcd3({ hosts: this.endpoint });
+    return new Etcd3({ hosts: this.endpoint, credentials: this.credentials() });
+  }
+
+  private credentials() {
+    if (!this.pki) return undefined;
+    return { rootCertificate: readFileSync(this.pki.ca), certChain: readFileSync(this.pki.clientCert), privateKey: readFileSync(this.pki.clientKey) };
   }
 
   async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
