@@ -15,8 +15,8 @@ packages=(
   nsenter:util-linux nsd:nsd dnsperf:dnsperf
   # the DNS tests send a datagram from source port 0 through a raw socket
   python3:python3
-  # the etcd TLS tests make their certificates with openssl
-  openssl:openssl
+  # the etcd TLS tests make their certificates with openssl; the unit test checks 'kith systemd-unit' with systemd-analyze
+  openssl:openssl systemd-analyze:systemd
   /usr/lib/podman/netavark:netavark
   # podman builds its pod infra (pause) image from catatonit; no registry to pull one from.
   catatonit:catatonit
