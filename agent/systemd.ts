@@ -39,7 +39,7 @@ After=network-online.target
 [Service]
 Type=simple
 Environment=PATH=${PATH}
-Environment=KITH_AGENT_FLAGS=${given}
+Environment="KITH_AGENT_FLAGS=${given}"
 EnvironmentFile=-${ENV_FILE}
 ExecStart=${node} ${main} agent $KITH_AGENT_FLAGS
 # SIGTERM drains (healthy lease, plugins, pods, firewall, alive lease); only the agent gets it,
@@ -58,5 +58,5 @@ WantedBy=multi-user.target
 
 /** The environment file: the agent's flags, after checking them. Throws a ConfigError naming a bad flag. */
 export function systemdEnv(flags: string[]): string {
-  return `# Read by kith.service: the flags of 'kith agent' (kith agent --help lists them).\nKITH_AGENT_FLAGS=${agentFlags(flags)}\n`;
+  return `# Read by kith.service: the flags of 'kith agent' (kith agent --help lists them).\nKITH_AGENT_FLAGS="${agentFlags(flags)}"\n`;
 }
