@@ -36,6 +36,12 @@ const GLOBAL_WITH_VALUE = new Set(['--api', '--output', '-o', '--cluster-domain'
 
 /** Longest `run --wait` waits by default, in seconds. */
 const WAIT_TIMEOUT_S = 600;
+/**
+ * How long `run --wait` watches a pod that runs before it calls it running: a
+ * program that fails at once is reported as ended (the worker notices an end
+ * within its poll interval, a second by default).
+ */
+const RUN_SETTLE_MS = 2000;
 const SCALE_ATTEMPTS = 5;
 
 const seg = ApiClient.path;
@@ -81,12 +87,20 @@ async function waitForPod(io: Io, name: string, timeoutS: number): Promise<numbe
   const deadline = Date.now() + timeoutS * 1000;
   let delay = 200;
   let last: string | undefined;
+  let runningSince: number | undefined;
   for (;;) {
     const { body } = await io.api.request('GET', seg('resources', 'pod', name));
     const { state, metadata } = body as { state?: string; metadata?: Record<string, string> };
     if (state !== last) io.err(`${name}: ${state}\n`);
     last = state;
     const o = waitOutcome(state);
+    if (o.done && (state === 'running' || state === 'unhealthy')) {
+      runningSince ??= Date.now();
+      if (Date.now() - runningSince < RUN_SETTLE_MS) {
+        await sleep(250);
+        continue;
+      }
+    }
     if (o.done) {
       if (o.code !== 0) io.err(`kith: pod ${name} ended ${state}${metadata?.error ? `: ${metadata.error}` : ''}\n`);
       return o.code;

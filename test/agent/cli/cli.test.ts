@@ -130,6 +130,15 @@ describe('cli: the kith client commands against a real agent', function () {
     expect(g.stdout).to.equal('waits-ok\n');
     expect(g.stderr).to.include('waits-ok: running');
 
+    // A pod that runs and fails at once has ended, not run.
+    const flap = kith([...api, 'run', '--wait', '--name', 'waits-flap', 'localhost/kith/busybox']);
+    await setState('waits-flap', 'running');
+    await new Promise((r) => setTimeout(r, 500));
+    await setState('waits-flap', 'exitFailure');
+    const f = await flap;
+    expect(f.code, f.stderr).to.equal(1);
+    expect(f.stderr.trimEnd().split('\n').at(-1)).to.equal('kith: pod waits-flap ended exitFailure');
+
     const bad = kith([...api, 'run', '--wait', '--name', 'waits-bad', 'localhost/kith/busybox']);
     await setState('waits-bad', 'exitFailure');
     const b = await bad;
