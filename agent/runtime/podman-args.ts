@@ -78,6 +78,18 @@ export function podExits(ps: PsContainer[]): Map<string, { running: number; exit
   return out;
 }
 
+/**
+ * The pod bridge's MAC, fixed and derived from the node's subnet (locally
+ * administered, `02:6b:<a>:<b>:<c>:01` for `a.b.c.0/24`). Linux otherwise
+ * gives a bridge the lowest MAC among its ports, which changes as pods come
+ * and go, and pods keep a stale ARP entry for their gateway (DNS and the API)
+ * until it ages out.
+ */
+export function bridgeMac(subnet: string): string {
+  const [a, b, c] = subnet.split('/')[0]!.split('.').map((o) => Number(o).toString(16).padStart(2, '0'));
+  return `02:6b:${a}:${b}:${c}:01`;
+}
+
 /** A pod being waited for: how many containers it started, and whether a listing has shown them yet. */
 export interface PodWait {
   pod: string;

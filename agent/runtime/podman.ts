@@ -2,7 +2,7 @@ import { execa } from 'execa';
 import type { Logger } from 'pino';
 import type { Container } from '../../api/schemas.js';
 import {
-  containerRunArgs, holderCreateArgs, judgeMissing, judgeWaits, podCreateArgs, podExits, podListArgs, podRemoveArgs, psArgs, type PodWait, type PsContainer,
+  bridgeMac, containerRunArgs, holderCreateArgs, judgeMissing, judgeWaits, podCreateArgs, podExits, podListArgs, podRemoveArgs, psArgs, type PodWait, type PsContainer,
 } from './podman-args.js';
 import { holderName, type CreatePod, type ImagePull, type LocalSubnet, type PodExit, type PodRuntime } from './runtime.js';
 import { gatewayOf, IPV4_CIDR } from '../ipv4.js';
@@ -94,7 +94,18 @@ export class PodmanRuntime implements PodRuntime {
     await this.podman(podRemoveArgs([holder]), { allowFail: true });
     await this.podman(holderCreateArgs(this.node, network, holder));
     await this.podman(['pod', 'start', holder]);
+    await this.fixBridgeMac(network, subnet);
     return { gateway };
+  }
+
+  /** Gives the bridge its fixed MAC (bridgeMac); a failure is logged, as the network works without it. */
+  private async fixBridgeMac(network: string, subnet: string): Promise<void> {
+    const inspect = await this.podman(['network', 'inspect', network]);
+    const iface = (JSON.parse(inspect.stdout) as { network_interface?: string }[])[0]?.network_interface;
+    const mac = bridgeMac(subnet);
+    const r = iface ? await execa('ip', ['link', 'set', 'dev', iface, 'address', mac], { stdin: 'ignore', reject: false, timeout: 10_000 }) : undefined;
+    if (r?.exitCode === 0) this.log.debug({ bridge: iface, mac }, 'pod bridge has its fixed MAC');
+    else this.log.error({ network, bridge: iface, exitCode: r?.exitCode, stderr: String(r?.stderr ?? '').trim() }, 'could not give the pod bridge a fixed MAC; pods may lose their gateway for a while when others come and go');
   }
 
   async subnetsInUse(network: string): Promise<LocalSubnet[]> {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { pod as podSchema } from '../../../api/schemas.js';
-import { containerRunArgs, judgeMissing, judgeWaits, MISSES_BEFORE_GONE, podCreateArgs, podExits, type PodWait } from '../../../agent/runtime/podman-args.js';
+import { bridgeMac, containerRunArgs, judgeMissing, judgeWaits, MISSES_BEFORE_GONE, podCreateArgs, podExits, type PodWait } from '../../../agent/runtime/podman-args.js';
 
 const spec = (containers: unknown[]) => podSchema.parse({ name: 'p', type: 'pod', state: 'created', spec: { containers } }).spec;
 
@@ -39,6 +39,13 @@ describe('podman command lines', () => {
     expect(ex.get('a')).to.deep.equal({ running: 0, exited: 2, failed: 1 });
     expect(ex.get('b')).to.deep.equal({ running: 1, exited: 0, failed: 0 });
     expect(ex.size).to.equal(2);
+  });
+});
+
+describe('the pod bridge', () => {
+  it('has a fixed, locally administered MAC derived from the subnet', () => {
+    expect(bridgeMac('10.244.3.0/24')).to.equal('02:6b:0a:f4:03:01');
+    expect(bridgeMac('192.168.255.0/24')).to.equal('02:6b:c0:a8:ff:01');
   });
 });
 

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { execa } from 'execa';
+import { bridgeMac } from '../../../agent/runtime/podman-args.js';
 import { StateLayer } from '../../../agent/state.js';
 import { TestAgent } from '../../support/agent.js';
 import { TestEtcd } from '../../support/etcd.js';
@@ -57,6 +58,11 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
   const waitState = (name: string, want: string, timeoutMs = 30_000) =>
     waitUntil(async () => (await podOf(name))?.state === want, { timeoutMs, what: `pod ${name} ${want}` });
   const dnsOf = async (name: string) => (await state.get(`dns/${name}.pod.${DOMAIN}.`))?.value;
+  /** The MAC of the host's pod bridge, as the kernel has it. */
+  const bridgeMacIn = async (h: TestHost) => {
+    const iface = (JSON.parse(await podmanIn(h, ['network', 'inspect', h.name])) as { network_interface: string }[])[0]!.network_interface;
+    return (JSON.parse((await h.run('ip', ['-j', 'link', 'show', 'dev', iface])).stdout) as { address: string }[])[0]!.address;
+  };
 
   it('claims a subnet no other network on the host uses, publishes its node, name and capacity', async () => {
     const subnets = (await state.list('node.worker/subnet/')).kvs;
@@ -75,6 +81,8 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
     // The gateway is bound in the host (a holder keeps the bridge up), so the agent can listen there.
     const addrs = (await host.run('ip', ['-4', '-o', 'addr'])).stdout;
     expect(addrs).to.include(`${gw}/24`);
+    // The bridge has a fixed MAC, derived from the subnet, so pods' ARP entry for their gateway stays right.
+    expect(await bridgeMacIn(host)).to.equal(bridgeMac(subnet));
   });
 
   it('refuses a cluster CIDR smaller than a /24 with one line naming the flag, exit 2', async () => {
@@ -142,8 +150,12 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
     for (const n of names) await waitState(n, 'running');
     await new Promise((r) => setTimeout(r, 1500)); // several polls of podman
     for (const n of names) expect((await podOf(n))!.state, n).to.equal('running');
+    // Six ports came to the bridge and go again: its MAC stays the fixed one throughout.
+    const fixed = bridgeMac((await state.list('node.worker/subnet/')).kvs[0]!.key.slice('node.worker/subnet/'.length));
+    expect(await bridgeMacIn(host)).to.equal(fixed);
     await state.txn({ if: [], then: names.flatMap((n) => [{ delete: `resource/pod/${n}` }, { delete: `pod/unscheduled/${n}` }]) });
     await waitUntil(async () => (await podmanPods(host, host.name)).length === 1, { timeoutMs: 30_000, what: 'burst removed' });
+    expect(await bridgeMacIn(host)).to.equal(fixed);
   });
 
   it('kills a pod deleted right after its claim, before it starts', async () => {
