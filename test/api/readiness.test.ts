@@ -42,6 +42,8 @@ describe('api: readiness and start-up', function () {
       await h.until(async () => (await h.request('GET', '/readyz')).status === 200, 20_000);
       expect((await h.request('POST', '/resources', { name: 'after', type: 'widget', spec: {} })).status).to.equal(201);
       // One line when the outage began and one when it ended, not one (with a stack) per request.
+      // The agent's stdout reaches this process after its answer does: wait (bounded) for the line.
+      await h.until(async () => logged(h, 'etcd is available again').length > 0, 5000);
       expect(logged(h, 'etcd is unavailable: requests get 503 etcd-unavailable until it is back')).to.have.length(1);
       expect(logged(h, 'etcd is available again')).to.have.length(1);
       expect(logged(h, 'request failed')).to.deep.equal([]);
