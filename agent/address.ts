@@ -1,6 +1,5 @@
-import { isIPv4 } from 'node:net';
 import { StartupError } from './errors.js';
-import { cidrContains, parseCidr } from './ipv4.js';
+import { cidrContains, isIPv4, parseCidr } from './ipv4.js';
 
 /** An `addr:port` to listen on or send to (IPv4; `0.0.0.0` is every address). */
 export interface HostPort {

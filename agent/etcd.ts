@@ -82,7 +82,7 @@ export async function connectEtcd(endpoints: string[], log: Logger, tls: EtcdTls
       }
       if (Date.now() > deadline) {
         client.close();
-        throw new StartupError(`--etcd-endpoints '${endpoints.join(',')}': etcd is not reachable (${(err as Error).message.split('\n')[0]})`);
+        throw new StartupError(`--etcd-endpoints '${endpoints.join(',')}': etcd is not reachable (${why})`);
       }
       log.warn({ endpoints }, 'waiting for etcd');
       await new Promise((r) => setTimeout(r, 500));

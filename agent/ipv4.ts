@@ -24,45 +24,49 @@ export interface Cidr {
   len: number;
 }
 
+/** A CIDR already known to be well formed (a flag that parsed): base with host bits cleared, and length. */
+function known(cidr: string): Cidr {
+  const [ip, lenS] = cidr.split('/');
+  const len = Number(lenS);
+  const mask = maskOf(len);
+  return { base: (ipToInt(ip!) & mask) >>> 0, mask, len };
+}
+
 /** A CIDR with its host bits cleared, or undefined when it is not `a.b.c.d/len` with len 0 to 32. */
 export function parseCidr(cidr: string): Cidr | undefined {
   const [a, l] = cidr.split('/');
   const len = Number(l);
   if (!a || !isIPv4(a) || l === undefined || !/^\d+$/.test(l) || len > 32) return undefined;
-  const mask = maskOf(len);
-  return { base: (ipToInt(a) & mask) >>> 0, mask, len };
+  return known(cidr);
 }
 
-/** Whether an IPv4 address is inside a CIDR. */
-export const cidrContains = (c: Cidr, address: string): boolean => ((ipToInt(address) & c.mask) >>> 0) === c.base;
+/** Whether an IPv4 address (dotted, or as its integer) is inside a CIDR. */
+export const cidrContains = (c: Cidr, address: string | number): boolean =>
+  (((typeof address === 'number' ? address : ipToInt(address)) & c.mask) >>> 0) === c.base;
 
 /** `a.b.c.d/len` with the host bits cleared. */
 export function normalizeCidr(cidr: string): string {
-  const [ip, lenS] = cidr.split('/');
-  const len = Number(lenS);
-  return `${intToIp((ipToInt(ip!) & maskOf(len)) >>> 0)}/${len}`;
+  const c = known(cidr);
+  return `${intToIp(c.base)}/${c.len}`;
 }
 
 /** Whether two CIDRs overlap. */
 export function overlaps(a: string, b: string): boolean {
-  const [ai, al] = normalizeCidr(a).split('/');
-  const [bi, bl] = normalizeCidr(b).split('/');
-  const mask = maskOf(Math.min(Number(al), Number(bl)));
-  return ((ipToInt(ai!) & mask) >>> 0) === ((ipToInt(bi!) & mask) >>> 0);
+  const ca = known(a);
+  const cb = known(b);
+  const mask = maskOf(Math.min(ca.len, cb.len));
+  return ((ca.base & mask) >>> 0) === ((cb.base & mask) >>> 0);
 }
 
 /** The first host address of a subnet: the bridge's gateway and the node's cluster address. */
 export function gatewayOf(subnet: string): string {
-  const [ip] = normalizeCidr(subnet).split('/');
-  return intToIp(ipToInt(ip!) + 1);
+  return intToIp(known(subnet).base + 1);
 }
 
 /** The /24s of a CIDR, in order. Throws when the CIDR is smaller than a /24. */
 export function subnetsOf(cidr: string): string[] {
-  const [ip, lenS] = normalizeCidr(cidr).split('/');
-  const len = Number(lenS);
+  const { base, len } = known(cidr);
   if (len > 24) throw new Error(`--cluster-cidr '${cidr}' is smaller than a /24; give a /24 or larger`);
-  const base = ipToInt(ip!);
   const out: string[] = [];
   for (let i = 0; i < 2 ** (24 - len); i++) out.push(`${intToIp((base + i * 256) >>> 0)}/24`);
   return out;
@@ -70,8 +74,8 @@ export function subnetsOf(cidr: string): string[] {
 
 /** Whether a client address is loopback (IPv4, IPv6, or IPv4-mapped). */
 export function isLoopback(address: string): boolean {
-  if (address.startsWith('::ffff:')) address = address.slice(7);
-  return address.startsWith('127.') || address === '::1';
+  const a = unmapped(address);
+  return a.startsWith('127.') || a === '::1';
 }
 
 /** An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as its IPv4 address; any other as it is. */

@@ -13,7 +13,7 @@ import { workerFlags } from './worker/flags.js';
 export interface PluginEntry {
   readonly flags?: FlagGroup;
   // The host hands every plugin the whole merged config, which holds its own flags' values.
-  load(): Promise<Plugin<any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  load(): Promise<Plugin<any>>;
 }
 
 const entry = <F extends FlagSet>(flags: FlagGroup<F> | undefined, load: () => Promise<Plugin<FlagValues<F>>>): PluginEntry => ({ flags, load });

@@ -1,5 +1,6 @@
 import type { Etcd3, IKeyValue, IRequestOp, Lease, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
+import { settleWithin } from './deadline.js';
 import { EtcdUnavailableError } from './errors.js';
 
 /**
@@ -114,14 +115,8 @@ class KeptLease {
    * error like any other etcd call, so a write on the lease never hangs.
    */
   async id(): Promise<string> {
-    if (this.regranting) {
-      let timer: NodeJS.Timeout | undefined;
-      const ok = await Promise.race([
-        this.regranting.then(() => true),
-        new Promise<false>((r) => (timer = setTimeout(() => r(false), REGRANT_WAIT_MS))),
-      ]);
-      clearTimeout(timer);
-      if (!ok) throw new EtcdUnavailableError(`lease ${this.name} is being granted again: etcd has not answered`);
+    if (this.regranting && (await settleWithin(this.regranting, REGRANT_WAIT_MS)) === 'timeout') {
+      throw new EtcdUnavailableError(`lease ${this.name} is being granted again: etcd has not answered`);
     }
     this.grantedId = await this.lease.grant();
     return this.grantedId;
@@ -535,7 +530,7 @@ class WatchSubscription implements Subscription {
     this.watchers = [];
     // A watcher etcd already cancelled never acknowledges another cancel: bound the wait.
     await Promise.all(
-      ws.map((w) => Promise.race([w.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())])),
+      ws.map((w) => settleWithin(w.cancel(), 1000)),
     );
   }
 

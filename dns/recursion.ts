@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { HostPort } from '../agent/address.js';
-import { cidrContains, isIPv4, isLoopback, unmapped, type Cidr } from '../agent/ipv4.js';
+import { cidrContains, ipToInt, isIPv4, isLoopback, unmapped, type Cidr } from '../agent/ipv4.js';
 
 /**
  * Who may have names outside the zone resolved (SPEC §4: loopback and the pod
@@ -12,7 +12,8 @@ export function mayRecurse(address: string, nets: readonly Cidr[]): boolean {
   if (isLoopback(address)) return true;
   const a = unmapped(address);
   if (!isIPv4(a)) return false;
-  return nets.some((c) => cidrContains(c, a));
+  const n = ipToInt(a);
+  return nets.some((c) => cidrContains(c, n));
 }
 
 /** The IPv4 nameservers of a resolv.conf, port 53. */
