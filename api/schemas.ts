@@ -211,6 +211,17 @@ export const reachablePort = (p: PortSpec): number => (typeof p === 'number' ? p
 
 // ---- replicasets --------------------------------------------------------------
 
+/** A rollout bound (SPEC §11): an absolute number of pods or a percentage of `replicas`, as Kubernetes' IntOrString. */
+const rolloutBound = (maxPercent?: number) =>
+  z.union([
+    z.number().int().min(0).max(1000),
+    z
+      .string()
+      .regex(/^\d{1,4}%$/, "must be a whole number or a percentage such as '25%'")
+      .refine((v) => maxPercent === undefined || Number(v.slice(0, -1)) <= maxPercent, `must be at most ${maxPercent}%`),
+  ]);
+const isZeroBound = (v: number | string | undefined, dflt: number): boolean => (v === undefined ? dflt === 0 : Number(String(v).replace('%', '')) === 0);
+
 export const replicaSetSpec = z
   .object({
     replicas: z.number().int().min(0).max(1000),
@@ -220,12 +231,36 @@ export const replicaSetSpec = z
         spec: podSpec,
       })
       .strip(),
+    /** How a template change rolls (agent/replicaset/README.md): `maxSurge` 1 and `maxUnavailable` 0 unless given. */
+    strategy: z
+      .object({ maxSurge: rolloutBound().optional(), maxUnavailable: rolloutBound(100).optional() })
+      .strip()
+      .superRefine((s, ctx) => {
+        if (isZeroBound(s.maxSurge, 1) && isZeroBound(s.maxUnavailable, 0)) {
+          ctx.addIssue({ code: 'custom', path: ['maxUnavailable'], message: 'must not be 0 when maxSurge is 0 (the rollout could never start)' });
+        }
+      })
+      .optional(),
+    /** Seconds without progress before a rollout counts as stalled. */
+    progressDeadlineSeconds: z.number().int().min(1).max(31_536_000).optional(),
   })
   .strip();
 export type ReplicaSetSpec = z.output<typeof replicaSetSpec>;
 
-/** Written by the controller: desired, live (not terminal) and running replicas. */
-export const replicaSetStatus = z.object({ desired: z.number(), live: z.number(), running: z.number() });
+/** Written by the controller: desired, live (not terminal) and running replicas; with rollouts, updated (current template), ready and available ones and the rollout's state. */
+export const replicaSetStatus = z.object({
+  desired: z.number(),
+  live: z.number(),
+  running: z.number(),
+  updated: z.number().optional(),
+  ready: z.number().optional(),
+  available: z.number().optional(),
+  updatedReady: z.number().optional(),
+  templateHash: z.string().optional(),
+  rollout: z.enum(['progressing', 'complete', 'stalled']).optional(),
+  /** When the rollout last made progress (ISO time): the start of its progress deadline. */
+  progressAt: z.string().optional(),
+});
 
 export const replicaSet = z.object({
   name: dnsLabel.max(57, 'must be at most 57 characters, so that replica names fit a DNS label'),

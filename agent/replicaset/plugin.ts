@@ -6,6 +6,7 @@ import { isTerminal } from '../../api/schemas.js';
 import { Backoff, FAILED_STATES } from './backoff.js';
 import { Expectations } from './expectations.js';
 import { reconcile, type Action, type ObservedPod } from './reconcile.js';
+import { DEFAULT_PROGRESS_DEADLINE_S } from './rollout.js';
 import { replicaSteps, stepTransaction, transaction } from './transactions.js';
 import { PREFIXES, ReplicaSetView } from './view.js';
 
@@ -69,10 +70,21 @@ class Controller implements RunningPlugin {
       collect: () => this.replicaSetCount.set(this.view.replicaSets.size),
     });
     // Expectations expire by time: look again now and then while any is outstanding.
+    // Rollout deadlines pass by time too: a round marks a rollout stalled.
     this.tick = setInterval(() => {
-      if (this.expectations.outstanding > 0) this.schedule();
+      if (this.expectations.outstanding > 0 || this.deadlinePassed(Date.now())) this.schedule();
     }, 1000);
     this.tick.unref();
+  }
+
+  /** Whether a rollout in view is still marked progressing past its deadline. */
+  private deadlinePassed(now: number): boolean {
+    for (const rs of this.view.replicaSets.values()) {
+      const st = rs.stored.status as { rollout?: unknown; progressAt?: unknown } | undefined;
+      if (!rs.spec || st?.rollout !== 'progressing' || typeof st.progressAt !== 'string') continue;
+      if (now - Date.parse(st.progressAt) >= (rs.spec.progressDeadlineSeconds ?? DEFAULT_PROGRESS_DEADLINE_S) * 1000) return true;
+    }
+    return false;
   }
 
   async start(): Promise<void> {
@@ -167,6 +179,8 @@ class Controller implements RunningPlugin {
         healthyWorkers: this.view.healthyWorkers,
         ...this.expectations.snapshot(),
         held: this.backoff.held(now),
+        readinessInCluster: this.view.readinessInCluster,
+        now,
       },
       this.view.replicaSets,
       { suffix: randomSuffix, keepEnded: KEEP_ENDED },

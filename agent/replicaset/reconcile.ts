@@ -1,4 +1,16 @@
-import { isTerminal, type Pod, type ReplicaSetSpec } from '../../api/schemas.js';
+import { isTerminal, replicaSetStatus, type Pod, type ReplicaSetSpec } from '../../api/schemas.js';
+import {
+  bounds,
+  DEFAULT_PROGRESS_DEADLINE_S,
+  legacyPodMatches,
+  podReady,
+  rolloutState,
+  rolloutStep,
+  templateHash,
+  templateMetadata,
+  type RolloutCounts,
+  type RolloutReplica,
+} from './rollout.js';
 
 /**
  * The ReplicaSet controller's decision: `(observed, desired) → actions`, in
@@ -27,6 +39,12 @@ export interface ObservedPod {
   replicaSet: string;
   state: string;
   workedBy?: string;
+  /** `metadata.templateHash`: the hash of the template the pod was made from. */
+  templateHash?: string;
+  /** `metadata.ready` as written by its worker (SPEC §10), when it is. */
+  ready?: string;
+  /** A pod made before pods carried a template hash: its spec and metadata, to match against the template. */
+  legacy?: { spec: unknown; metadata: Record<string, string> };
   createRevision: number;
   modRevision: number;
 }
@@ -59,6 +77,10 @@ export interface Observed {
   statusWritten: ReadonlyMap<string, number>;
   /** ReplicaSets whose replicas keep failing: no new replicas for them this round (crash-loop back-off). */
   held?: ReadonlySet<string>;
+  /** Whether any pod in the cluster carries `metadata.ready`; until one does, a running pod counts as ready. */
+  readinessInCluster?: boolean;
+  /** The time of the round (ms since the epoch), for rollout deadlines. */
+  now?: number;
 }
 
 export interface ReconcileOptions {
@@ -115,10 +137,19 @@ export interface ReplicaSetStatus {
   desired: number;
   live: number;
   running: number;
+  /** Live replicas of the current template. */
+  updated: number;
+  /** Live replicas that are ready. */
+  ready: number;
+  /** Ready replicas, as counted against maxUnavailable (kith has no minReadySeconds: the same as ready). */
+  available: number;
+  /** Ready replicas of the current template. */
+  updatedReady: number;
+  templateHash: string;
+  rollout: 'progressing' | 'complete' | 'stalled';
+  /** When the rollout last made progress (ISO time). */
+  progressAt: string;
 }
-
-/** Metadata keys written by kith's own plugins; a template cannot preset them. */
-const SYSTEM_METADATA = new Set(['scheduledBy', 'workedBy', 'reapedBy', 'replicaSet']);
 
 /** The name of a replica: `<rs>-<5 random [a-z0-9]>`. */
 export const replicaName = (replicaSet: string, suffix: string): string => `${replicaSet}-${suffix}`;
@@ -127,9 +158,9 @@ export const SUFFIX = /^[a-z0-9]{5}$/;
 
 /** The pod resource of a new replica, from the ReplicaSet's template. */
 export function replicaPod(rs: string, spec: ReplicaSetSpec, name: string, avoid: readonly string[]): Pod {
-  const metadata: Record<string, string> = {};
-  for (const [k, v] of Object.entries(spec.template.metadata ?? {})) if (!SYSTEM_METADATA.has(k)) metadata[k] = v;
+  const metadata = templateMetadata(spec.template);
   metadata.replicaSet = rs;
+  metadata.templateHash = templateHash(spec.template);
   const podSpec = structuredClone(spec.template.spec);
   if (avoid.length > 0) {
     const c = podSpec.schedulingConstraints ?? {};
@@ -147,24 +178,74 @@ function allowedWorkers(spec: ReplicaSetSpec, healthy: ReadonlySet<string>): Set
   return new Set([...healthy].filter((w) => (may == null || may.includes(w)) && !cannot.has(w)));
 }
 
-export function statusOf(spec: ReplicaSetSpec, owned: readonly ObservedPod[]): { status: ReplicaSetStatus; state: string } {
+/** Whether a live replica is of the template whose hash is `hash`; a pod without a hash is matched on its spec. */
+export function ofTemplate(spec: ReplicaSetSpec, hash: string, p: ObservedPod): boolean {
+  if (p.templateHash !== undefined) return p.templateHash === hash;
+  return p.legacy !== undefined && legacyPodMatches(spec.template, p.legacy);
+}
+
+const storedStatus = (stored: Record<string, unknown>) => {
+  const r = replicaSetStatus.safeParse(stored.status);
+  return r.success ? r.data : undefined;
+};
+
+/**
+ * The ReplicaSet's status: its replicas counted, and the rollout's state.
+ * Progress (which restarts the deadline) is a new template, more ready
+ * replicas of the current one, or fewer replicas of older ones.
+ */
+export function statusOf(
+  rs: Pick<DesiredReplicaSet, 'stored'>,
+  spec: ReplicaSetSpec,
+  owned: readonly ObservedPod[],
+  readinessInCluster: boolean,
+  now: number,
+): { status: ReplicaSetStatus; state: string } {
+  const hash = templateHash(spec.template);
   const live = owned.filter((p) => !isTerminal(p.state));
-  const status = { desired: spec.replicas, live: live.length, running: live.filter((p) => p.state === 'running').length };
+  const current = live.filter((p) => ofTemplate(spec, hash, p));
+  const ready = live.filter((p) => podReady(p, readinessInCluster)).length;
+  const counts: RolloutCounts = {
+    desired: spec.replicas,
+    updated: current.length,
+    ready,
+    updatedReady: current.filter((p) => podReady(p, readinessInCluster)).length,
+    live: live.length,
+  };
+  const before = storedStatus(rs.stored);
+  const progressed =
+    before?.templateHash !== hash ||
+    before.progressAt === undefined ||
+    counts.updatedReady > (before.updatedReady ?? 0) ||
+    live.length - current.length < before.live - (before.updated ?? 0);
+  const at = progressed ? now : Date.parse(before.progressAt!);
+  const progressAt = Number.isFinite(at) ? at : now;
+  const rollout = rolloutState(counts, progressAt, now, spec.progressDeadlineSeconds ?? DEFAULT_PROGRESS_DEADLINE_S);
+  const status: ReplicaSetStatus = {
+    desired: spec.replicas,
+    live: live.length,
+    running: live.filter((p) => p.state === 'running').length,
+    updated: counts.updated,
+    ready,
+    available: ready,
+    updatedReady: counts.updatedReady,
+    templateHash: hash,
+    rollout,
+    progressAt: progressed || !before?.progressAt ? new Date(progressAt).toISOString() : before.progressAt,
+  };
   const state = status.live === status.desired && status.running === status.desired ? 'ready' : 'progressing';
   return { status, state };
 }
 
 function sameStatus(stored: Record<string, unknown>, status: ReplicaSetStatus, state: string): boolean {
-  const s = stored.status as Partial<ReplicaSetStatus> | undefined;
+  const s = stored.status as Record<string, unknown> | undefined;
   return (
     stored.state === state &&
     typeof s === 'object' && s !== null &&
-    s.desired === status.desired && s.live === status.live && s.running === status.running
+    (Object.keys(status) as (keyof ReplicaSetStatus)[]).every((k) => s[k] === status[k]) &&
+    Object.keys(s).length === Object.keys(status).length
   );
 }
-
-/** Newest first, by create revision. */
-const newestFirst = (a: ObservedPod, b: ObservedPod): number => b.createRevision - a.createRevision;
 
 export function reconcile(
   observed: Observed,
@@ -243,22 +324,33 @@ export function reconcile(
       }
     }
 
-    // Scale-down: those not yet running first, then the newest. Replicas not seen yet cannot be guarded: left for a later round.
+    // One rollout step (a plain scale when every replica is of the current template): which replicas go, how many come.
+    const hash = templateHash(spec.template);
+    const readiness = observed.readinessInCluster ?? false;
+    const step = rolloutStep(
+      spec.replicas,
+      bounds(spec),
+      live.map((l): RolloutReplica => ({
+        name: l.name,
+        // Not seen yet: made by this controller, counted as current and not ready until seen.
+        current: l.pod ? ofTemplate(spec, hash, l.pod) : true,
+        ready: l.pod ? podReady(l.pod, readiness) : false,
+        seen: l.pod !== undefined,
+        running: l.pod?.state === 'running',
+        createRevision: l.pod?.createRevision ?? Number.MAX_SAFE_INTEGER,
+      })),
+    );
     const create: Pod[] = [];
-    if (live.length > spec.replicas) {
-      const seen = live.filter((l) => l.pod).map((l) => l.pod!);
-      const victims = seen
-        .sort((a, b) => Number(a.state === 'running') - Number(b.state === 'running') || newestFirst(a, b))
-        .slice(0, live.length - spec.replicas);
-      const gone = new Set(victims.map((v) => v.name));
-      for (const v of victims) remove.push({ name: v.name, modRevision: v.modRevision });
-      for (let i = keep.length - 1; i >= 0; i--) if (gone.has(keep[i]!)) keep.splice(i, 1);
-    } else if (live.length < spec.replicas && !observed.held?.has(rs.name)) {
+    const gone = new Set(step.remove);
+    const byName = new Map(live.map((l) => [l.name, l.pod]));
+    for (const name of step.remove) remove.push({ name, modRevision: byName.get(name)!.modRevision });
+    for (let i = keep.length - 1; i >= 0; i--) if (gone.has(keep[i]!)) keep.splice(i, 1);
+    if (step.create > 0 && !observed.held?.has(rs.name)) {
       // Spread: avoid workers that already run a live replica while the template allows a healthy worker that does not.
-      const occupied = new Set(live.flatMap((l) => (l.pod?.workedBy ? [l.pod.workedBy] : [])));
+      const staying = live.filter((l) => !gone.has(l.name));
+      const occupied = new Set(staying.flatMap((l) => (l.pod?.workedBy ? [l.pod.workedBy] : [])));
       const free = [...allowedWorkers(spec, observed.healthyWorkers)].filter((w) => !occupied.has(w));
-      const missing = spec.replicas - live.length;
-      for (let i = 0; i < missing; i++) {
+      for (let i = 0; i < step.create; i++) {
         let name: string | undefined;
         for (let attempt = 0; attempt < 20 && name === undefined; attempt++) {
           const candidate = replicaName(rs.name, options.suffix());
@@ -292,7 +384,7 @@ export function reconcile(
     // Status once the replicas are settled: a status write changes the ReplicaSet's mod revision, which guards the replica changes.
     const statusPending = (observed.statusWritten.get(rs.name) ?? 0) > rs.modRevision;
     if (actions.length === planned && !statusPending) {
-      const { status, state } = statusOf(spec, owned);
+      const { status, state } = statusOf(rs, spec, owned, observed.readinessInCluster ?? false, observed.now ?? 0);
       if (!sameStatus(rs.stored, status, state)) {
         actions.push({ kind: 'status', replicaSet: rs.name, modRevision: rs.modRevision, value: { ...rs.stored, state, status }, status, state });
       }

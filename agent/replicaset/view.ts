@@ -33,6 +33,12 @@ export class ReplicaSetView {
   readonly lists = new Map<string, ReplicaList>();
   readonly pods = new Map<string, ObservedPod>();
   readonly healthyWorkers = new Set<string>();
+  /** Pods (of any owner) that carry `metadata.ready`: while there are none, workers write no readiness and running counts as ready. */
+  private readonly withReadiness = new Set<string>();
+
+  get readinessInCluster(): boolean {
+    return this.withReadiness.size > 0;
+  }
 
   /** Applies one event. Returns what was wrong with a ReplicaSet that does not parse. */
   apply(ev: StateEvent): InvalidReplicaSet | undefined {
@@ -51,19 +57,25 @@ export class ReplicaSetView {
   private onPod(name: string, ev: StateEvent): void {
     if (ev.type === 'delete') {
       this.pods.delete(name);
+      this.withReadiness.delete(name);
       return;
     }
     const v = decodeObservedPod(ev.value);
+    if (v?.metadata.ready !== undefined) this.withReadiness.add(name);
+    else this.withReadiness.delete(name);
     const replicaSet = v?.metadata.replicaSet;
     if (!v || replicaSet === undefined) {
       this.pods.delete(name);
       return;
     }
+    const templateHash = v.metadata.templateHash;
     this.pods.set(name, {
       name,
       replicaSet,
       state: v.state ?? 'created',
       workedBy: v.metadata.workedBy,
+      ...(templateHash !== undefined ? { templateHash } : { legacy: { spec: v.spec, metadata: v.metadata } }),
+      ...(v.metadata.ready !== undefined ? { ready: v.metadata.ready } : {}),
       createRevision: ev.createRevision,
       modRevision: ev.modRevision,
     });

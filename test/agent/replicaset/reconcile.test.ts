@@ -11,6 +11,7 @@ import {
 } from '../../../agent/replicaset/reconcile.js';
 import { replicaListKey, replicaSetKey } from '../../../agent/keys.js';
 import { MAX_GUARDS, MAX_PODS_PER_STEP, replicaSteps, stepTransaction, transaction } from '../../../agent/replicaset/transactions.js';
+import { templateHash } from '../../../agent/replicaset/rollout.js';
 import { KvModel } from './kv-model.js';
 
 // ---- plain data --------------------------------------------------------------
@@ -28,10 +29,13 @@ function rs(name: string, replicas: number, over: Partial<DesiredReplicaSet> & {
   };
 }
 
+/** The hash of TEMPLATE: the replicas of these tests are of the current template unless they say otherwise. */
+const HASH = templateHash(replicaSetSpec.parse({ replicas: 1, template: TEMPLATE }).template);
+
 let nextRevision = 100;
 function pod(name: string, replicaSet: string, state: string, over: Partial<ObservedPod> = {}): ObservedPod {
   const rev = nextRevision++;
-  return { name, replicaSet, state, createRevision: rev, modRevision: rev, ...over };
+  return { name, replicaSet, state, templateHash: HASH, createRevision: rev, modRevision: rev, ...over };
 }
 
 function observed(pods: ObservedPod[], lists: Record<string, Omit<ReplicaList, 'modRevision'> & { modRevision?: number }> = {}, over: Partial<Observed> = {}): Observed {
@@ -92,7 +96,7 @@ describe('replicaset reconcile', () => {
       expect(p.type).to.equal('pod');
       expect(p.state).to.equal('created');
       // The template's metadata, minus keys only kith writes, plus the owner.
-      expect(p.metadata).to.deep.equal({ app: 'web', replicaSet: 'web' });
+      expect(p.metadata).to.deep.equal({ app: 'web', replicaSet: 'web', templateHash: HASH });
       expect(p.spec.containers[0]!.image).to.equal('localhost/kith/busybox');
       expect(p.spec.ports).to.deep.equal([{ container: 80, name: 'http' }]);
       // Nothing runs yet, so there is nothing to avoid: the scheduler spreads the first batch.
@@ -116,7 +120,8 @@ describe('replicaset reconcile', () => {
 
     it('does nothing for a ReplicaSet whose replicas are all live and listed', () => {
       const { pods, list } = steady();
-      const set = rs('web', 3, { stored: { name: 'web', state: 'ready', status: { desired: 3, live: 3, running: 3 } } });
+      const status = { desired: 3, live: 3, running: 3, updated: 3, ready: 3, available: 3, updatedReady: 3, templateHash: HASH, rollout: 'complete', progressAt: new Date(0).toISOString() };
+      const set = rs('web', 3, { stored: { name: 'web', state: 'ready', status } });
       expect(reconcile(observed(pods, { web: list }), desired(set), opts())).to.deep.equal([]);
     });
 
@@ -339,9 +344,10 @@ describe('replicaset reconcile', () => {
       const stored = { name: 'web', type: 'replicaset', metadata: { team: 'x' }, spec: { replicas: 2 } };
       const s = only(reconcile(observed(pods, { web: { owner: 10, replicas: ['web-a0001', 'web-a0002'] } }), desired(rs('web', 2, { stored, modRevision: 42 })), opts()), 'status');
       expect(s.modRevision).to.equal(42);
-      expect(s.status).to.deep.equal({ desired: 2, live: 2, running: 1 });
+      const status = { desired: 2, live: 2, running: 1, updated: 2, ready: 1, available: 1, updatedReady: 1, templateHash: HASH, rollout: 'progressing', progressAt: new Date(0).toISOString() };
+      expect(s.status).to.deep.equal(status);
       expect(s.state).to.equal('progressing');
-      expect(s.value).to.deep.equal({ ...stored, state: 'progressing', status: { desired: 2, live: 2, running: 1 } });
+      expect(s.value).to.deep.equal({ ...stored, state: 'progressing', status });
     });
 
     it('writes no status in a round that changes the replicas (it would void their guard)', () => {
