@@ -32,8 +32,11 @@ export function resourceTable(type: string, resources: unknown[]): string {
   }
   if (type === 'replicaset') {
     return table(
-      ['NAME', 'REPLICAS', 'LIVE', 'RUNNING', 'STATE'],
-      rs.map((r) => [str(r.name), str(r.spec?.replicas), str(r.status?.live), str(r.status?.running), str(r.state)]),
+      ['NAME', 'REPLICAS', 'LIVE', 'RUNNING', 'READY', 'UPDATED', 'AVAILABLE', 'ROLLOUT', 'STATE'],
+      rs.map((r) => [
+        str(r.name), str(r.spec?.replicas), str(r.status?.live), str(r.status?.running),
+        str(r.status?.ready), str(r.status?.updated), str(r.status?.available), str(r.status?.rollout), str(r.state),
+      ]),
     );
   }
   if (type.startsWith('node')) {

@@ -50,8 +50,8 @@ describe('cli: pure parts', () => {
   });
 
   it('prints aligned tables', () => {
-    expect(resourceTable('replicaset', [{ name: 'front', spec: { replicas: 3 }, status: { live: 3, running: 2 }, state: 'progressing' }])).to.equal(
-      'NAME   REPLICAS  LIVE  RUNNING  STATE\nfront  3         3     2        progressing\n',
+    expect(resourceTable('replicaset', [{ name: 'front', spec: { replicas: 3 }, status: { live: 3, running: 2, ready: 2, updated: 1, available: 2, rollout: 'progressing' }, state: 'progressing' }])).to.equal(
+      'NAME   REPLICAS  LIVE  RUNNING  READY  UPDATED  AVAILABLE  ROLLOUT      STATE\nfront  3         3     2        2      1        2          progressing  progressing\n',
     );
   });
 });

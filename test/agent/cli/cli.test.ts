@@ -241,7 +241,7 @@ spec:
     await kith([...api, 'apply', '-f', '-'], { input: JSON.stringify({ name: 'listed', type: 'replicaset', spec: { replicas: 0, template: { spec: { containers: [] } } } }) });
     const [pods, rs] = await Promise.all([kith([...api, 'list', 'pods']), kith([...api, 'list', 'rs'])]);
     expect(pods.stdout.split('\n')[0]).to.match(/^NAME\s+STATE\s+WORKER\s+IMAGE\s+REPLICASET$/);
-    expect(rs.stdout.split('\n')[0]).to.match(/^NAME\s+REPLICAS\s+LIVE\s+RUNNING\s+STATE$/);
+    expect(rs.stdout.split('\n')[0]).to.match(/^NAME\s+REPLICAS\s+LIVE\s+RUNNING\s+READY\s+UPDATED\s+AVAILABLE\s+ROLLOUT\s+STATE$/);
   });
 
   it('apply reads JSON from stdin, several resources at once, and reports bad documents', async () => {
