@@ -72,6 +72,11 @@ export function parseHeartbeat(key: string, role: Role): { kind: Heartbeat; name
 export const REPLICA_LIST_PREFIX = 'replicaset/replicas/';
 export const replicaListKey = (rs: string): string => `${REPLICA_LIST_PREFIX}${rs}`;
 
+/** A ReplicaSet's last templates, a resource of its own so `GET /resources/replicaset.history/<rs>` reads them (agent/replicaset/README.md). */
+export const REPLICASET_HISTORY_TYPE = 'replicaset.history';
+export const REPLICASET_HISTORY_PREFIX = resourcePrefix(REPLICASET_HISTORY_TYPE);
+export const replicaSetHistoryKey = (rs: string): string => resourceKey(REPLICASET_HISTORY_TYPE, rs);
+
 // ---- DNS --------------------------------------------------------------------------
 
 /**

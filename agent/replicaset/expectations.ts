@@ -13,11 +13,12 @@ export class Expectations {
   private readonly deleted = new Map<string, number>();
   private readonly listWritten = new Map<string, { revision: number; until: number }>();
   private readonly statusWritten = new Map<string, { revision: number; until: number }>();
+  private readonly historyWritten = new Map<string, { revision: number; until: number }>();
 
   constructor(private readonly ttlMs: number) {}
 
   get outstanding(): number {
-    return this.created.size + this.deleted.size + this.listWritten.size + this.statusWritten.size;
+    return this.created.size + this.deleted.size + this.listWritten.size + this.statusWritten.size + this.historyWritten.size;
   }
 
   /** Records one step of a replica change that committed at `revision`. */
@@ -38,7 +39,11 @@ export class Expectations {
       case 'status':
         this.statusWritten.set(action.replicaSet, { revision, until });
         break;
+      case 'history':
+        this.historyWritten.set(action.replicaSet, { revision, until });
+        break;
       case 'drop-list':
+      case 'drop-history':
         break;
     }
   }
@@ -61,6 +66,9 @@ export class Expectations {
     for (const [rs, w] of this.statusWritten) {
       if (w.until < now || (view.replicaSets.get(rs)?.modRevision ?? 0) >= w.revision) this.statusWritten.delete(rs);
     }
+    for (const [rs, w] of this.historyWritten) {
+      if (w.until < now || (view.histories.get(rs)?.modRevision ?? 0) >= w.revision) this.historyWritten.delete(rs);
+    }
   }
 
   /** The parts of reconcile's input that come from expectations. */
@@ -69,6 +77,7 @@ export class Expectations {
     deleted: Set<string>;
     listWritten: Map<string, number>;
     statusWritten: Map<string, number>;
+    historyWritten: Map<string, number>;
   } {
     const revisions = (m: Map<string, { revision: number }>) => new Map([...m].map(([k, w]) => [k, w.revision]));
     return {
@@ -76,6 +85,7 @@ export class Expectations {
       deleted: new Set(this.deleted.keys()),
       listWritten: revisions(this.listWritten),
       statusWritten: revisions(this.statusWritten),
+      historyWritten: revisions(this.historyWritten),
     };
   }
 }

@@ -180,6 +180,7 @@ class Controller implements RunningPlugin {
         ...this.expectations.snapshot(),
         held: this.backoff.held(now),
         readinessInCluster: this.view.readinessInCluster,
+        histories: this.view.histories,
         now,
       },
       this.view.replicaSets,
@@ -216,6 +217,12 @@ class Controller implements RunningPlugin {
         break;
       case 'drop-list':
         this.ctx.log.info({ replicaSet: action.replicaSet }, 'replica list of a deleted ReplicaSet removed');
+        break;
+      case 'history':
+        this.ctx.log.info({ replicaSet: action.replicaSet, revision: action.value.spec.revisions.at(-1)?.revision, templateHash: action.value.spec.revisions.at(-1)?.templateHash }, 'new template: rollout history updated');
+        break;
+      case 'drop-history':
+        this.ctx.log.info({ replicaSet: action.replicaSet }, 'rollout history of a deleted ReplicaSet removed');
         break;
       case 'status':
         this.ctx.log.debug({ replicaSet: action.replicaSet, state: action.state, ...action.status }, 'status written');

@@ -11,6 +11,7 @@ import {
   type RolloutCounts,
   type RolloutReplica,
 } from './rollout.js';
+import { nextHistory, type History } from './history.js';
 
 /**
  * The ReplicaSet controller's decision: `(observed, desired) → actions`, in
@@ -81,6 +82,10 @@ export interface Observed {
   readinessInCluster?: boolean;
   /** The time of the round (ms since the epoch), for rollout deadlines. */
   now?: number;
+  /** Rollout histories by ReplicaSet name, with their key's mod revision (`history` absent: the stored value does not parse). */
+  histories?: ReadonlyMap<string, { history?: History; modRevision: number }>;
+  /** Per ReplicaSet, the revision of this controller's last history write; no other is planned until the history seen is that new. */
+  historyWritten?: ReadonlyMap<string, number>;
 }
 
 export interface ReconcileOptions {
@@ -130,6 +135,10 @@ export type Action =
     }
   /** Delete the replica list of a ReplicaSet that no longer exists (guarded: it still does not). */
   | { kind: 'drop-list'; replicaSet: string; listModRevision: number }
+  /** Write a ReplicaSet's rollout history, guarded by the history's mod revision as seen (0: absent). */
+  | { kind: 'history'; replicaSet: string; modRevision: number; value: History }
+  /** Delete the history of a ReplicaSet that no longer exists (guarded: it still does not). */
+  | { kind: 'drop-history'; replicaSet: string; modRevision: number }
   /** Write the ReplicaSet's state and status, guarded by its mod revision. */
   | { kind: 'status'; replicaSet: string; modRevision: number; value: Record<string, unknown>; status: ReplicaSetStatus; state: string };
 
@@ -275,8 +284,20 @@ export function reconcile(
     }
   }
 
+  for (const [rs, h] of observed.histories ?? []) {
+    if (!desired.has(rs) && (observed.historyWritten?.get(rs) ?? 0) <= h.modRevision) {
+      actions.push({ kind: 'drop-history', replicaSet: rs, modRevision: h.modRevision });
+    }
+  }
+
   for (const rs of desired.values()) {
     if (!rs.spec) continue;
+    // A template not yet in the history becomes its newest revision.
+    const seenHistory = observed.histories?.get(rs.name);
+    if (observed.histories && (observed.historyWritten?.get(rs.name) ?? 0) <= (seenHistory?.modRevision ?? 0)) {
+      const next = nextHistory(rs.name, rs.createRevision, rs.spec.template, templateHash(rs.spec.template), seenHistory?.history, new Date(observed.now ?? 0).toISOString());
+      if (next) actions.push({ kind: 'history', replicaSet: rs.name, modRevision: seenHistory?.modRevision ?? 0, value: next });
+    }
     const owned = byOwner.get(rs.name) ?? [];
     const spec = rs.spec;
 

@@ -1,4 +1,4 @@
-import { podKey, replicaListKey, replicaSetKey, unscheduledKey } from '../keys.js';
+import { podKey, replicaListKey, replicaSetHistoryKey, replicaSetKey, unscheduledKey } from '../keys.js';
 import type { Compare, Op, Transaction } from '../state.js';
 import type { Action } from './reconcile.js';
 import type { StoredReplicaList } from './replica-list.js';
@@ -106,6 +106,21 @@ export function transaction(action: Exclude<Action, ReplicasAction>): Transactio
           { key: replicaSetKey(action.replicaSet), createRevision: 0 },
         ],
         then: [{ delete: replicaListKey(action.replicaSet) }],
+      };
+    case 'history': {
+      const key = replicaSetHistoryKey(action.replicaSet);
+      return {
+        if: [action.modRevision === 0 ? { key, createRevision: 0 } : { key, modRevision: action.modRevision }],
+        then: [{ put: key, value: JSON.stringify(action.value) }],
+      };
+    }
+    case 'drop-history':
+      return {
+        if: [
+          { key: replicaSetHistoryKey(action.replicaSet), modRevision: action.modRevision },
+          { key: replicaSetKey(action.replicaSet), createRevision: 0 },
+        ],
+        then: [{ delete: replicaSetHistoryKey(action.replicaSet) }],
       };
     case 'status':
       return {

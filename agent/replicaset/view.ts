@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { decodeObservedPod, replicaSet as replicaSetSchema, storedDecoder, storedJson } from '../../api/schemas.js';
-import { heartbeatPrefix, POD_PREFIX, REPLICA_LIST_PREFIX, REPLICASET_PREFIX } from '../keys.js';
+import { heartbeatPrefix, POD_PREFIX, REPLICA_LIST_PREFIX, REPLICASET_HISTORY_PREFIX, REPLICASET_PREFIX } from '../keys.js';
 import type { StateEvent } from '../state.js';
 import type { DesiredReplicaSet, ObservedPod, ReplicaList } from './reconcile.js';
+import { history as historySchema, type History } from './history.js';
 import { replicaList } from './replica-list.js';
 
 /** What the controller watches. */
@@ -11,10 +12,12 @@ export const PREFIXES = {
   replicaLists: REPLICA_LIST_PREFIX,
   pods: POD_PREFIX,
   healthyWorkers: heartbeatPrefix('worker', 'healthy'),
+  histories: REPLICASET_HISTORY_PREFIX,
 };
 
 const storedObject = z.record(z.string(), z.unknown());
 const decodeList = storedDecoder(replicaList);
+const decodeHistory = storedDecoder(historySchema);
 
 /** A stored ReplicaSet that does not parse: the controller leaves it alone and says why. */
 export interface InvalidReplicaSet {
@@ -33,6 +36,7 @@ export class ReplicaSetView {
   readonly lists = new Map<string, ReplicaList>();
   readonly pods = new Map<string, ObservedPod>();
   readonly healthyWorkers = new Set<string>();
+  readonly histories = new Map<string, { history?: History; modRevision: number }>();
   /** Pods (of any owner) that carry `metadata.ready`: while there are none, workers write no readiness and running counts as ready. */
   private readonly withReadiness = new Set<string>();
 
@@ -46,6 +50,12 @@ export class ReplicaSetView {
     if (k.startsWith(PREFIXES.pods)) this.onPod(k.slice(PREFIXES.pods.length), ev);
     else if (k.startsWith(PREFIXES.replicaSets)) return this.onReplicaSet(k.slice(PREFIXES.replicaSets.length), ev);
     else if (k.startsWith(PREFIXES.replicaLists)) this.onList(k.slice(PREFIXES.replicaLists.length), ev);
+    else if (k.startsWith(PREFIXES.histories)) {
+      const rs = k.slice(PREFIXES.histories.length);
+      // A history that does not parse is rewritten whole by the next template change.
+      if (ev.type === 'delete') this.histories.delete(rs);
+      else this.histories.set(rs, { history: decodeHistory(ev.value), modRevision: ev.modRevision });
+    }
     else if (k.startsWith(PREFIXES.healthyWorkers)) {
       const w = k.slice(PREFIXES.healthyWorkers.length);
       if (ev.type === 'put') this.healthyWorkers.add(w);

@@ -11,6 +11,7 @@ import {
   type Bounds,
   type RolloutReplica,
 } from '../../../agent/replicaset/rollout.js';
+import { nextHistory, type History } from '../../../agent/replicaset/history.js';
 import { reconcile, replicaPod, type DesiredReplicaSet, type ObservedPod } from '../../../agent/replicaset/reconcile.js';
 
 const TEMPLATE = { metadata: { app: 'web' }, spec: { containers: [{ name: 'c', image: 'localhost/kith/busybox', cmd: ['httpd', '-f'] }], ports: [{ container: 80, name: 'http' }] } };
@@ -272,5 +273,38 @@ describe('replicaset rollout (pure decisions)', () => {
       expect(podReady({ state: 'running', ready: 'false' }, true)).to.equal(false);
       expect(podReady({ state: 'scheduled', ready: 'true' }, true)).to.equal(false);
     });
+  });
+});
+
+describe('replicaset rollout history (pure)', () => {
+  const t = (image: string) => replicaSetSpec.parse({ replicas: 1, template: { spec: { containers: [{ name: 'c', image }] } } }).template;
+  const add = (h: History | undefined, image: string, owner = 10) => nextHistory('web', owner, t(image), templateHash(t(image)), h, '2026-01-01T00:00:00.000Z') ?? h;
+
+  it('numbers templates as revisions, oldest first, and keeps the last 10', () => {
+    let h: History | undefined;
+    for (let i = 1; i <= 12; i++) h = add(h, `img${i}`);
+    expect(h!.spec.revisions.map((r) => r.revision)).to.deep.equal([3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(h!.spec.revisions.at(-1)!.template).to.deep.equal(t('img12'));
+    expect(nextHistory('web', 10, t('img12'), templateHash(t('img12')), h, 'x'), 'the newest is current: nothing to write').to.equal(undefined);
+  });
+
+  it('a template seen before (an undo) moves to a new revision, listed once', () => {
+    let h = add(add(add(undefined, 'a'), 'b'), 'a');
+    expect(h!.spec.revisions.map((r) => [r.revision, r.template.spec && (r.template.spec as { containers: { image: string }[] }).containers[0]!.image])).to.deep.equal([[2, 'b'], [3, 'a']]);
+    h = add(h, 'c', 99);
+    expect(h!.spec.revisions.map((r) => r.revision), 'a history of an earlier ReplicaSet of that name starts over').to.deep.equal([1]);
+  });
+
+  it('reconcile writes the history of a new template, guarded on the history seen, and drops that of a deleted ReplicaSet', () => {
+    const s = spec();
+    const set: DesiredReplicaSet = { name: 'web', createRevision: 10, modRevision: 10, stored: { name: 'web', type: 'replicaset', metadata: {}, spec: s }, spec: s };
+    const base = { pods: new Map(), replicaLists: new Map(), healthyWorkers: new Set<string>(), created: new Set<string>(), deleted: new Set<string>(), listWritten: new Map(), statusWritten: new Map() };
+    const old = add(undefined, 'old')!;
+    const actions = reconcile({ ...base, histories: new Map([['web', { history: old, modRevision: 7 }], ['gone', { history: old, modRevision: 8 }]]) }, new Map([['web', set]]), { suffix: () => 'aaaaa', keepEnded: 0 });
+    const h = actions.find((a) => a.kind === 'history');
+    expect(h && h.kind === 'history' && [h.modRevision, h.value.spec.revisions.map((r) => r.templateHash)]).to.deep.equal([7, [old.spec.revisions[0]!.templateHash, templateHash(s.template)]]);
+    expect(actions.filter((a) => a.kind === 'drop-history')).to.deep.equal([{ kind: 'drop-history', replicaSet: 'gone', modRevision: 8 }]);
+    const pending = reconcile({ ...base, histories: new Map([['web', { history: old, modRevision: 7 }]]), historyWritten: new Map([['web', 9]]) }, new Map([['web', set]]), { suffix: () => 'aaaaa', keepEnded: 0 });
+    expect(pending.filter((a) => a.kind === 'history'), 'its own write not seen yet').to.deep.equal([]);
   });
 });
