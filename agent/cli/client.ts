@@ -6,6 +6,7 @@ import { NODE_TYPES } from '../../api/schemas.js';
 import { generateName } from '../names.js';
 import { DocumentError, manifests, samePod, withoutSystemKeys } from './apply.js';
 import { ApiClient, ApiError } from './http.js';
+import { ROLLOUT_ARGS, ROLLOUT_OPTIONS, runRollout } from './rollout.js';
 import { podFromRun, UsageError, waitOutcome } from './run.js';
 import { data, resourceTable, table, type Format } from './table.js';
 
@@ -322,6 +323,8 @@ const COMMANDS: Record<string, Command> = {
       }
     },
   },
+
+  rollout: { args: ROLLOUT_ARGS, options: ROLLOUT_OPTIONS, run: runRollout },
 
   'gen-name': {
     args: '',

@@ -97,7 +97,7 @@ describe('replicaset plugin (real etcd, agent process)', function () {
 
   const replicaSet = async (name: string) => {
     const v = await client.get(`${PREFIX}/resource/replicaset/${name}`).string();
-    return v ? (JSON.parse(v) as { state?: string; status?: { desired: number; live: number; running: number } }) : undefined;
+    return v ? (JSON.parse(v) as { state?: string; status?: { desired: number; live: number; running: number; rollout?: string } }) : undefined;
   };
 
   const waitLive = (rs: string, n: number, timeoutMs?: number) =>
@@ -124,15 +124,19 @@ describe('replicaset plugin (real etcd, agent process)', function () {
     for (const p of live) {
       expect(p.name).to.match(/^web-[a-z0-9]{5}$/);
       expect(p.state).to.equal('created');
-      expect(p.metadata).to.deep.equal({ app: 'web', replicaSet: 'web' });
+      expect(p.metadata).to.deep.equal({ app: 'web', replicaSet: 'web', templateHash: p.metadata.templateHash });
+      expect(p.metadata.templateHash).to.match(/^[0-9a-f]{10}$/);
     }
     expect(await unscheduled()).to.include.members(live.map((p) => p.name));
     await until('status 3/3/0', async () => (await replicaSet('web'))?.status?.live === 3);
-    expect(await replicaSet('web')).to.deep.include({ state: 'progressing', status: { desired: 3, live: 3, running: 0 } });
+    const first = (await replicaSet('web'))!;
+    expect(first.state).to.equal('progressing');
+    expect(first.status).to.deep.include({ desired: 3, live: 3, running: 0, updated: 3, ready: 0, rollout: 'progressing' });
     // Scheduled and running: the status follows.
     for (const [i, p] of live.entries()) await setState(p.name, 'running', `w${i + 1}`);
     await until("state 'ready'", async () => (await replicaSet('web'))?.state === 'ready');
-    expect((await replicaSet('web'))!.status).to.deep.equal({ desired: 3, live: 3, running: 3 });
+    await until('rollout complete', async () => (await replicaSet('web'))?.status?.rollout === 'complete');
+    expect((await replicaSet('web'))!.status).to.deep.include({ desired: 3, live: 3, running: 3, updated: 3, ready: 3, available: 3, rollout: 'complete' });
     // Nothing more happens once the ReplicaSet is satisfied.
     await sleep(300);
     expect(await livePods('web')).to.have.length(3);
