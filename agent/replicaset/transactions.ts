@@ -11,6 +11,13 @@ export const MAX_PODS_PER_STEP = 32;
 type ReplicasAction = Extract<Action, { kind: 'replicas' }>;
 
 /**
+ * The writes that remove one pod: its resource and its unscheduled marker.
+ * Every removal of the controller (scale-down, rollout, ended, owner deleted)
+ * goes through here, the one place a graceful drain would hook in (README).
+ */
+export const removeOps = (pod: string): Op[] => [{ delete: podKey(pod) }, { delete: unscheduledKey(pod) }];
+
+/**
  * One transaction of a replica change: at most MAX_PODS_PER_STEP pods written
  * (resource and marker each) and MAX_GUARDS compares, as etcd bounds the
  * operations of a transaction.
@@ -40,7 +47,7 @@ export function replicaSteps(action: ReplicasAction): ReplicaStep[] {
     ...action.adopt.map((p) => ({ guard: { key: podKey(p.name), modRevision: p.modRevision }, ops: [], list: (l: string[]) => [...l, p.name] })),
     ...action.remove.map((p) => ({
       guard: { key: podKey(p.name), modRevision: p.modRevision },
-      ops: [{ delete: podKey(p.name) }, { delete: unscheduledKey(p.name) }],
+      ops: removeOps(p.name),
       list: without(p.name),
       removed: p.name,
     })),
@@ -97,7 +104,7 @@ export function transaction(action: Exclude<Action, ReplicasAction>): Transactio
     case 'delete': {
       const compare: Compare[] = [{ key: podKey(action.pod.name), modRevision: action.pod.modRevision }];
       if (action.ownerAbsent) compare.push({ key: replicaSetKey(action.replicaSet), createRevision: 0 });
-      return { if: compare, then: [{ delete: podKey(action.pod.name) }, { delete: unscheduledKey(action.pod.name) }] };
+      return { if: compare, then: removeOps(action.pod.name) };
     }
     case 'drop-list':
       return {
