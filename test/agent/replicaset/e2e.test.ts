@@ -176,9 +176,9 @@ describe('ReplicaSet across three workers (end to end: CLI, controller, schedule
     expect(got.spec.replicas).to.equal(3);
     const shown = await waitUntil(async () => {
       const r = JSON.parse(await kith('-o', 'json', 'get', 'replicaset', RS)) as { state?: string; status?: unknown };
-      return r.state === 'ready' ? r : undefined;
-    }, { what: "state 'ready'" });
-    expect(shown.status).to.deep.equal({ desired: 3, live: 3, running: 3 });
+      return r.state === 'ready' && (r.status as { rollout?: string } | undefined)?.rollout === 'complete' ? r : undefined;
+    }, { what: "state 'ready', rollout complete" });
+    expect(shown.status).to.deep.include({ desired: 3, live: 3, running: 3, updated: 3, ready: 3, available: 3, rollout: 'complete' });
   });
 
   it('a pod on any worker reaches the ReplicaSet by name', async () => {
