@@ -10,6 +10,7 @@ import { connectEtcd, ETCD_CALL_DEADLINE_MS } from './etcd.js';
 import { makeDirs } from './fs.js';
 import { PluginHost } from './host.js';
 import { createLogger } from './log.js';
+import { nodeId, thisInstance } from './identity.js';
 import { registerNode } from './node.js';
 import type { NodeIdentity, Plugin } from './plugin.js';
 import { PLUGINS } from './plugins.js';
@@ -79,9 +80,16 @@ class Agent {
     await state.grantLease('healthy', config.healthyTtl);
     await state.grantLease('alive', config.aliveTtl);
     // As in the reference: api and worker nodes carry the cluster address, scheduler and reaper nodes an empty spec.
-    this.createdResources = await registerNode(state, config.name, this.roles, (role) =>
-      this.node.clusterAddress && (role === 'api' || role === 'worker') ? { address: this.node.clusterAddress } : {},
+    const me = thisInstance(nodeId(config.dataDir), (config as { hostAddress?: string }).hostAddress);
+    const registration = await registerNode(
+      state,
+      config.name,
+      this.roles,
+      (role) => (this.node.clusterAddress && (role === 'api' || role === 'worker') ? { address: this.node.clusterAddress } : {}),
+      me,
     );
+    this.createdResources = registration.created;
+    if (registration.tookOver) log.warn({ previous: registration.tookOver, node: me.id }, 'took over from the previous run of this node, which ended without a stop');
     log.info({ roles: [...this.roles], plugins: this.plugins.map((p) => p.name) }, 'node registered');
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics });

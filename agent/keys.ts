@@ -56,9 +56,6 @@ export function subnetOfKey(key: string): string | undefined {
 export type Heartbeat = 'healthy' | 'alive';
 export const heartbeatPrefix = (role: Role, kind?: Heartbeat): string => `node.${role}/heartbeat/${kind ? `${kind}/` : ''}`;
 export const heartbeatKey = (role: Role, kind: Heartbeat, name: string): string => `${heartbeatPrefix(role, kind)}${name}`;
-/** The value of a heartbeat key, as the reference writes it. */
-export const HEARTBEAT_VALUE = 'lease-established';
-
 /** `healthy` or `alive` and the node's name of `node.<role>/heartbeat/<kind>/<name>`. */
 export function parseHeartbeat(key: string, role: Role): { kind: Heartbeat; name: string } | undefined {
   const two = splitTwo(key, heartbeatPrefix(role));

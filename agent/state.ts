@@ -42,7 +42,9 @@ export type LeaseName = 'alive' | 'healthy';
 export type Compare =
   | { key: string; createRevision: number; op?: '==' | '!=' | '>' | '<' }
   | { key: string; modRevision: number; op?: '==' | '!=' | '>' | '<' }
-  | { key: string; value: string; op?: '==' | '!=' };
+  | { key: string; value: string; op?: '==' | '!=' }
+  /** The key is on etcd lease `lease` (an id, as in KeyValue.lease). */
+  | { key: string; lease: string; op?: '==' };
 
 export type Op =
   | { put: string; value: string; lease?: LeaseName }
@@ -239,6 +241,47 @@ export class StateLayer {
     await lease.revoke();
   }
 
+  /**
+   * Moves every key under the prefix that is on etcd lease `from` (another
+   * run's, found in a heartbeat) onto the named lease of this run, in
+   * transactions of at most `batch` keys, each guarded by the key's lease and
+   * mod revision as read: a key is never absent, and one that changed meanwhile
+   * is read again (bounded). Returns how many keys moved. `from` itself is left
+   * for the caller to revoke.
+   */
+  async moveLeaseKeys(from: string, to: LeaseName, batch = 64): Promise<number> {
+    const lc = (this.client as unknown as { leaseClient: { leaseTimeToLive(req: { ID: string; keys: boolean }): Promise<{ TTL: string; keys?: Buffer[] }> } }).leaseClient;
+    let moved = 0;
+    for (let round = 0; round < 5; round++) {
+      const ttl = await lc.leaseTimeToLive({ ID: from, keys: true });
+      // TTL -1: the lease has expired or was revoked, and its keys with it.
+      if (Number(ttl.TTL) < 0) return moved;
+      const keys = (ttl.keys ?? []).map((b) => b.toString()).filter((k) => k.startsWith(`${this.prefix}/`)).map((k) => this.rel(k));
+      if (keys.length === 0) return moved;
+      let lost = 0;
+      for (let i = 0; i < keys.length; i += batch) {
+        const kvs = (await Promise.all(keys.slice(i, i + batch).map((k) => this.get(k)))).filter((kv): kv is KeyValue => kv !== undefined && kv.lease === from);
+        if (kvs.length === 0) continue;
+        const r = await this.txn({
+          if: kvs.flatMap((kv) => [{ key: kv.key, lease: from }, { key: kv.key, modRevision: kv.modRevision }]),
+          then: kvs.map((kv) => ({ put: kv.key, value: kv.value, lease: to })),
+        });
+        if (r.succeeded) moved += kvs.length;
+        else lost++;
+      }
+      if (lost === 0) return moved;
+    }
+    return moved;
+  }
+
+  /** Revokes an etcd lease by id (another run's); one already gone is not an error. */
+  async revokeLeaseId(id: string): Promise<void> {
+    const lc = (this.client as unknown as { leaseClient: { leaseRevoke(req: { ID: string }): Promise<unknown> } }).leaseClient;
+    await lc.leaseRevoke({ ID: id }).catch((err: Error) => {
+      if (!/not found/i.test(err.message)) throw err;
+    });
+  }
+
   /** Forces a lease to be re-granted, as after a failed keepalive (used by tests and on 'lost'). */
   async regrantLease(name: LeaseName): Promise<void> {
     await this.leases.get(name)?.regrant();
@@ -337,6 +380,7 @@ export class StateLayer {
       const result = { '==': 'Equal', '!=': 'NotEqual', '>': 'Greater', '<': 'Less' }[c.op ?? '=='];
       if ('createRevision' in c) return { key, target: 'Create', result, create_revision: c.createRevision };
       if ('modRevision' in c) return { key, target: 'Mod', result, mod_revision: c.modRevision };
+      if ('lease' in c) return { key, target: 'Lease', result: 'Equal', lease: c.lease };
       return { key, target: 'Value', result, value: Buffer.from(c.value) };
     });
     const kv = (this.client as unknown as { kv: { txn(req: unknown): Promise<{ succeeded: boolean; header: { revision: string } }> } }).kv;

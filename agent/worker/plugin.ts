@@ -195,11 +195,11 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
 }
 
 /** Marks `dead` the pods an unclean stop of this worker left `accepted` or `running` (orphans.ts). */
-async function markOrphansDead(ctx: PluginContext): Promise<void> {
+async function markOrphansDead(ctx: PluginContext<WorkerConfig>): Promise<void> {
   const { state, log, config } = ctx;
   const { kvs } = await state.snapshot([POD_PREFIX]);
   for (const orphan of orphansOf(kvs, config.name)) {
-    const r = await state.txn(orphanTransaction(orphan));
+    const r = await state.txn(orphanTransaction(orphan, config.clusterDomain));
     if (r.succeeded) log.warn({ pod: orphan.dead.name }, 'pod left running by an unclean stop marked dead');
   }
 }

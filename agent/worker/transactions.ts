@@ -1,6 +1,6 @@
 import type { Pod } from '../../api/schemas.js';
 import { formatCpu, type Amount } from '../capacity.js';
-import { claimedKey, inboxKey, limitsKey, nodeDnsKey, nodeResourceKey, podDnsKey, podKey, unscheduledKey } from '../keys.js';
+import { POD_PREFIX, claimedKey, inboxKey, nameUnder, limitsKey, nodeDnsKey, nodeResourceKey, podDnsKey, podKey, unscheduledKey } from '../keys.js';
 import { nodeResourceValue } from '../node.js';
 import type { Compare, Op, Transaction } from '../state.js';
 import type { ClaimDecision } from './claim.js';
@@ -47,9 +47,18 @@ export function nodeRecordTransaction(o: {
   };
 }
 
-/** Marks a pod left by an unclean stop `dead`; guarded on the pod as read, so a later writer's change stands. */
-export function orphanTransaction(o: Orphan): Transaction {
-  return { if: [{ key: o.key, modRevision: o.modRevision }], then: [{ put: o.key, value: JSON.stringify(o.dead) }] };
+/**
+ * Marks a pod left by an unclean stop `dead`; guarded on the pod as read, so a
+ * later writer's change stands. Its claim and A record go with it: after a
+ * takeover (SPEC §8) they were moved onto this run's lease, and no task of
+ * this run would ever release them.
+ */
+export function orphanTransaction(o: Orphan, domain: string): Transaction {
+  const name = nameUnder(o.key, POD_PREFIX) ?? '';
+  return {
+    if: [{ key: o.key, modRevision: o.modRevision }],
+    then: [{ put: o.key, value: JSON.stringify(o.dead) }, { delete: claimedKey(name) }, { delete: podDnsKey(name, domain) }],
+  };
 }
 
 /** Drops an inbox entry; guarded on the entry seen, so a newer entry for the same pod stays. */

@@ -94,6 +94,42 @@ describe('kith agent process', function () {
     expect(await readNodeState(state, 'reaper', 'twin')).to.equal('healthy');
   });
 
+  it('after kill -9, starts again at once with the same data dir, taking over its own leases; a copied data dir is refused', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'kith-phoenix-'));
+    try {
+      const a = start('--plugins', PLUGIN, '--name', 'phoenix', '--data-dir', dataDir, '--alive-ttl', '300');
+      await a.ready();
+      const oldLease = (await state.get('node.reaper/heartbeat/alive/phoenix'))!.lease;
+      a.proc.kill('SIGKILL');
+      await a.exited;
+      // The old alive lease has 300 s to run: without the takeover this start is refused for that long.
+      const b = start('--plugins', PLUGIN, '--name', 'phoenix', '--data-dir', dataDir);
+      await b.ready();
+      expect(b.lines.map((l) => JSON.parse(l).msg)).to.include('took over from the previous run of this node, which ended without a stop');
+      const hb = (await state.get('node.reaper/heartbeat/alive/phoenix'))!;
+      expect(hb.lease).to.not.equal(oldLease);
+      expect(JSON.parse(hb.value)).to.include({ pid: b.proc.pid });
+      expect(await readNodeState(state, 'reaper', 'phoenix')).to.equal('healthy');
+
+      // A copy of the data dir (the same node id) beside the live agent: refused, saying so; the live one is untouched.
+      const copy = mkdtempSync(join(tmpdir(), 'kith-copy-'));
+      try {
+        execFileSync('cp', [join(dataDir, 'node-id'), join(copy, 'node-id')]);
+        const c = start('--plugins', PLUGIN, '--name', 'phoenix', '--data-dir', copy);
+        expect(await c.exited).to.equal(2);
+        expect(c.stderr.trim()).to.match(new RegExp(`^kith agent: --name 'phoenix': a live agent at \\S+ \\(pid ${b.proc.pid} on this host\\) has this node's id: its data dir was copied`));
+        expect(c.stderr.trim().split('\n')).to.have.length(1);
+      } finally {
+        rmSync(copy, { recursive: true, force: true });
+      }
+      expect(b.running).to.equal(true);
+      expect((await state.get('node.reaper/heartbeat/alive/phoenix'))!.modRevision).to.equal(hb.modRevision);
+      expect(await b.stop('SIGTERM')).to.equal(0);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`drains on ${signal} and exits 0, its leased keys gone`, async () => {
       const name = `drainer-${signal.toLowerCase()}`;
@@ -166,7 +202,9 @@ describe('kith agent process', function () {
     expect(existsSync(join(a.dataDir, 'etcd', 'member'))).to.equal(true);
     const local = new Etcd3({ hosts: 'http://127.0.0.1:2379' });
     try {
-      expect(await local.get('/kith/node.reaper/heartbeat/alive/solo').string()).to.equal('lease-established');
+      // The heartbeat names the node's id (kept in the data dir) and this run.
+      const hb = JSON.parse((await local.get('/kith/node.reaper/heartbeat/alive/solo').string())!);
+      expect(hb).to.include({ id: readFileSync(join(a.dataDir, 'node-id'), 'utf8').trim(), pid: a.proc.pid });
       // A second agent cannot take the same port: one line, exit 2.
       const b = TestAgent.start({ args: ['--plugins', PLUGIN, '--name', 'other'] });
       agents.push(b);
@@ -248,7 +286,7 @@ describe('kith agent process', function () {
       const local = new Etcd3({ hosts: 'http://127.0.0.1:2379' });
       try {
         // The agent's keys come back on it (its leases re-granted once etcd answers).
-        await waitUntil(async () => (await local.get('/kith/node.reaper/heartbeat/alive/lazarus').string().catch(() => null)) === 'lease-established', { timeoutMs: 30_000, what: 'heartbeat back' });
+        await waitUntil(async () => (await local.get('/kith/node.reaper/heartbeat/alive/lazarus').string().catch(() => null))?.includes(`"pid":${a.proc.pid}`) === true, { timeoutMs: 30_000, what: 'heartbeat back' });
       } finally {
         local.close();
       }

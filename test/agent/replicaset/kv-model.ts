@@ -54,6 +54,8 @@ export class KvModel {
       let expected: number | string;
       if ('createRevision' in c) [actual, expected] = [kv?.createRevision ?? 0, c.createRevision];
       else if ('modRevision' in c) [actual, expected] = [kv?.modRevision ?? 0, c.modRevision];
+      // The model keeps no leases: the controller never compares them.
+      else if ('lease' in c) return false;
       else {
         if (!kv) return false;
         [actual, expected] = [kv.value, c.value];

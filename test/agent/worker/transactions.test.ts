@@ -73,11 +73,11 @@ describe('worker transactions', () => {
     });
   });
 
-  it('marks an orphan dead only as read', () => {
+  it('marks an orphan dead only as read, its claim and A record with it', () => {
     const dead = { ...pod, state: 'dead', metadata: { ...pod.metadata, reapedBy: 'w' } };
-    expect(orphanTransaction({ key: 'resource/pod/p', modRevision: 9, dead })).to.deep.equal({
+    expect(orphanTransaction({ key: 'resource/pod/p', modRevision: 9, dead }, 'cluster.local')).to.deep.equal({
       if: [{ key: 'resource/pod/p', modRevision: 9 }],
-      then: [{ put: 'resource/pod/p', value: JSON.stringify(dead) }],
+      then: [{ put: 'resource/pod/p', value: JSON.stringify(dead) }, { delete: 'pod/claimed/p' }, { delete: 'dns/p.pod.cluster.local.' }],
     });
   });
 
