@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { bridgeMac } from '../../../agent/runtime/podman-args.js';
@@ -188,6 +191,35 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
     expect(await podmanPods(host, host.name)).to.deep.equal([]);
     expect(await dnsOf('last')).to.equal(undefined);
     expect(await state.get(`node.worker/limits/cpu/${host.name}`)).to.equal(undefined);
+  });
+
+  it('after kill -9, starts again at once with the same data dir (taking over its own leases), and leaves no claim or A record of the pods it lost', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'kith-worker-'));
+    try {
+      // An alive lease far longer than the test: only the takeover lets the name be used again now.
+      const long = [...CAPACITY, '--data-dir', dataDir, '--alive-ttl', '300'];
+      agent = startWorkerAgent({ lan, host, etcd, etcdUrl, clusterCidr, plugins: 'worker,scheduler', extra: long });
+      await agent.ready(60_000);
+      await createPod(state, { name: 'lost', spec: { containers: [{ name: 'a', image: IMAGE, cmd: ['sleep', '600'] }] } });
+      await waitState('lost', 'running');
+      expect(await dnsOf('lost')).to.not.equal(undefined);
+      await agent.stop('SIGKILL');
+      agent = startWorkerAgent({ lan, host, etcd, etcdUrl, clusterCidr, plugins: 'worker,scheduler', extra: long });
+      await agent.ready(60_000);
+      expect(agent.lines.some((l) => l.includes('took over from the previous run of this node'))).to.equal(true);
+      // Not yet adopted: the pod is dead, and nothing of it stays on the new lease.
+      expect((await podOf('lost'))!.state).to.equal('dead');
+      expect(await state.get('pod/claimed/lost')).to.equal(undefined);
+      expect(await dnsOf('lost')).to.equal(undefined);
+      expect(await podmanPods(host, host.name)).to.deep.equal([`${host.name}--holder`]);
+      // And it works: a new pod runs.
+      await createPod(state, { name: 'after', spec: { containers: [{ name: 'a', image: IMAGE, cmd: ['sleep', '600'] }] } });
+      await waitState('after', 'running');
+      expect(await agent.stop('SIGTERM')).to.equal(0);
+      agent = undefined;
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('binds --dns-listen and --api-listen on the pod network\'s gateway once the worker has made it; one it will not make is one line, exit 2', async () => {
