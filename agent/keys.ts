@@ -110,6 +110,14 @@ export const nodeDnsKey = (name: string, role: Role, domain: string): string => 
 export const specialMemberKey = (service: 'api' | 'dns', name: string, role: Role, domain: string): string =>
   aliasKey(specialFqdn(service, domain), nodeFqdn(name, role, domain));
 
+// ---- API tokens (api/README.md) ------------------------------------------------------
+
+/** `token/<name>`: one API token as JSON, its secret only as a SHA-256 hash. */
+export const TOKEN_PREFIX = 'token/';
+export const tokenKey = (name: string): string => `${TOKEN_PREFIX}${name}`;
+/** Written once, with the first admin token, by the API node that bootstrapped the cluster. */
+export const TOKEN_BOOTSTRAP_KEY = 'token.bootstrap';
+
 // ---- parsers ----------------------------------------------------------------------
 
 /** The last segment of `<prefix><name>`, or undefined when the key has another shape. */

@@ -13,6 +13,8 @@ import { ApiMetrics } from './metrics.js';
 import { Problem, PROBLEMS } from './problem.js';
 import { allowedMethods, buildRouter } from './routes.js';
 import { ResourceStore } from './store.js';
+import { TokenStore } from './token-store.js';
+import { allows, bearer, requiredRole } from './tokens.js';
 
 /** How long /readyz waits for etcd before calling it unreachable. */
 const PROBE_TIMEOUT_MS = 1000;
@@ -112,6 +114,29 @@ function sendProblem(ctx: Koa.Context, err: unknown, log: Logger, outage: EtcdOu
   ctx.body = JSON.stringify(problem.body());
 }
 
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Checks the bearer token of a request against the role its route needs:
+ * 401 without a live token, 403 when its role falls short. Returns the
+ * token's name (undefined for the open probes).
+ */
+function authenticate(ctx: Koa.Context, tokens: TokenStore): string | undefined {
+  const need = requiredRole(ctx.method, ctx.path);
+  if (need === undefined) return undefined;
+  const challenge = { 'WWW-Authenticate': 'Bearer realm="kith"' };
+  if (!tokens.live) throw new Problem('not-ready', 'the API has not synced its tokens with etcd yet');
+  const header = ctx.get('authorization');
+  const secret = bearer(header === '' ? undefined : header);
+  if (secret === undefined) throw new Problem('unauthorized', 'this request needs an Authorization: Bearer <token> header', challenge);
+  if (secret === 'malformed') throw new Problem('unauthorized', 'the Authorization header is not of the form Bearer <token>', { 'WWW-Authenticate': 'Bearer realm="kith", error="invalid_request"' });
+  const token = tokens.lookup(secret);
+  if (!token) throw new Problem('unauthorized', 'the token is unknown, deleted or expired', { 'WWW-Authenticate': 'Bearer realm="kith", error="invalid_token"' });
+  (ctx.state as { token?: { name: string } }).token = { name: token.name };
+  if (!allows(token.role, need)) throw new Problem('forbidden', `the token '${token.name}' has the role ${token.role}; ${ctx.method} ${ctx.path.slice(0, 200)} needs ${need}`);
+  return token.name;
+}
+
 export function createApp(deps: {
   store: ResourceStore;
   domain: string;
@@ -119,15 +144,19 @@ export function createApp(deps: {
   registry: PluginContext['metrics'];
   log: Logger;
   notReady(): Promise<string | undefined>;
+  /** The tokens every request but the probes is checked against; undefined with `--api-auth none`. */
+  tokens?: TokenStore;
 }): Koa {
-  const router = buildRouter({ store: deps.store, domain: deps.domain, metrics: deps.registry, notReady: deps.notReady });
+  const router = buildRouter({ store: deps.store, domain: deps.domain, metrics: deps.registry, notReady: deps.notReady, tokens: deps.tokens });
   const outage = new EtcdOutage(deps.log);
   const app = new Koa();
   app.silent = true;
   app.on('error', (err) => deps.log.debug({ err }, 'response error'));
   app.use(async (ctx, next) => {
     const started = process.hrtime.bigint();
+    let tokenName: string | undefined;
     try {
+      if (deps.tokens) tokenName = authenticate(ctx, deps.tokens);
       await next();
       if (ctx.status === 404 && ctx.body === undefined && !ctx._matchedRoute) {
         const allowed = allowedMethods(router, ctx.path);
@@ -149,6 +178,10 @@ export function createApp(deps: {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       deps.metrics.observe(ctx.method, route, ctx.status, seconds);
       deps.log.debug({ method: ctx.method, path: ctx.path.slice(0, 200), status: ctx.status, ms: Math.round(seconds * 1e4) / 10 }, 'request');
+      // The audit trail: every request that may change something, whoever sent it (the token's name, never its secret).
+      if (!READ_METHODS.has(ctx.method)) {
+        deps.log.info({ audit: true, method: ctx.method, path: ctx.path.slice(0, 200), status: ctx.status, token: tokenName ?? null, client: ctx.request.ip }, 'audit');
+      }
     }
   });
   app.use(router.routes());
@@ -198,13 +231,16 @@ export const apiPlugin: Plugin<ApiConfig> = {
     const notReady = async (): Promise<string | undefined> => {
       if (!synced) return 'the state layer has not synced with etcd yet';
       if (!sub.live) return 'the state layer is resyncing with etcd';
+      if (tokens && !tokens.live) return 'the tokens are not synced with etcd';
       const etcd = await probeEtcd();
       if (etcd) return etcd;
       if (!alive) return `the alive heartbeat of node '${node.name}' is missing`;
       return undefined;
     };
 
-    const app = createApp({ store, domain, metrics, registry: ctx.metrics, log, notReady });
+    const tokens = ctx.config.apiAuth === 'none' ? undefined : new TokenStore(state, log);
+    if (!tokens) log.warn('--api-auth none: the API is open; anyone who reaches it may change anything');
+    const app = createApp({ store, domain, metrics, registry: ctx.metrics, log, notReady, tokens });
     const servers: Server[] = [];
     const stopServers = async () => {
       await Promise.all(servers.map(close));
@@ -212,6 +248,7 @@ export const apiPlugin: Plugin<ApiConfig> = {
     // This node's name and its membership of api.special, on the alive lease (SPEC §4).
     const published: string[] = [];
     try {
+      await tokens?.bootstrap(ctx.config.dataDir, node.name);
       const addrs = listenAddresses(ctx.config, ctx.node.clusterAddress);
       for (const addr of addrs) {
         const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, requireHostHeader: false }, app.callback());
@@ -242,6 +279,7 @@ export const apiPlugin: Plugin<ApiConfig> = {
     } catch (err) {
       await stopServers();
       await sub.close();
+      await tokens?.close();
       metrics.unregister();
       throw err;
     }
@@ -255,6 +293,7 @@ export const apiPlugin: Plugin<ApiConfig> = {
           if ((await settleWithin(deleted, STOP_DELETE_TIMEOUT_MS)) === 'timeout') log.warn({ key }, 'deleting a DNS record timed out');
         }
         await sub.close();
+        await tokens?.close();
         metrics.unregister();
       },
     };

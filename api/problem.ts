@@ -23,6 +23,10 @@ export const PROBLEMS = {
   'precondition-failed': [412, 'The resource has changed since it was read.'],
   'not-ready': [503, 'The API is not ready to serve requests.'],
   'etcd-unavailable': [503, 'The cluster state (etcd) is unavailable; try again shortly.'],
+  unauthorized: [401, 'A valid API token is needed.'],
+  forbidden: [403, "The token's role does not allow this."],
+  'token-already-exists': [409, 'The given token already exists.'],
+  'token-not-found': [404, 'The given token does not exist.'],
 } as const satisfies Record<string, readonly [number, string]>;
 
 export type ProblemType = keyof typeof PROBLEMS;

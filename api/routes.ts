@@ -4,9 +4,11 @@ import type { Registry } from 'prom-client';
 import { readJson } from './body.js';
 import { fqdn } from '../agent/keys.js';
 import { isDnsLabel, parseNamespace } from './namespace.js';
-import { aliasNotFound, invalidLabel, invalidNamespace, notFound, Problem } from './problem.js';
+import { aliasNotFound, invalid, invalidLabel, invalidNamespace, notFound, Problem } from './problem.js';
 import { addressable, refusedChange, resourceToCreate } from './resources.js';
 import type { ResourceStore } from './store.js';
+import type { TokenStore } from './token-store.js';
+import { tokenName, tokenRequest } from './tokens.js';
 
 export interface RouteDeps {
   store: ResourceStore;
@@ -15,6 +17,8 @@ export interface RouteDeps {
   metrics: Registry;
   /** Why the API is not ready, or undefined when it is. */
   notReady(): Promise<string | undefined>;
+  /** The tokens, or undefined with `--api-auth none` (the token routes then answer 404). */
+  tokens?: TokenStore;
 }
 
 /** `W/"12"`, `"12"` or `*` of an If-Match header, as a mod revision. */
@@ -118,6 +122,31 @@ export function buildRouter(deps: RouteDeps): Router {
     ctx.status = 204;
   });
 
+  const tokens = deps.tokens;
+  if (tokens) {
+    router.post('/tokens', async (ctx) => {
+      const parsed = tokenRequest.safeParse(await readJson(ctx));
+      if (!parsed.success) throw invalid(parsed.error);
+      const who = (ctx.state as { token?: { name: string } }).token?.name ?? 'unknown';
+      const made = await tokens.create(parsed.data, who);
+      ctx.status = 201;
+      ctx.set('Location', `/tokens/${made.name}`);
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = made;
+    });
+
+    router.get('/tokens', (ctx) => {
+      ctx.body = tokens.list();
+    });
+
+    router.delete('/tokens/:name', async (ctx) => {
+      const { name } = ctx.params as { name: string };
+      if (!tokenName.safeParse(name).success) throw new Problem('token-not-found', `there is no token named '${name.slice(0, 80)}'`);
+      await tokens.remove(name);
+      ctx.status = 204;
+    });
+  }
+
   router.get('/healthz', (ctx) => {
     ctx.type = 'text/plain';
     ctx.body = 'ok\n';
@@ -127,7 +156,7 @@ export function buildRouter(deps: RouteDeps): Router {
     const why = await deps.notReady();
     if (why) throw new Problem('not-ready', why);
     ctx.type = 'text/plain';
-    ctx.body = 'ok\n';
+    ctx.body = tokens ? 'ok\n' : 'ok\nwarning: --api-auth none: anyone who reaches this API may change anything\n';
   });
 
   router.get('/metrics', async (ctx) => {

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { TestAgent } from '../support/agent.js';
 import { TestEtcd } from '../support/etcd.js';
@@ -6,8 +8,15 @@ import { freePort } from '../support/ports.js';
 
 export const PREFIX = '/kith';
 
-/** A real etcd and a `kith agent --plugins api` on a free loopback port. */
+/**
+ * A real etcd and a `kith agent --plugins api --api-auth token` on a free
+ * loopback port. `request` sends the bootstrap admin token (from the agent's
+ * `admin.token`) unless the headers give an Authorization of their own.
+ */
 export class ApiHarness {
+  /** The bootstrap admin token's secret. */
+  adminToken = '';
+
   private constructor(
     readonly etcd: TestEtcd,
     readonly agent: TestAgent,
@@ -30,11 +39,12 @@ export class ApiHarness {
       const listen = [`127.0.0.1:${port}`, ...(opts.clusterAddress ? [`${opts.clusterAddress}:80`] : [])].join(',');
       const cluster = opts.clusterAddress ? ['--cluster-address', opts.clusterAddress] : [];
       agent = TestAgent.start({
-        args: ['--plugins', 'api', '--name', name, '--etcd-endpoints', etcd.endpoint, '--api-listen', listen, ...cluster, ...extra],
+        args: ['--plugins', 'api', '--name', name, '--etcd-endpoints', etcd.endpoint, '--api-listen', listen, ...cluster, ...(extra.includes('--api-auth') ? [] : ['--api-auth', 'token']), ...extra],
       });
       await agent.ready();
       const h = new ApiHarness(etcd, agent, name, `http://127.0.0.1:${port}`, kv);
       await h.until(async () => (await fetch(`${h.url}/readyz`)).status === 200, 10_000);
+      h.adminToken = h.readAdminToken();
       return h;
     } catch (err) {
       await agent?.stop().catch(() => undefined);
@@ -44,12 +54,21 @@ export class ApiHarness {
     }
   }
 
+  /** The secret in the agent's `admin.token`, or '' when there is none. */
+  readAdminToken(dataDir = this.agent.dataDir): string {
+    try {
+      return readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+    } catch {
+      return '';
+    }
+  }
+
   /** A second API agent on the same etcd, for races between processes. */
-  async peer(extra: string[] = []): Promise<{ url: string; name: string; stop: () => Promise<unknown> }> {
+  async peer(extra: string[] = []): Promise<{ url: string; name: string; dataDir: string; stop: () => Promise<unknown> }> {
     const port = await freePort();
     const name = `peer-${randomBytes(3).toString('hex')}`;
     const agent = TestAgent.start({
-      args: ['--plugins', 'api', '--name', name, '--etcd-endpoints', this.etcd.endpoint, '--api-listen', `127.0.0.1:${port}`, ...extra],
+      args: ['--plugins', 'api', '--name', name, '--etcd-endpoints', this.etcd.endpoint, '--api-listen', `127.0.0.1:${port}`, ...(extra.includes('--api-auth') ? [] : ['--api-auth', 'token']), ...extra],
     });
     try {
       await agent.ready();
@@ -57,7 +76,7 @@ export class ApiHarness {
       await agent.stop().catch(() => undefined);
       throw err;
     }
-    return { url: `http://127.0.0.1:${port}`, name, stop: () => agent.stop() };
+    return { url: `http://127.0.0.1:${port}`, name, dataDir: agent.dataDir, stop: () => agent.stop() };
   }
 
   /** Polls a condition every 50 ms until it holds or the time is up. */
@@ -76,6 +95,7 @@ export class ApiHarness {
 
   async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, base = this.url): Promise<{ status: number; type: string; body: any; text: string; headers: Headers }> {
     const raw = typeof body === 'string' ? body : body === undefined ? undefined : JSON.stringify(body);
+    if (this.adminToken && !Object.keys(headers).some((k) => k.toLowerCase() === 'authorization')) headers = { ...headers, authorization: `Bearer ${this.adminToken}` };
     const res = await fetch(`${base}${path}`, {
       method,
       body: raw,

@@ -59,6 +59,8 @@ export class TestAgent {
 
   static start(opts: AgentOptions): TestAgent {
     const args = [...opts.args];
+    // Tests that are not about access control run the API open; those that are say --api-auth token.
+    if (!args.includes('--api-auth')) args.push('--api-auth', 'none');
     let dataDir: string;
     const own = !args.includes('--data-dir');
     if (own) {
