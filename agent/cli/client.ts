@@ -6,6 +6,7 @@ import { NODE_TYPES } from '../../api/schemas.js';
 import { generateName } from '../names.js';
 import { DocumentError, manifests, samePod, withoutSystemKeys } from './apply.js';
 import { ApiClient, ApiError } from './http.js';
+import { findToken } from './token-source.js';
 import { ROLLOUT_ARGS, ROLLOUT_OPTIONS, runRollout } from './rollout.js';
 import { podFromRun, UsageError, waitOutcome } from './run.js';
 import { data, resourceTable, table, type Format } from './table.js';
@@ -29,11 +30,12 @@ interface Command {
 
 const GLOBAL: Options = {
   api: { type: 'string' },
+  token: { type: 'string' },
   output: { type: 'string', short: 'o' },
   'cluster-domain': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
-const GLOBAL_WITH_VALUE = new Set(['--api', '--output', '-o', '--cluster-domain']);
+const GLOBAL_WITH_VALUE = new Set(['--api', '--token', '--output', '-o', '--cluster-domain']);
 
 /** Longest `run --wait` waits by default, in seconds. */
 const WAIT_TIMEOUT_S = 600;
@@ -386,7 +388,7 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv = process
     const base = (values.api as string | undefined) ?? env.KITH_API ?? 'http://127.0.0.1:8080';
     let api: ApiClient;
     try {
-      api = new ApiClient(base);
+      api = new ApiClient(base, findToken(values.token as string | undefined, env));
       if (api.base.protocol !== 'http:' && api.base.protocol !== 'https:') throw new Error('not http');
     } catch {
       throw new UsageError(`--api '${base}': must be an http:// or https:// URL`);

@@ -22,7 +22,11 @@ const REQUEST_TIMEOUT_MS = 30_000;
 export class ApiClient {
   readonly base: URL;
 
-  constructor(base: string) {
+  constructor(
+    base: string,
+    /** The bearer token sent with every request, and where it came from (agent/cli/token-source.ts). */
+    private readonly auth: { token?: string; source: string } = { source: 'no token' },
+  ) {
     this.base = new URL(base);
   }
 
@@ -34,6 +38,7 @@ export class ApiClient {
   /** Sends a request; any status but 2xx throws an ApiError carrying the problem detail. */
   async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
     const url = new URL(path, this.base);
+    if (this.auth.token) headers = { authorization: `Bearer ${this.auth.token}`, ...headers };
     let res: Response;
     try {
       res = await fetch(url, {
@@ -58,6 +63,11 @@ export class ApiClient {
     }
     if (res.ok) return { status: res.status, body: parsed, headers: res.headers };
     const p = parsed as { detail?: unknown; type?: unknown } | undefined;
+    if (res.status === 401 || res.status === 403) {
+      const detail = p && typeof p.detail === 'string' ? p.detail : `HTTP ${res.status}`;
+      const todo = res.status === 401 ? 'give a valid token with --token or KITH_TOKEN' : 'use a token with a stronger role';
+      throw new ApiError(`the API refused the token from ${this.auth.source}: ${detail}; ${todo}`, res.status, typeof p?.type === 'string' ? p.type : undefined);
+    }
     if (p && typeof p === 'object' && typeof p.detail === 'string') {
       throw new ApiError(p.detail, res.status, typeof p.type === 'string' ? p.type : undefined);
     }
