@@ -45,7 +45,9 @@ export function startBenchAgent(args: string[]): BenchAgent {
     };
   }
   const dataDir = mkdtempSync(join(tmpdir(), 'kith-bench-agent-'));
-  const proc: ChildProcess = spawn(process.execPath, [join(ROOT, 'dist', 'agent', 'main.js'), 'agent', ...args, '--data-dir', dataDir], {
+  // As TestAgent: the benchmarks measure the open API unless they say --api-auth.
+  const auth = args.includes('--api-auth') ? [] : ['--api-auth', 'none'];
+  const proc: ChildProcess = spawn(process.execPath, [join(ROOT, 'dist', 'agent', 'main.js'), 'agent', ...args, ...auth, '--data-dir', dataDir], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
