@@ -8,6 +8,7 @@ import { DocumentError, manifests, samePod, withoutSystemKeys } from './apply.js
 import { ApiClient, ApiError } from './http.js';
 import { findToken } from './token-source.js';
 import { ROLLOUT_ARGS, ROLLOUT_OPTIONS, runRollout } from './rollout.js';
+import { runToken, TOKEN_ARGS, TOKEN_OPTIONS } from './token.js';
 import { podFromRun, UsageError, waitOutcome } from './run.js';
 import { data, resourceTable, table, type Format } from './table.js';
 
@@ -327,6 +328,7 @@ const COMMANDS: Record<string, Command> = {
   },
 
   rollout: { args: ROLLOUT_ARGS, options: ROLLOUT_OPTIONS, run: runRollout },
+  token: { args: TOKEN_ARGS, options: TOKEN_OPTIONS, run: runToken },
 
   'gen-name': {
     args: '',

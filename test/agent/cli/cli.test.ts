@@ -51,9 +51,12 @@ describe('cli: the kith client commands against a real agent', function () {
   before(async () => {
     h = await ApiHarness.start();
     api = ['--api', h.url];
+    // The commands find the bootstrap admin token as a user's shell gives it (token.test.ts tests the sources).
+    process.env.KITH_TOKEN = h.adminToken;
     dir = mkdtempSync(join(tmpdir(), 'kith-cli-'));
   });
   after(async () => {
+    delete process.env.KITH_TOKEN;
     rmSync(dir, { recursive: true, force: true });
     await h?.stop();
   });
