@@ -30,6 +30,7 @@ export class TokenStore {
       (ev) => {
         const name = nameUnder(ev.key, TOKEN_PREFIX);
         if (name === undefined) return;
+        this.lastRevision.set(name, ev.modRevision);
         const old = this.byName.get(name);
         if (old) {
           this.byName.delete(name);
@@ -51,15 +52,32 @@ export class TokenStore {
       },
       { name: 'api-tokens' },
     );
+    void this.sub.synced.then(() => (this.syncedOnce = true));
+  }
+
+  /** Per token name, the revision of the last event seen: a token this node wrote is known before its event arrives, unless a later event came first. */
+  private readonly lastRevision = new Map<string, number>();
+
+  private remember(token: StoredToken, revision: number): void {
+    if ((this.lastRevision.get(token.name) ?? 0) >= revision) return;
+    this.lastRevision.set(token.name, revision);
+    this.byName.set(token.name, token);
+    this.byHash.set(token.hash, token);
   }
 
   get synced(): Promise<void> {
     return this.sub.synced;
   }
 
+  /**
+   * Whether the tokens have been read from etcd at least once. While the state
+   * layer resyncs (etcd away) the last view stays in force, as the resources'
+   * own answers then are 503 etcd-unavailable, not a refused token.
+   */
   get live(): boolean {
-    return this.sub.live;
+    return this.syncedOnce;
   }
+  private syncedOnce = false;
 
   /** The live token of a presented secret, or undefined. */
   lookup(secret: string): StoredToken | undefined {
@@ -79,6 +97,8 @@ export class TokenStore {
     const key = tokenKey(token.name);
     const res = await this.state.txn({ if: [{ key, createRevision: 0 }], then: [{ put: key, value: JSON.stringify(token) }] });
     if (!res.succeeded) throw new Problem('token-already-exists', `a token named '${token.name}' already exists; delete it first or choose another name`);
+    // Usable here at once: the client may use it before this node's watch has delivered it.
+    this.remember(token, res.revision);
     return { ...tokenInfo(token), token: secret };
   }
 
@@ -120,6 +140,7 @@ export class TokenStore {
       if (kept !== undefined) this.log.warn({ file }, 'the admin token file holds no live token, and the cluster was bootstrapped already; make a token with an admin token');
       return;
     }
+    this.remember(token, res.revision);
     writeFileSync(file, `${secret}\n`, { mode: 0o600 });
     chmodSync(file, 0o600);
     this.log.info({ file, token: token.name }, 'made the first admin token of the cluster');

@@ -1,6 +1,7 @@
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { expect } from 'chai';
+import { storedToken } from '../../api/tokens.js';
 import { addressable, schemaFor } from '../../api/resources.js';
 import { parseNamespace } from '../../api/namespace.js';
 import { isNodeType, node } from '../../api/schemas.js';
@@ -23,7 +24,7 @@ const CONTENT_TYPES = ['application/json', 'application/json; charset=utf-8', 'a
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'POST', 'PATCH', 'PUT', 'TRACE', 'PROPFIND', 'PURGE'];
 const STATES = ['created', 'running', 'scheduled', 'dead', 'unhealthy', 'Created', '', 'x'];
 
-function fuzzer(rand: () => number) {
+function fuzzer(rand: () => number, tokens: { admin: string; view: string }) {
   const int = (n: number) => Math.floor(rand() * n);
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
   const chance = (p: number) => rand() < p;
@@ -145,6 +146,24 @@ function fuzzer(rand: () => number) {
     if (chance(0.1)) h['if-match'] = pick(['"1"', 'W/"5"', '*', 'abc', '"99999999999999999999"', '', '1']);
     if (chance(0.1)) h['accept'] = pick(['*/*', 'text/html', 'application/xml', '']);
     if (chance(0.1)) h['x-fuzz'] = Array.from({ length: int(200) }, () => String.fromCharCode(32 + int(95))).join('');
+    // Mostly the admin token, so requests reach validation; else a view token, none, or a bad one.
+    const auth = rand();
+    if (auth < 0.8) h['authorization'] = `Bearer ${tokens.admin}`;
+    else if (auth < 0.87) h['authorization'] = `Bearer ${tokens.view}`;
+    else if (auth < 0.97) {
+      h['authorization'] = pick([
+        `Bearer kith_${'A'.repeat(43)}`,
+        `Bearer ${tokens.admin.slice(0, -1)}`,
+        `bearer ${tokens.admin}x`,
+        `Basic ${Buffer.from('admin:admin').toString('base64')}`,
+        'Bearer',
+        'Bearer  ',
+        `Bearer ${tokens.admin} ${tokens.admin}`,
+        `Bearer ${'x'.repeat(int(4000) + 600)}`,
+        `${tokens.admin}`,
+        '\u0000',
+      ]);
+    }
     return h;
   };
 
@@ -189,8 +208,10 @@ describe('api: fuzzing with random and mutated bodies, paths and headers', funct
   this.timeout(180_000);
   let h: ApiHarness;
 
+  let viewToken = '';
   before(async () => {
     h = await ApiHarness.start();
+    viewToken = ((await h.request('POST', '/tokens', { role: 'view', name: 'fuzz-view' })).body as { token: string }).token;
   });
   after(async () => {
     await h?.stop();
@@ -198,7 +219,7 @@ describe('api: fuzzing with random and mutated bodies, paths and headers', funct
 
   it(`answers ${REQUESTS} fuzzed requests with no 5xx, problem details for errors, and stores nothing invalid`, async () => {
     const seed = Number(process.env.KITH_FUZZ_SEED ?? Date.now() % 1e9);
-    const f = fuzzer(prng(seed));
+    const f = fuzzer(prng(seed), { admin: h.adminToken, view: viewToken });
     const url = new URL(h.url);
     const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
     const failures: string[] = [];
@@ -228,6 +249,9 @@ describe('api: fuzzing with random and mutated bodies, paths and headers', funct
         sent++;
         statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
         if (r.status >= 500) failures.push(`${r.status} ${r.body.slice(0, 200)} for ${what}`);
+        // Nothing changes without a token that may change it.
+        const mayChange = headers['authorization'] === `Bearer ${h.adminToken}`;
+        if (!mayChange && r.status < 300 && !['GET', 'HEAD', 'OPTIONS'].includes(method)) failures.push(`${r.status} without an edit token for ${what}`);
         else if (r.status >= 400 && method !== 'HEAD') {
           let p: Record<string, unknown> | undefined;
           try {
@@ -294,7 +318,11 @@ describe('api: fuzzing with random and mutated bodies, paths and headers', funct
       } else if (key.startsWith('dns/')) {
         const m = /^dns\/([a-z0-9-]+)\.([a-z0-9.-]+)\.cluster\.local\.\/[a-z0-9-]+\.[a-z0-9.-]+\.cluster\.local\.$/.exec(key);
         if (!m || value !== 'alias' || parseNamespace(m[2]!)?.builtin !== false) bad.push(`${key}: ${value}`);
-      } else if (!key.startsWith('node.api/heartbeat/')) {
+      } else if (key.startsWith('token/')) {
+        // A token is a valid token record under its own name.
+        const t = storedToken.safeParse(JSON.parse(value));
+        if (!t.success || `token/${t.data.name}` !== key) bad.push(`${key}: ${value.slice(0, 200)}`);
+      } else if (key !== 'token.bootstrap' && !key.startsWith('node.api/heartbeat/')) {
         bad.push(`${key}: unexpected key`);
       }
     }
