@@ -94,7 +94,7 @@ describe('api: REST routes over HTTP against a real etcd', function () {
       expectProblem(await h.request('POST', '/resources', '{"name": '), 400, 'malformed-request', /not valid JSON/);
       expectProblem(await h.request('POST', '/resources', ''), 400, 'malformed-request');
       expectProblem(await h.request('POST', '/resources', JSON.stringify(pod('x')), { 'content-type': 'text/plain' }), 415, 'unsupported-media-type', /text\/plain/);
-      const none = await fetch(`${h.url}/resources`, { method: 'POST', body: new Uint8Array(Buffer.from(JSON.stringify(pod('x')))) });
+      const none = await fetch(`${h.url}/resources`, { method: 'POST', headers: { authorization: `Bearer ${h.adminToken}` }, body: new Uint8Array(Buffer.from(JSON.stringify(pod('x')))) });
       expect(none.status).to.equal(415);
       expect(none.headers.get('content-type')).to.match(/^application\/problem\+json/);
       expectProblem(await h.request('POST', '/resources', JSON.stringify(pod('x')), { 'content-encoding': 'gzip' }), 415, 'unsupported-media-type', /gzip/);
