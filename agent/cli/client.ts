@@ -10,18 +10,10 @@ import { findToken } from './token-source.js';
 import { ROLLOUT_ARGS, ROLLOUT_OPTIONS, runRollout } from './rollout.js';
 import { runToken, TOKEN_ARGS, TOKEN_OPTIONS } from './token.js';
 import { podFromRun, UsageError, waitOutcome } from './run.js';
-import { data, resourceTable, table, type Format } from './table.js';
+import { data, resourceTable, table } from './table.js';
+import type { Io, Values } from './io.js';
 
 type Options = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
-type Values = Record<string, string | boolean | string[] | undefined>;
-
-interface Io {
-  api: ApiClient;
-  format: Format;
-  domain: string;
-  out(s: string): void;
-  err(s: string): void;
-}
 
 interface Command {
   args: string;

@@ -5,7 +5,8 @@ import { history as historySchema, type HistoryEntry } from '../replicaset/histo
 import { templateHash } from '../replicaset/rollout.js';
 import { ApiClient, ApiError } from './http.js';
 import { UsageError } from './run.js';
-import { data, table, type Format } from './table.js';
+import { data, table } from './table.js';
+import type { Io, Values } from './io.js';
 
 /**
  * `kith rollout history|undo|status replicaset NAME` (SPEC §11), through the
@@ -14,13 +15,6 @@ import { data, table, type Format } from './table.js';
  * guarded by If-Match, and status follows the ReplicaSet's status.
  */
 
-interface Io {
-  api: ApiClient;
-  format: Format;
-  out(s: string): void;
-  err(s: string): void;
-}
-type Values = Record<string, string | boolean | string[] | undefined>;
 
 export const ROLLOUT_ARGS = 'history|undo|status replicaset NAME [--to-revision N] [--timeout D]';
 export const ROLLOUT_OPTIONS = {

@@ -1,6 +1,7 @@
 import { ApiClient } from './http.js';
 import { UsageError } from './run.js';
-import { data, table, type Format } from './table.js';
+import { data, table } from './table.js';
+import type { Io, Values } from './io.js';
 
 /**
  * `kith token create|list|delete` (SPEC §9), through `/tokens` (an admin
@@ -8,13 +9,6 @@ import { data, table, type Format } from './table.js';
  * `kith token create --role view > file` keeps just the secret.
  */
 
-interface Io {
-  api: ApiClient;
-  format: Format;
-  out(s: string): void;
-  err(s: string): void;
-}
-type Values = Record<string, string | boolean | string[] | undefined>;
 
 export const TOKEN_ARGS = 'create --role view|edit|admin [--name N] [--ttl D] | list | delete NAME';
 export const TOKEN_OPTIONS = {
