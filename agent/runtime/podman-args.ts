@@ -1,5 +1,5 @@
 import type { Container } from '../../api/schemas.js';
-import type { CreatePod, ImagePull, PodExit } from './runtime.js';
+import { holderName, type CreatePod, type ImagePull, type LeftPod, type PodExit } from './runtime.js';
 
 /**
  * podman command lines as data (REFERENCE §7.4, with `--pull` from
@@ -58,6 +58,38 @@ export interface PsContainer {
   ExitCode?: number;
   State?: string;
   Labels?: Record<string, string> | null;
+}
+
+/** One entry of `podman pod ps --format=json`, as far as it is read. */
+export interface PsPod {
+  Name?: string;
+  Labels?: Record<string, string>;
+}
+
+/** One entry of `podman container inspect`, as far as it is read. */
+export interface InspectedContainer {
+  Name?: string;
+  State?: { Running?: boolean };
+  NetworkSettings?: { Networks?: Record<string, { IPAddress?: string }> };
+}
+
+/**
+ * The node's pods as podman lists them, with their infra containers'
+ * state and address on `network` (pure: both listings in). The holder is
+ * not a pod; a pod whose infra container is missing from the inspection
+ * is not running.
+ */
+export function leftPods(node: string, network: string, pods: PsPod[], infra: InspectedContainer[]): LeftPod[] {
+  const byName = new Map(infra.map((c) => [(c.Name ?? '').replace(/^\//, ''), c]));
+  return pods.flatMap((p) => {
+    const runtimeName = p.Name ?? '';
+    if (!runtimeName || runtimeName === holderName(node)) return [];
+    const pod = p.Labels?.[POD_LABEL] ?? (runtimeName.startsWith(`${node}-`) ? runtimeName.slice(node.length + 1) : runtimeName);
+    const c = byName.get(`${runtimeName}-infra`);
+    const running = c?.State?.Running === true;
+    const ip = running ? c?.NetworkSettings?.Networks?.[network]?.IPAddress || undefined : undefined;
+    return [{ runtimeName, pod, running, ...(ip ? { ip } : {}) }];
+  });
 }
 
 /** Per kith pod: undefined while any container runs, else how they ended. */

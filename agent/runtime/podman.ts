@@ -2,9 +2,10 @@ import { execa } from 'execa';
 import type { Logger } from 'pino';
 import type { Container } from '../../api/schemas.js';
 import {
-  bridgeMac, containerRunArgs, holderCreateArgs, judgeMissing, judgeWaits, podCreateArgs, podExits, podListArgs, podRemoveArgs, psArgs, type PodWait, type PsContainer,
+  bridgeMac, containerRunArgs, holderCreateArgs, judgeMissing, judgeWaits, leftPods, podCreateArgs, podExits, podListArgs, podRemoveArgs, psArgs,
+  type InspectedContainer, type PodWait, type PsContainer, type PsPod,
 } from './podman-args.js';
-import { holderName, type CreatePod, type ImagePull, type LocalSubnet, type PodExit, type PodRuntime } from './runtime.js';
+import { holderName, type CreatePod, type ImagePull, type LeftPod, type LocalSubnet, type PodExit, type PodRuntime } from './runtime.js';
 import { gatewayOf, IPV4_CIDR } from '../ipv4.js';
 
 export class PodmanError extends Error {}
@@ -117,11 +118,20 @@ export class PodmanRuntime implements PodRuntime {
       .filter((s) => IPV4_CIDR.test(s.subnet));
   }
 
-  async removeLeftovers(): Promise<string[]> {
+  async podsLeft(network: string): Promise<LeftPod[]> {
     const r = await this.podman(podListArgs(this.node));
-    const names = ((JSON.parse(r.stdout || '[]') as { Name: string }[]) ?? []).map((p) => p.Name).filter((n) => n !== holderName(this.node));
-    if (names.length > 0) await this.podman(podRemoveArgs(names));
-    return names;
+    const pods = (JSON.parse(r.stdout || '[]') as PsPod[] | null) ?? [];
+    const infra = pods.map((p) => `${p.Name ?? ''}-infra`).filter((n) => n !== `${holderName(this.node)}-infra`);
+    if (infra.length === 0) return leftPods(this.node, network, pods, []);
+    // One call for all: a pod whose infra container is gone makes podman exit non-zero, yet it prints the others.
+    const i = await this.podman(['container', 'inspect', ...infra], { allowFail: true });
+    let inspected: InspectedContainer[] = [];
+    try {
+      inspected = (JSON.parse(i.stdout || '[]') as InspectedContainer[] | null) ?? [];
+    } catch {
+      throw new PodmanError(`podman container inspect of this node's pods failed (exit ${i.exitCode}): ${i.stderr.trim()}`);
+    }
+    return leftPods(this.node, network, pods, inspected);
   }
 
   async createPod(p: CreatePod): Promise<{ ip: string }> {

@@ -22,6 +22,17 @@ export interface CreatePod {
   dns: string;
 }
 
+/** A pod of this node found in the runtime at start. */
+export interface LeftPod {
+  runtimeName: string;
+  /** The kith pod name (the runtime name without `<node>-`). */
+  pod: string;
+  /** Its address on the pod network, when its infra part runs. */
+  ip?: string;
+  /** Whether its infra part (and so its network namespace) still runs. */
+  running: boolean;
+}
+
 /** A subnet of another network of the runtime on this host. */
 export interface LocalSubnet {
   network: string;
@@ -41,8 +52,12 @@ export interface PodRuntime {
    * `network`: a pod subnet that overlaps one of them cannot be created here.
    */
   subnetsInUse(network: string): Promise<LocalSubnet[]>;
-  /** Removes every pod this node left behind (an unclean stop); returns their runtime names. */
-  removeLeftovers(): Promise<string[]>;
+  /**
+   * The pods of this node the runtime still has (an earlier run's, left by
+   * a crash or by `--keep-pods`): the worker adopts the ones etcd says it
+   * still runs and removes the rest with `removePod`.
+   */
+  podsLeft(network: string): Promise<LeftPod[]>;
   /** Creates the pod on the network and starts its infra part; returns the pod's IP. */
   createPod(p: CreatePod): Promise<{ ip: string }>;
   /** Starts one container in the pod (detached). Throws with the runtime's message on failure. */

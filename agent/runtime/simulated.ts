@@ -1,6 +1,6 @@
 import type { Container } from '../../api/schemas.js';
 import { gatewayOf, intToIp, ipToInt } from '../ipv4.js';
-import { type CreatePod, type LocalSubnet, type PodExit, type PodRuntime } from './runtime.js';
+import { type CreatePod, type LeftPod, type LocalSubnet, type PodExit, type PodRuntime } from './runtime.js';
 
 /**
  * A SIMULATED runtime: it starts no containers and touches no network. Pods
@@ -30,7 +30,7 @@ export class SimulatedRuntime implements PodRuntime {
     return [];
   }
 
-  async removeLeftovers(): Promise<string[]> {
+  async podsLeft(_network: string): Promise<LeftPod[]> {
     return [];
   }
 

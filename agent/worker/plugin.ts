@@ -1,9 +1,9 @@
 import { Gauge, Counter } from 'prom-client';
 import { pod as podSchema, type Pod } from '../../api/schemas.js';
-import { describeAmount, plus, toMilli, type Amount } from '../capacity.js';
+import { describeAmount, minus, plus, podRequest, toMilli, type Amount } from '../capacity.js';
 import { settleWithin } from '../deadline.js';
 import { StartupError } from '../errors.js';
-import { POD_PREFIX, claimedKey, inboxPrefix, nameUnder } from '../keys.js';
+import { CLAIMED_PREFIX, POD_PREFIX, claimedKey, inboxPrefix, nameUnder } from '../keys.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
 import { NodeFirewall } from '../../firewall/node-firewall.js';
 import { retrying, type RetryTiming } from '../retry.js';
@@ -11,12 +11,12 @@ import { PodmanError, PodmanRuntime } from '../runtime/podman.js';
 import type { PodRuntime } from '../runtime/runtime.js';
 import type { WorkerConfig } from './flags.js';
 import { afterLostClaim, decideClaim } from './claim.js';
-import { orphansOf } from './orphans.js';
+import { planRestart, type RestartPlan } from './orphans.js';
 import { PodTask, type PodHooks } from './pod-task.js';
 import { followRoutes } from './routes.js';
 import { claimSubnet, SubnetError } from './subnet-claim.js';
 import {
-  claimTransaction, dropInboxEntryTransaction, handBackTransaction, nodeRecordTransaction, orphanTransaction, releaseTransaction,
+  claimTransaction, dropInboxEntryTransaction, handBackTransaction, nodeRecordTransaction, orphanTransaction, releaseTransaction, staleClaimTransaction,
 } from './transactions.js';
 
 export interface WorkerOptions {
@@ -40,10 +40,8 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
   /** Aborted at stop: from then on, writes that etcd keeps refusing are given up after a bounded number of tries. */
   const stopCtl = new AbortController();
 
-  const leftovers = await runtime.removeLeftovers();
-  if (leftovers.length) log.warn({ pods: leftovers }, 'removed pods left behind by an unclean stop');
-
-  await markOrphansDead(ctx);
+  // What an earlier run left (SPEC §8): pods to adopt, stored pods to mark dead, podman pods to remove.
+  const plan = await planStart(ctx, runtime);
 
   // Failures here name a flag (a subnet taken, a network podman refuses): the agent prints them as they are.
   const asStartupError = (err: unknown): never => {
@@ -58,7 +56,8 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
   log.info({ subnet, gateway, clusterAddress, network: config.podNetwork, runtime: runtime.kind }, 'pod network ready');
 
   const capacity: Amount = { cpu: toMilli(config.podCpuLimit), memory: config.podMemoryLimit };
-  let free: Amount = { ...capacity };
+  // Adopted pods hold their share from the start.
+  let free: Amount = plan.adopt.reduce((f, a) => minus(f, podRequest(a.pod.spec)), { ...capacity });
   await state.txn(nodeRecordTransaction({ worker: me, domain, clusterAddress, hostAddress: config.hostAddress, subnet, capacity, free }));
 
   const running = new Gauge({ name: 'kith_worker_pods', help: 'Pods this worker has claimed and not yet ended', registers: [ctx.metrics] });
@@ -121,22 +120,31 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
         claimRevision = next.claimRevision;
       }
       free = decision.freeAfter;
-      const task = new PodTask(decision.pod, { state, runtime, log, node: me, domain, clusterAddress, hooks, claimRevision, stopping: stopCtl.signal, retry }).start();
-      tasks.set(name, task);
-      running.set(tasks.size);
+      run(decision.pod, req, claimRevision);
       log.info({ pod: name, commits: describeAmount(req) }, 'pod claimed');
-      gone.set(
-        task,
-        task.done.then(async (outcome) => {
-          ended.inc({ state: outcome });
-          await release(task, req);
-          if (tasks.get(name) === task) tasks.delete(name);
-          gone.delete(task);
-          running.set(tasks.size);
-        }),
-      );
     });
   };
+
+  /** Runs a claimed (or adopted) pod until it ends, then gives back what it committed. */
+  const run = (pod: Pod, req: Amount, claimRevision: number, adopt?: { ip: string }) => {
+    const name = pod.name;
+    const task = new PodTask(pod, { state, runtime, log, node: me, domain, clusterAddress, hooks, claimRevision, stopping: stopCtl.signal, retry, adopt }).start();
+    tasks.set(name, task);
+    running.set(tasks.size);
+    gone.set(
+      task,
+      task.done.then(async (outcome) => {
+        ended.inc({ state: outcome });
+        await release(task, req);
+        if (tasks.get(name) === task) tasks.delete(name);
+        gone.delete(task);
+        running.set(tasks.size);
+      }),
+    );
+  };
+
+  for (const a of plan.adopt) run(a.pod, podRequest(a.pod.spec), a.claimRevision, { ip: a.ip });
+  if (plan.adopt.length) log.info({ pods: plan.adopt.map((a) => a.pod.name) }, 'adopted the pods an earlier run left running');
 
   const pump = () => {
     pumping ??= (async () => {
@@ -194,14 +202,29 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
   };
 }
 
-/** Marks `dead` the pods an unclean stop of this worker left `accepted` or `running` (orphans.ts). */
-async function markOrphansDead(ctx: PluginContext<WorkerConfig>): Promise<void> {
+/**
+ * At start, before anything new runs: what an earlier run of this worker
+ * left, in podman and in etcd, decided by `planRestart` (orphans.ts). Pods
+ * etcd no longer gives this worker are removed from podman and the stored
+ * ones marked dead; the rest are returned to be adopted.
+ */
+async function planStart(ctx: PluginContext<WorkerConfig>, runtime: PodRuntime): Promise<RestartPlan> {
   const { state, log, config } = ctx;
-  const { kvs } = await state.snapshot([POD_PREFIX]);
-  for (const orphan of orphansOf(kvs, config.name)) {
+  const left = await runtime.podsLeft(config.podNetwork);
+  const { kvs } = await state.snapshot([POD_PREFIX, CLAIMED_PREFIX]);
+  const claims = new Map(kvs.filter((kv) => kv.key.startsWith(CLAIMED_PREFIX)).map((kv) => [nameUnder(kv.key, CLAIMED_PREFIX) ?? '', kv]));
+  const plan = planRestart(kvs.filter((kv) => kv.key.startsWith(POD_PREFIX)), claims, left, config.name);
+  for (const name of plan.remove) await runtime.removePod(name);
+  if (plan.remove.length) log.warn({ pods: plan.remove }, 'removed pods an earlier run left that etcd no longer gives this worker');
+  for (const orphan of plan.dead) {
     const r = await state.txn(orphanTransaction(orphan, config.clusterDomain));
-    if (r.succeeded) log.warn({ pod: orphan.dead.name }, 'pod left running by an unclean stop marked dead');
+    if (r.succeeded) log.warn({ pod: orphan.dead.name }, 'pod an earlier run left unfinished marked dead');
   }
+  for (const c of plan.staleClaims) {
+    const r = await state.txn(staleClaimTransaction(config.name, c.pod, c.createRevision, config.clusterDomain));
+    if (r.succeeded) log.warn({ pod: c.pod }, 'removed the claim an earlier run left on a pod deleted or ended meanwhile');
+  }
+  return plan;
 }
 
 export const workerPlugin: Plugin<WorkerConfig> = {

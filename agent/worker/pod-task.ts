@@ -32,6 +32,12 @@ export interface PodTaskDeps {
   /** Aborted when the worker stops: until then a pod's final state is written however long etcd is away. */
   stopping?: AbortSignal;
   retry?: RetryTiming;
+  /**
+   * A pod an earlier run of this worker started and podman still runs
+   * (orphans.ts): it is taken on at this address, not created; its rules are
+   * made again and its state and A record written as for a new pod.
+   */
+  adopt?: { ip: string };
 }
 
 /**
@@ -121,9 +127,10 @@ export class PodTask {
     let error: string | undefined;
     let published = false;
     try {
-      if (!this.killed) this.ip = (await runtime.createPod(p)).ip;
+      const adopt = this.deps.adopt;
+      if (!this.killed) this.ip = adopt ? adopt.ip : (await runtime.createPod(p)).ip;
       if (!this.killed && this.ip) await hooks.podStarting?.(this.pod, this.ip);
-      for (const c of this.pod.spec.containers) {
+      for (const c of adopt ? [] : this.pod.spec.containers) {
         if (this.killed) break;
         await runtime.runContainer(p, c);
       }
@@ -131,7 +138,7 @@ export class PodTask {
         const r = await this.write('running', { dns: 'put' });
         if (r.succeeded) {
           published = true;
-          log.info({ pod: name, ip: this.ip }, 'pod running');
+          log.info({ pod: name, ip: this.ip }, adopt ? 'pod adopted: it ran on through the restart' : 'pod running');
         } else this.kill('deleted');
       }
       if (!this.killed) {

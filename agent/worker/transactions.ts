@@ -61,6 +61,14 @@ export function orphanTransaction(o: Orphan, domain: string): Transaction {
   };
 }
 
+/** Removes a claim this worker left on a pod that is gone or ended (orphans.ts), with the pod's A record; only the claim as read. */
+export function staleClaimTransaction(worker: string, pod: string, createRevision: number, domain: string): Transaction {
+  return {
+    if: [{ key: claimedKey(pod), createRevision }, { key: claimedKey(pod), value: worker }],
+    then: [{ delete: claimedKey(pod) }, { delete: podDnsKey(pod, domain) }],
+  };
+}
+
 /** Drops an inbox entry; guarded on the entry seen, so a newer entry for the same pod stays. */
 export function dropInboxEntryTransaction(worker: string, pod: string, entryModRevision: number): Transaction {
   return { if: [{ key: inboxKey(worker, pod), modRevision: entryModRevision }], then: [{ delete: inboxKey(worker, pod) }] };

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { pod as podSchema } from '../../../api/schemas.js';
-import { bridgeMac, containerRunArgs, judgeMissing, judgeWaits, MISSES_BEFORE_GONE, podCreateArgs, podExits, type PodWait } from '../../../agent/runtime/podman-args.js';
+import { bridgeMac, containerRunArgs, judgeMissing, judgeWaits, leftPods, MISSES_BEFORE_GONE, podCreateArgs, podExits, type InspectedContainer, type PodWait, type PsPod } from '../../../agent/runtime/podman-args.js';
 
 const spec = (containers: unknown[]) => podSchema.parse({ name: 'p', type: 'pod', state: 'created', spec: { containers } }).spec;
 
@@ -39,6 +39,33 @@ describe('podman command lines', () => {
     expect(ex.get('a')).to.deep.equal({ running: 0, exited: 2, failed: 1 });
     expect(ex.get('b')).to.deep.equal({ running: 1, exited: 0, failed: 0 });
     expect(ex.size).to.equal(2);
+  });
+
+  it('reads the pods an earlier run left from podman pod ps and their infra containers, the holder skipped', () => {
+    const pods: PsPod[] = [
+      { Name: 'n--holder', Labels: { 'kith.node': 'n' } },
+      { Name: 'n-web', Labels: { 'kith.node': 'n', 'kith.pod': 'web' } },
+      { Name: 'n-stopped', Labels: { 'kith.node': 'n', 'kith.pod': 'stopped' } },
+      { Name: 'n-noinfra', Labels: { 'kith.node': 'n', 'kith.pod': 'noinfra' } },
+      { Name: 'n-old', Labels: { 'kith.node': 'n' } },
+      { Name: 'n-othernet', Labels: { 'kith.pod': 'othernet' } },
+    ];
+    const infra: InspectedContainer[] = [
+      { Name: 'n-web-infra', State: { Running: true }, NetworkSettings: { Networks: { net: { IPAddress: '10.1.1.7' } } } },
+      { Name: '/n-stopped-infra', State: { Running: false }, NetworkSettings: { Networks: { net: { IPAddress: '' } } } },
+      { Name: 'n-old-infra', State: { Running: true }, NetworkSettings: { Networks: { net: { IPAddress: '10.1.1.8' } } } },
+      { Name: 'n-othernet-infra', State: { Running: true }, NetworkSettings: { Networks: { podman: { IPAddress: '10.88.0.2' } } } },
+    ];
+    expect(leftPods('n', 'net', pods, infra)).to.deep.equal([
+      { runtimeName: 'n-web', pod: 'web', running: true, ip: '10.1.1.7' },
+      { runtimeName: 'n-stopped', pod: 'stopped', running: false },
+      { runtimeName: 'n-noinfra', pod: 'noinfra', running: false },
+      // Without the label, the name says which pod it is.
+      { runtimeName: 'n-old', pod: 'old', running: true, ip: '10.1.1.8' },
+      // Running, but not on the pod network: nothing to adopt at an address.
+      { runtimeName: 'n-othernet', pod: 'othernet', running: true },
+    ]);
+    expect(leftPods('n', 'net', [], [])).to.deep.equal([]);
   });
 });
 

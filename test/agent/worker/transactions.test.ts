@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { pod as podSchema } from '../../../api/schemas.js';
 import {
   claimTransaction, dropInboxEntryTransaction, handBackTransaction, limitOps, nodeRecordTransaction, orphanTransaction, podRecordRemovalTransaction,
-  podStateTransaction, releaseTransaction,
+  podStateTransaction, releaseTransaction, staleClaimTransaction,
 } from '../../../agent/worker/transactions.js';
 
 /** The worker's etcd transactions as data: the guards and the writes of SPEC §2, in order. */
@@ -78,6 +78,13 @@ describe('worker transactions', () => {
     expect(orphanTransaction({ key: 'resource/pod/p', modRevision: 9, dead }, 'cluster.local')).to.deep.equal({
       if: [{ key: 'resource/pod/p', modRevision: 9 }],
       then: [{ put: 'resource/pod/p', value: JSON.stringify(dead) }, { delete: 'pod/claimed/p' }, { delete: 'dns/p.pod.cluster.local.' }],
+    });
+  });
+
+  it('removes a stale claim only as read and still its worker\'s, with the pod\'s A record', () => {
+    expect(staleClaimTransaction('w', 'p', 31, 'cluster.local')).to.deep.equal({
+      if: [{ key: 'pod/claimed/p', createRevision: 31 }, { key: 'pod/claimed/p', value: 'w' }],
+      then: [{ delete: 'pod/claimed/p' }, { delete: 'dns/p.pod.cluster.local.' }],
     });
   });
 
