@@ -141,9 +141,12 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
         running.set(tasks.size);
       }),
     );
+    return task;
   };
 
-  for (const a of plan.adopt) run(a.pod, podRequest(a.pod.spec), a.claimRevision, { ip: a.ip });
+  const adopted = plan.adopt.map((a) => run(a.pod, podRequest(a.pod.spec), a.claimRevision, { ip: a.ip }));
+  // The chains were made again empty: the worker is ready once every adopted pod has its rules back.
+  await settleWithin(Promise.all(adopted.map((t) => t.started)), 30_000);
   if (plan.adopt.length) log.info({ pods: plan.adopt.map((a) => a.pod.name) }, 'adopted the pods an earlier run left running');
 
   const pump = () => {

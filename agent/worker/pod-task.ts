@@ -62,6 +62,9 @@ export class PodTask {
   outcome: PodOutcome | undefined;
   ip: string | undefined;
   done!: Promise<PodOutcome>;
+  /** Settles once the pod runs (its rules in, its state and record written) or has ended. */
+  started!: Promise<void>;
+  private markStarted!: () => void;
 
   constructor(
     readonly pod: Pod,
@@ -82,7 +85,8 @@ export class PodTask {
   }
 
   start(): this {
-    this.done = this.run();
+    this.started = new Promise((resolve) => (this.markStarted = resolve));
+    this.done = this.run().finally(() => this.markStarted());
     return this;
   }
 
@@ -141,6 +145,7 @@ export class PodTask {
           log.info({ pod: name, ip: this.ip }, adopt ? 'pod adopted: it ran on through the restart' : 'pod running');
         } else this.kill('deleted');
       }
+      this.markStarted();
       if (!this.killed) {
         const r = await runtime.wait(p, this.pod.spec.containers.length, signal);
         if (r !== 'aborted') outcome = r;

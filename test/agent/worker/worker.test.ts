@@ -54,6 +54,13 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
     await etcd?.stop();
   });
 
+  afterEach(async function () {
+    // A failed test may leave its agent up: stop it cleanly (its leases revoked), so the next test can use the name.
+    if (this.currentTest?.state !== 'failed' || !agent) return;
+    await agent.stop('SIGTERM', 60_000).catch(() => undefined);
+    agent = undefined;
+  });
+
   const podOf = async (name: string) => {
     const kv = await state.get(`resource/pod/${name}`);
     return kv ? (JSON.parse(kv.value) as { state: string; metadata: Record<string, string> }) : undefined;
@@ -179,7 +186,7 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
     await waitUntil(async () => (await state.get(`node.worker/heartbeat/alive/${host.name}`)) === undefined, { timeoutMs: 15_000, what: 'old lease expired' });
     agent = startWorkerAgent({ lan, host, etcd, etcdUrl, clusterCidr, plugins: 'worker,scheduler,reaper', extra: CAPACITY });
     await agent.ready(60_000);
-    expect(agent.lines.some((l) => l.includes('removed pods left behind'))).to.equal(true);
+    expect(agent.lines.some((l) => l.includes('removed pods an earlier run left'))).to.equal(true);
     expect(await podmanPods(host, host.name)).to.deep.equal([`${host.name}--holder`]);
     await waitState('orphan', 'dead'); // the restarted agent's reaper found the death
 
@@ -193,26 +200,59 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
     expect(await state.get(`node.worker/limits/cpu/${host.name}`)).to.equal(undefined);
   });
 
-  it('after kill -9, starts again at once with the same data dir (taking over its own leases), and leaves no claim or A record of the pods it lost', async () => {
+  it('after kill -9, starts again at once with the same data dir: adopts the pods still running (same IP, record, rules), ends those that stopped meanwhile, removes those deleted meanwhile', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'kith-worker-'));
+    /** The host's iptables rules that name an address, sorted (every table). */
+    const rulesOf = async (ip: string) => (await host.run('iptables-save', [])).stdout.split('\n').filter((l) => l.includes(`${ip}/`) || l.includes(`${ip} `)).sort();
     try {
       // An alive lease far longer than the test: only the takeover lets the name be used again now.
       const long = [...CAPACITY, '--data-dir', dataDir, '--alive-ttl', '300'];
       agent = startWorkerAgent({ lan, host, etcd, etcdUrl, clusterCidr, plugins: 'worker,scheduler', extra: long });
       await agent.ready(60_000);
-      await createPod(state, { name: 'lost', spec: { containers: [{ name: 'a', image: IMAGE, cmd: ['sleep', '600'] }] } });
-      await waitState('lost', 'running');
-      expect(await dnsOf('lost')).to.not.equal(undefined);
+      const sleeper = { containers: [{ name: 'a', image: IMAGE, cmd: ['sleep', '600'] }], ports: [80] };
+      for (const name of ['kept', 'ending', 'gone']) await createPod(state, { name, spec: sleeper });
+      for (const name of ['kept', 'ending', 'gone']) await waitState(name, 'running');
+      const record = await dnsOf('kept');
+      const ip = record!; // an A record's value is the address
+      const rules = await rulesOf(ip);
+      expect(rules.length).to.be.greaterThan(0);
+      const keptClaim = await state.get('pod/claimed/kept');
+      const stateOf = async (container: string) => {
+        const [status, startedAt] = (await podmanIn(host, ['container', 'inspect', '-f', '{{.State.Status}} {{.State.StartedAt}}', container])).trim().split(' ', 2);
+        return { status, startedAt };
+      };
+      const startedBefore = await stateOf(`${host.name}-kept-a`);
+      expect(startedBefore.status).to.equal('running');
+
       await agent.stop('SIGKILL');
+      // While the agent is down, one pod's container exits and another pod is deleted.
+      await podmanIn(host, ['kill', `${host.name}-ending-a`]);
+      await state.txn({ if: [], then: [{ delete: 'resource/pod/gone' }] });
+
       agent = startWorkerAgent({ lan, host, etcd, etcdUrl, clusterCidr, plugins: 'worker,scheduler', extra: long });
       await agent.ready(60_000);
       expect(agent.lines.some((l) => l.includes('took over from the previous run of this node'))).to.equal(true);
-      // Not yet adopted: the pod is dead, and nothing of it stays on the new lease.
-      expect((await podOf('lost'))!.state).to.equal('dead');
-      expect(await state.get('pod/claimed/lost')).to.equal(undefined);
-      expect(await dnsOf('lost')).to.equal(undefined);
-      expect(await podmanPods(host, host.name)).to.deep.equal([`${host.name}--holder`]);
-      // And it works: a new pod runs.
+      expect(agent.lines.some((l) => l.includes('adopted the pods an earlier run left running'))).to.equal(true);
+
+      // Adopted: still running, the same record and claim (now on the new lease), its rules made again and not doubled.
+      expect((await podOf('kept'))!.state).to.equal('running');
+      expect(await dnsOf('kept')).to.equal(record);
+      expect((await state.get('pod/claimed/kept'))?.createRevision).to.equal(keptClaim!.createRevision);
+      expect(await rulesOf(ip)).to.deep.equal(rules);
+      // The very container that ran before: not made again, still running.
+      expect(await stateOf(`${host.name}-kept-a`)).to.deep.equal({ ...startedBefore, status: 'running' });
+      // It ended while nobody watched: its true end state, written by the new run.
+      await waitState('ending', 'exitFailure');
+      // Deleted meanwhile: its podman pod, claim and record are gone.
+      expect(await podmanPods(host, host.name)).to.deep.equal([`${host.name}--holder`, `${host.name}-kept`].sort());
+      expect(await state.get('pod/claimed/gone')).to.equal(undefined);
+      expect(await dnsOf('gone')).to.equal(undefined);
+
+      // The adopted pod is a pod like any other: deleting it stops it.
+      await state.txn({ if: [], then: [{ delete: 'resource/pod/kept' }] });
+      await waitUntil(async () => (await podmanPods(host, host.name)).length === 1, { timeoutMs: 20_000, what: 'adopted pod removed once deleted' });
+      expect(await rulesOf(ip)).to.deep.equal([]);
+      // And new pods run.
       await createPod(state, { name: 'after', spec: { containers: [{ name: 'a', image: IMAGE, cmd: ['sleep', '600'] }] } });
       await waitState('after', 'running');
       expect(await agent.stop('SIGTERM')).to.equal(0);
