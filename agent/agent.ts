@@ -49,6 +49,7 @@ class Agent {
   /** Node resources this start created; removed again if start-up fails, so a failed start writes nothing. */
   private createdResources: string[] = [];
   private draining: Promise<void> | undefined;
+  private started = false;
 
   constructor(
     private readonly config: AgentConfig,
@@ -94,6 +95,12 @@ class Agent {
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics });
     await this.host.start({ config, node: this.node, state, log, metrics });
+    this.started = true;
+  }
+
+  /** A started worker with `--keep-pods` leaves its alive lease (claims, pod names) for the next start to take over. */
+  private get keepsAliveLease(): boolean {
+    return this.started && this.roles.has('worker') && (this.config as { keepPods?: boolean }).keepPods === true;
   }
 
   /** Removes the node resources a failed start created, then drains. */
@@ -110,7 +117,9 @@ class Agent {
       // Each etcd step is bounded: with etcd gone, the leases expire on their own.
       await this.bounded(state?.revokeLease('healthy'), 'revoking the healthy lease');
       await this.host.stop();
-      await this.bounded(state?.revokeLease('alive'), 'revoking the alive lease');
+      // --keep-pods: the pods left running keep their claims and names, on the alive lease, until the next start takes it over.
+      if (this.keepsAliveLease) log.warn({ aliveTtl: this.config.aliveTtl }, 'left the alive lease to run out: the pods left running keep their names until the next start adopts them');
+      else await this.bounded(state?.revokeLease('alive'), 'revoking the alive lease');
       await state?.close();
       this.client?.close();
       await this.embedded?.stop();

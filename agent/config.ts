@@ -63,7 +63,7 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: Object.fromEntries([...flags.values()].map((f) => [f.flag, { type: 'string' as const }])),
+      options: Object.fromEntries([...flags.values()].map((f) => [f.flag, { type: f.boolean ? ('boolean' as const) : ('string' as const) }])),
       strict: true,
       allowPositionals: false,
     }));
@@ -73,7 +73,8 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   const raw = new Map<string, string>();
   const given = new Set<string>();
   for (const [key, f] of flags) {
-    const v = (values[f.flag] as string | undefined) ?? (f.env ? env[f.env] : undefined);
+    const typed = values[f.flag];
+    const v = (typed === undefined ? undefined : String(typed)) ?? (f.env ? env[f.env] : undefined);
     if (v !== undefined) {
       raw.set(key, v);
       given.add(key);

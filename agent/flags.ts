@@ -21,6 +21,8 @@ export interface Flag {
   readonly defaultFromName?: (name: string) => string;
   /** One line for `kith agent --help`. */
   readonly help: string;
+  /** A switch: `--flag` alone means `true` (its env takes true/false, 1/0, yes/no). */
+  readonly boolean?: true;
 }
 
 /** Flags by config key. */
@@ -57,6 +59,13 @@ export const hostPort = z.string().transform((s, ctx): HostPort => {
   }
   return hp;
 });
+
+/** The value of a switch (`boolean: true`), from its flag or its env. */
+export const switchValue = z
+  .string()
+  .transform((s) => s.trim().toLowerCase())
+  .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no', ''], 'must be true or false (or 1/0, yes/no)'))
+  .transform((s) => s === 'true' || s === '1' || s === 'yes');
 
 export const ipv4 = z.string().refine((s) => isIPv4(s), 'must be an IPv4 address');
 export const cidr = z.string().refine((s) => parseCidr(s) !== undefined, 'must be an IPv4 CIDR like 10.244.0.0/16');

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { CHAIN_NAME } from '../../firewall/rules.js';
 import { hostCapacity, MAX_CPUS } from '../capacity.js';
-import { defineFlags, ipv4, millis, type FlagValues } from '../flags.js';
+import { defineFlags, ipv4, millis, switchValue, type FlagValues } from '../flags.js';
 import { IMAGE_PULL_POLICIES } from '../runtime/runtime.js';
 
 /** SPEC §1.1: `KITH-<name>` cut to 28 characters. */
@@ -42,6 +42,14 @@ export const workerFlags = defineFlags('worker', {
     schema: z.string().regex(CHAIN_NAME, 'must be 1-28 characters of A-Z a-z 0-9 _ . -'),
     defaultFromName: defaultChain,
     help: 'chain of the pod firewall in nat and filter (default KITH-<name> cut to 28)',
+  },
+  keepPods: {
+    flag: 'keep-pods',
+    schema: switchValue,
+    boolean: true,
+    env: 'KITH_KEEP_PODS',
+    default: 'false',
+    help: 'a stop leaves the pods running (their names, claims and rules kept) for the next start of this node to adopt: an upgrade of kith itself',
   },
   workerPollMs: {
     flag: 'worker-poll-ms',

@@ -134,8 +134,11 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
     gone.set(
       task,
       task.done.then(async (outcome) => {
-        ended.inc({ state: outcome });
-        await release(task, req);
+        // Left for the next run: its claim and its share stay as they are.
+        if (!task.left) {
+          ended.inc({ state: outcome });
+          await release(task, req);
+        }
         if (tasks.get(name) === task) tasks.delete(name);
         gone.delete(task);
         running.set(tasks.size);
@@ -196,10 +199,11 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
       // Every wait here is bounded: with etcd away, a stop must still end (and kill the pods).
       await settleWithin(inboxSub.close(), 10_000);
       await settleWithin(pumping, 30_000);
-      for (const t of tasks.values()) t.kill('stopping');
+      for (const t of tasks.values()) (config.keepPods ? t.leave() : t.kill('stopping'));
       await settleWithin(Promise.allSettled([...gone.values()]), 60_000);
       await settleWithin(lane, 30_000);
-      await routes?.close();
+      // Left pods keep reaching the other hosts' pods until the next start takes the routes on.
+      await routes?.close({ keep: config.keepPods });
       await runtime.close();
     },
   };
@@ -240,7 +244,8 @@ export const workerPlugin: Plugin<WorkerConfig> = {
     const runtime = new PodmanRuntime({ node: ctx.config.name, log: ctx.log, pollMs: ctx.config.workerPollMs, imagePull: ctx.config.imagePull });
     try {
       const worker = await startWorker(ctx, runtime, { hooks: firewall.hooks });
-      return { stop: () => worker.stop().finally(() => firewall.stop()) };
+      // With --keep-pods the chains stay too, so the pods left running stay isolated until the next start makes them again.
+      return { stop: () => worker.stop().finally(() => (ctx.config.keepPods ? undefined : firewall.stop())) };
     } catch (err) {
       // Undo a partial start: the holder pod, then the chains.
       await runtime.close().catch(() => undefined);

@@ -43,9 +43,10 @@ export interface PodTaskDeps {
 /**
  * `deleted`: the resource is gone or is another pod's now; `superseded`: another
  * writer ended it (the reaper's `dead`); both leave the resource's state alone.
- * `stopping`: the worker stops, and writes `killed`.
+ * `stopping`: the worker stops, and writes `killed`. `leaving`: the worker
+ * stops with `--keep-pods`, and leaves the pod as it is for the next run.
  */
-type KillReason = 'deleted' | 'superseded' | 'stopping';
+type KillReason = 'deleted' | 'superseded' | 'stopping' | 'leaving';
 
 /**
  * One claimed pod, from `accepted` to its final state. It follows its own
@@ -61,6 +62,8 @@ export class PodTask {
   readonly runtimeName: string;
   outcome: PodOutcome | undefined;
   ip: string | undefined;
+  /** Its state `running` and A record are written. */
+  private published = false;
   done!: Promise<PodOutcome>;
   /** Settles once the pod runs (its rules in, its state and record written) or has ended. */
   started!: Promise<void>;
@@ -75,6 +78,25 @@ export class PodTask {
 
   get killed(): boolean {
     return this.ctrl.signal.aborted;
+  }
+
+  /** Left running for the next run of this worker (`--keep-pods`): nothing of it was torn down. */
+  get left(): boolean {
+    return this.killReason === 'leaving';
+  }
+
+  /**
+   * `--keep-pods`: stops following the pod and leaves it running, with its
+   * name, claim and rules, for the next start to adopt. A pod not yet
+   * running (its state and record unwritten) is killed instead: half made,
+   * it could not be adopted.
+   */
+  leave(): void {
+    if (this.killed) return;
+    if (!this.published) return this.kill('stopping');
+    this.killReason = 'leaving';
+    this.deps.log.info({ pod: this.pod.name }, 'leaving pod running for the next start');
+    this.ctrl.abort();
   }
 
   kill(reason: KillReason): void {
@@ -129,7 +151,6 @@ export class PodTask {
     const signal = this.ctrl.signal;
     let outcome: PodOutcome | undefined;
     let error: string | undefined;
-    let published = false;
     try {
       const adopt = this.deps.adopt;
       if (!this.killed) this.ip = adopt ? adopt.ip : (await runtime.createPod(p)).ip;
@@ -141,7 +162,7 @@ export class PodTask {
       if (!this.killed) {
         const r = await this.write('running', { dns: 'put' });
         if (r.succeeded) {
-          published = true;
+          this.published = true;
           log.info({ pod: name, ip: this.ip }, adopt ? 'pod adopted: it ran on through the restart' : 'pod running');
         } else this.kill('deleted');
       }
@@ -157,9 +178,14 @@ export class PodTask {
     }
     if (this.killed && outcome === undefined) outcome = 'killed';
     outcome ??= 'killed';
+    if (this.left) {
+      await this.sub.close();
+      this.outcome = outcome;
+      return outcome;
+    }
 
     // Tear down: the name first, then the rules, then the pod itself.
-    if (published) {
+    if (this.published) {
       // Only our record: a pod re-created under this name elsewhere may already have its own.
       await retrying(`deleting the DNS name of ${name}`, log, () => state.txn(podRecordRemovalTransaction(name, domain, this.ip!)), {
         until: this.deps.stopping,

@@ -151,12 +151,12 @@ export class RouteTable {
     return (await this.show([cidr]))?.some((x) => x.dst === cidr && x.gateway === via) ?? true;
   }
 
-  /** Removes every route it made (one attempt each) and stops retrying. */
-  async close(): Promise<void> {
+  /** Stops retrying and removes every route it made (one attempt each), unless told to keep them. */
+  async close(opts: { keep?: boolean } = {}): Promise<void> {
     this.closed = true;
     if (this.retry) clearTimeout(this.retry);
     this.retry = undefined;
-    await this.sync(new Map());
+    if (!opts.keep) await this.sync(new Map());
   }
 }
 
@@ -165,7 +165,7 @@ export class RouteTable {
  * and the alive heartbeats. Routes a killed run of this agent left are
  * adopted first: kept if still wanted, else removed by the first sync.
  */
-export async function followRoutes(state: StateLayer, log: Logger, me: { worker: string; hostAddress: string }): Promise<{ close(): Promise<void> }> {
+export async function followRoutes(state: StateLayer, log: Logger, me: { worker: string; hostAddress: string }): Promise<{ close(opts?: { keep?: boolean }): Promise<void> }> {
   const routes = new RouteTable(log);
   await routes.start();
   const subnets = new Map<string, SubnetOwner>();
@@ -196,9 +196,9 @@ export async function followRoutes(state: StateLayer, log: Logger, me: { worker:
     { name: 'worker routes', onSynced: () => ((synced = true), sync()) },
   );
   return {
-    async close() {
+    async close(opts) {
       await sub.close();
-      await routes.close();
+      await routes.close(opts);
     },
   };
 }

@@ -69,6 +69,16 @@ describe('agent config', () => {
     expect(parse('--name', 'a', '--upstream-dns', '127.0.0.2:53').upstreamDns).to.deep.equal([{ host: '127.0.0.2', port: 53 }]);
   });
 
+  it('takes switches bare on the command line, or as true/false, 1/0, yes/no in their env', () => {
+    expect(parse('--name', 'a').keepPods).to.equal(false);
+    expect(parse('--name', 'a', '--keep-pods').keepPods).to.equal(true);
+    expect(parseAgentConfig(['--name', 'a'], { KITH_KEEP_PODS: '1' }).keepPods).to.equal(true);
+    expect(parseAgentConfig(['--name', 'a'], { KITH_KEEP_PODS: 'No' }).keepPods).to.equal(false);
+    expect(parseAgentConfig(['--name', 'a', '--keep-pods'], { KITH_KEEP_PODS: 'false' }).keepPods).to.equal(true);
+    expect(error(['--name', 'a'], { KITH_KEEP_PODS: 'maybe' })).to.match(/^--keep-pods 'maybe': /);
+    expect(error(['--name', 'a', '--keep-pods=yes'])).to.match(/keep-pods/);
+  });
+
   it('cuts the default chain name to 28 characters', () => {
     const c = parse('--name', 'indescribable-bumblebee-1234');
     expect(c.iptablesChain).to.have.length(28);

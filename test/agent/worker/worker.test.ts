@@ -262,6 +262,52 @@ describe('worker plugin (real podman in a test host, real etcd)', function () {
     }
   });
 
+  it('with --keep-pods a stop leaves the pods running, named and claimed; the next start adopts them, and a stop without it drains', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'kith-worker-'));
+    const startedAt = async () => (await podmanIn(host, ['container', 'inspect', '-f', '{{.State.Status}} {{.State.StartedAt}}', `${host.name}-upgrade-a`])).trim();
+    try {
+      const long = [...CAPACITY, '--data-dir', dataDir, '--alive-ttl', '300'];
+      agent = startWorkerAgent({ lan, host, etcd, etcdUrl, clusterCidr, plugins: 'worker,scheduler', extra: [...long, '--keep-pods'] });
+      await agent.ready(60_000);
+      await createPod(state, { name: 'upgrade', spec: { containers: [{ name: 'a', image: IMAGE, cmd: ['sleep', '600'] }], ports: [80] } });
+      await waitState('upgrade', 'running');
+      const record = await dnsOf('upgrade');
+      const started = await startedAt();
+      expect(started).to.match(/^running /);
+      const rulesOf = async () => (await host.run('iptables-save', [])).stdout.split('\n').filter((l) => l.includes(`${record}/`)).sort();
+      const rules = await rulesOf();
+      expect(rules.length).to.be.greaterThan(0);
+
+      expect(await agent.stop('SIGTERM')).to.equal(0);
+      expect(agent.lines.some((l) => l.includes('leaving pod running for the next start'))).to.equal(true);
+      // Stopped, and out of the scheduler's choice (no healthy heartbeat), but its pod runs on as it was, isolated as before.
+      expect(await state.get(`node.worker/heartbeat/healthy/${host.name}`)).to.equal(undefined);
+      expect(await state.get(`node.worker/heartbeat/alive/${host.name}`)).to.not.equal(undefined);
+      expect((await podOf('upgrade'))!.state).to.equal('running');
+      expect(await dnsOf('upgrade')).to.equal(record);
+      expect(await state.get('pod/claimed/upgrade')).to.not.equal(undefined);
+      expect(await startedAt()).to.equal(started);
+      expect(await rulesOf()).to.deep.equal(rules);
+
+      // The next start (a new version of kith, say) adopts it: the same container, the same name.
+      agent = startWorkerAgent({ lan, host, etcd, etcdUrl, clusterCidr, plugins: 'worker,scheduler', extra: long });
+      await agent.ready(60_000);
+      expect(agent.lines.some((l) => l.includes('adopted the pods an earlier run left running'))).to.equal(true);
+      expect(await startedAt()).to.equal(started);
+      expect(await dnsOf('upgrade')).to.equal(record);
+      expect(await rulesOf()).to.deep.equal(rules);
+      // Without --keep-pods a stop drains: the pod is killed, its name and rules go.
+      expect(await agent.stop('SIGTERM')).to.equal(0);
+      agent = undefined;
+      expect((await podOf('upgrade'))!.state).to.equal('killed');
+      expect(await dnsOf('upgrade')).to.equal(undefined);
+      expect(await rulesOf()).to.deep.equal([]);
+      expect(await podmanPods(host, host.name)).to.deep.equal([]);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('binds --dns-listen and --api-listen on the pod network\'s gateway once the worker has made it; one it will not make is one line, exit 2', async () => {
     const subnet = clusterCidr.replace(/\.0\.0\/16$/, '.200.0/24');
     const gw = subnet.replace(/\.0\/24$/, '.1');
