@@ -50,6 +50,44 @@ export const memory = z.number().int().min(0).max(16 * 1024 * 1024);
 
 const amounts = z.object({ cpu: cpu.optional(), memory: memory.optional() }).strip();
 
+const port = z.number().int().min(1).max(65535);
+
+/**
+ * A health probe of a container (SPEC §10): exactly one of `exec` (a command
+ * run in the container; exit 0 passes), `tcp` (a port that accepts a
+ * connection) or `http` (a GET whose status is 2xx or 3xx), and its timing.
+ */
+export const probe = z
+  .object({
+    exec: z.array(z.string().max(4096)).min(1, 'must name a command').max(64).refine((c) => c[0] !== '', 'must name a command').optional(),
+    tcp: port.optional(),
+    http: z
+      .object({ port, path: z.string().max(2048).regex(/^\/[^\s]*$/, 'must be a path starting with / and without whitespace').default('/') })
+      .strip()
+      .optional(),
+    periodSeconds: z.number().int().min(1).max(3600).default(10),
+    timeoutSeconds: z.number().int().min(1).max(3600).default(1),
+    failureThreshold: z.number().int().min(1).max(1000).default(3),
+    successThreshold: z.number().int().min(1).max(1000).default(1),
+    initialDelaySeconds: z.number().int().min(0).max(3600).default(0),
+  })
+  .strip()
+  .superRefine((p, ctx) => {
+    const kinds = PROBE_KINDS.filter((k) => p[k] !== undefined);
+    if (kinds.length !== 1) {
+      ctx.addIssue({ code: 'custom', path: [], message: kinds.length === 0 ? 'needs one of exec, tcp or http' : `has ${kinds.join(' and ')}; give exactly one of exec, tcp or http` });
+    }
+  });
+export type Probe = z.output<typeof probe>;
+export const PROBE_KINDS = ['exec', 'tcp', 'http'] as const;
+export type ProbeKind = (typeof PROBE_KINDS)[number];
+/** Which kind a (valid) probe is. */
+export const probeKind = (p: Probe): ProbeKind => (p.exec ? 'exec' : p.tcp !== undefined ? 'tcp' : 'http');
+
+/** What happens when a container ends or fails its liveness probe (SPEC §10): `Never` ends the pod. */
+export const RESTART_POLICIES = ['Never', 'OnFailure', 'Always'] as const;
+export type RestartPolicy = (typeof RESTART_POLICIES)[number];
+
 export const container = z
   .object({
     name: dnsLabel,
@@ -71,11 +109,11 @@ export const container = z
         }
       })
       .optional(),
+    readiness: probe.optional(),
+    liveness: probe.optional(),
   })
   .strip();
 export type Container = z.output<typeof container>;
-
-const port = z.number().int().min(1).max(65535);
 export const portSpec = z.union([
   port,
   z.object({ container: port, cluster: port.optional(), name: dnsLabel.max(15).optional() }).strip(),
@@ -86,6 +124,7 @@ export const podSpec = z
   .object({
     containers: z.array(container).default([]),
     ports: z.array(portSpec).default([]),
+    restartPolicy: z.enum(RESTART_POLICIES).optional(),
     schedulingConstraints: z
       .object({
         mayBeScheduledOn: z.array(z.string()).nullable().optional(),

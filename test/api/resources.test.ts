@@ -35,6 +35,37 @@ describe('api: pure decisions', () => {
     });
   });
 
+  describe('health probes (SPEC §10)', () => {
+    const withProbe = (readiness: unknown, extra: Record<string, unknown> = {}) => ({
+      name: 'ok', type: 'pod', state: 'created', spec: { containers: [{ name: 'a', image: 'i', readiness }], ...extra },
+    });
+    const detail = (body: unknown) => problem(() => resourceToCreate(body)).detail;
+
+    it('fills in the timing defaults of each probe kind and keeps restartPolicy', () => {
+      const r = resourceToCreate(withProbe({ http: { port: 8080 } }, { restartPolicy: 'Always' }));
+      const c = (r.spec as { containers: { readiness: unknown }[] }).containers[0]!;
+      expect(c.readiness).to.deep.equal({ http: { port: 8080, path: '/' }, periodSeconds: 10, timeoutSeconds: 1, failureThreshold: 3, successThreshold: 1, initialDelaySeconds: 0 });
+      expect((r.spec as { restartPolicy: string }).restartPolicy).to.equal('Always');
+      expect(resourceToCreate(withProbe({ exec: ['cat', '/tmp/ready'], periodSeconds: 1 })).name).to.equal('ok');
+      expect(resourceToCreate(withProbe({ tcp: 80, failureThreshold: 1, initialDelaySeconds: 5 })).name).to.equal('ok');
+    });
+
+    it('refuses a bad probe with a 422 naming the field', () => {
+      expect(detail(withProbe({ exec: ['true'], tcp: 80 }))).to.match(/^spec\.containers\[0\]\.readiness: has exec and tcp; give exactly one/);
+      expect(detail(withProbe({ periodSeconds: 2 }))).to.match(/^spec\.containers\[0\]\.readiness: needs one of exec, tcp or http/);
+      expect(detail(withProbe({ tcp: 0 }))).to.match(/^spec\.containers\[0\]\.readiness\.tcp: /);
+      expect(detail(withProbe({ http: { port: 70000 } }))).to.match(/^spec\.containers\[0\]\.readiness\.http\.port: /);
+      expect(detail(withProbe({ http: { port: 80, path: 'health' } }))).to.match(/^spec\.containers\[0\]\.readiness\.http\.path: must be a path/);
+      expect(detail(withProbe({ tcp: 80, periodSeconds: -1 }))).to.match(/^spec\.containers\[0\]\.readiness\.periodSeconds: /);
+      expect(detail(withProbe({ tcp: 80, timeoutSeconds: 0.5 }))).to.match(/^spec\.containers\[0\]\.readiness\.timeoutSeconds: /);
+      expect(detail(withProbe({ exec: [] }))).to.match(/^spec\.containers\[0\]\.readiness\.exec: must name a command/);
+      expect(detail(withProbe({ exec: [''] }))).to.match(/^spec\.containers\[0\]\.readiness\.exec: must name a command/);
+      expect(detail(withProbe(undefined, { restartPolicy: 'Sometimes' }))).to.match(/^spec\.restartPolicy: /);
+      const live = { name: 'ok', type: 'pod', state: 'created', spec: { containers: [{ name: 'a', image: 'i', liveness: { http: { port: 80 }, failureThreshold: 0 } }] } };
+      expect(detail(live)).to.match(/^spec\.containers\[0\]\.liveness\.failureThreshold: /);
+    });
+  });
+
   describe('patched', () => {
     const old = { name: 'w', type: 'widget', state: 'on', metadata: { a: '1' }, spec: { n: 1 } };
 
