@@ -73,5 +73,7 @@ export function podInfo(value: string): PodInfo | undefined {
     const n = name.toLowerCase();
     if (LABEL.test(n)) ports.set(n, port);
   }
-  return { replicaSet: rs !== undefined && LABEL.test(rs) ? rs : undefined, ports };
+  // SPEC §10: a pod its worker calls unready serves none of its ReplicaSet's names (its own name stays).
+  const serving = pod.metadata.ready !== 'false';
+  return { replicaSet: serving && rs !== undefined && LABEL.test(rs) ? rs : undefined, ports };
 }

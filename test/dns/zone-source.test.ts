@@ -30,5 +30,9 @@ describe('dns zone source', () => {
     expect(podInfo('not json')).to.equal(undefined);
     expect(podInfo('null')).to.equal(undefined);
     expect(podInfo('{"spec":{"ports":[{"container":"x","name":"a"},{"container":70000,"name":"b"},{"container":5,"name":"ok"}]}}')!.ports).to.deep.equal(new Map([['ok', 5]]));
+    // An unready pod is in no ReplicaSet's names; ready or not yet told (older workers), it is.
+    expect(podInfo('{"metadata":{"replicaSet":"rs","ready":"false"}}')!.replicaSet).to.equal(undefined);
+    expect(podInfo('{"metadata":{"replicaSet":"rs","ready":"true"}}')!.replicaSet).to.equal('rs');
+    expect(podInfo('{"metadata":{"replicaSet":"rs"}}')!.replicaSet).to.equal('rs');
   });
 });

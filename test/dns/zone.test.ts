@@ -6,8 +6,12 @@ const D = 'cluster.local';
 let rev = 0;
 const put = (z: Zone, key: string, value: string) => applyEvent(z, { type: 'put', key, value, createRevision: ++rev, modRevision: rev });
 const del = (z: Zone, key: string) => applyEvent(z, { type: 'delete', key, modRevision: ++rev });
-const pod = (name: string, opts: { rs?: string; ports?: unknown[] } = {}) =>
-  JSON.stringify({ name, type: 'pod', state: 'running', metadata: opts.rs ? { replicaSet: opts.rs } : {}, spec: { containers: [], ports: opts.ports ?? [] } });
+const pod = (name: string, opts: { rs?: string; ports?: unknown[]; ready?: string } = {}) =>
+  JSON.stringify({
+    name, type: 'pod', state: 'running',
+    metadata: { ...(opts.rs ? { replicaSet: opts.rs } : {}), ...(opts.ready ? { ready: opts.ready } : {}) },
+    spec: { containers: [], ports: opts.ports ?? [] },
+  });
 const zone = () => new Zone({ domain: D, ttl: 5, nodeName: 'n1', version: '1.2.3', reverseCidrs: ['10.244.0.0/16'] });
 
 describe('dns zone', () => {
@@ -115,6 +119,34 @@ describe('dns zone', () => {
     del(z, 'resource/pod/rs1-bbbbb');
     expect(z.addresses('rs1.replicaset.cluster.local')).to.deep.equal([]);
     expect(z.addresses('alias.x.cluster.local')).to.deep.equal([]);
+  });
+
+  it('answers a ReplicaSet name, its SRV and aliases through it with ready replicas only; none ready is no name (SPEC §10)', () => {
+    const z = zone();
+    const ports = [{ container: 80, name: 'http' }];
+    put(z, 'dns/alias.x.cluster.local./rs1.replicaset.cluster.local.', 'alias');
+    put(z, 'resource/pod/rs1-aaaaa', pod('rs1-aaaaa', { rs: 'rs1', ports, ready: 'true' }));
+    put(z, 'resource/pod/rs1-bbbbb', pod('rs1-bbbbb', { rs: 'rs1', ports, ready: 'true' }));
+    put(z, 'dns/rs1-aaaaa.pod.cluster.local.', '10.244.0.1');
+    put(z, 'dns/rs1-bbbbb.pod.cluster.local.', '10.244.0.2');
+    // Asked (and so memoised) before each change: an answer from before a readiness change must not survive it.
+    expect(z.addresses('rs1.replicaset.cluster.local').sort()).to.deep.equal(['10.244.0.1', '10.244.0.2']);
+    expect(z.addresses('alias.x.cluster.local').sort()).to.deep.equal(['10.244.0.1', '10.244.0.2']);
+    put(z, 'resource/pod/rs1-aaaaa', pod('rs1-aaaaa', { rs: 'rs1', ports, ready: 'false' }));
+    expect(z.addresses('rs1.replicaset.cluster.local')).to.deep.equal(['10.244.0.2']);
+    expect(z.addresses('alias.x.cluster.local')).to.deep.equal(['10.244.0.2']);
+    expect(z.srv('_http._tcp.rs1.replicaset.cluster.local').map((s) => s.target)).to.deep.equal(['rs1-bbbbb.pod.cluster.local']);
+    // Its own name stays, for debugging.
+    expect(z.addresses('rs1-aaaaa.pod.cluster.local')).to.deep.equal(['10.244.0.1']);
+    expect(z.srv('_http._tcp.rs1-aaaaa.pod.cluster.local')).to.have.length(1);
+    put(z, 'resource/pod/rs1-bbbbb', pod('rs1-bbbbb', { rs: 'rs1', ports, ready: 'false' }));
+    expect(z.addresses('rs1.replicaset.cluster.local')).to.deep.equal([]);
+    expect(z.isEmptyNonTerminal('rs1.replicaset.cluster.local')).to.equal(false); // no records, no names below: NXDOMAIN
+    expect(z.addresses('alias.x.cluster.local')).to.deep.equal([]);
+    // Ready again: back in at once.
+    put(z, 'resource/pod/rs1-aaaaa', pod('rs1-aaaaa', { rs: 'rs1', ports, ready: 'true' }));
+    expect(z.addresses('rs1.replicaset.cluster.local')).to.deep.equal(['10.244.0.1']);
+    expect(z.addresses('alias.x.cluster.local')).to.deep.equal(['10.244.0.1']);
   });
 
   it('keeps PTR records and reverse zones for every address', () => {
