@@ -245,6 +245,18 @@ export function podResources(spec: PodSpec): {
   return { requests, limits };
 }
 
+/** The TCP ports a pod's own probes connect to (the firewall lets those through from its worker alone). */
+export function probedPorts(containers: readonly { readiness?: Probe; liveness?: Probe }[]): number[] {
+  const ports = new Set<number>();
+  for (const c of containers) {
+    for (const p of [c.readiness, c.liveness]) {
+      if (p?.tcp !== undefined) ports.add(p.tcp);
+      if (p?.http) ports.add(p.http.port);
+    }
+  }
+  return [...ports].sort((a, b) => a - b);
+}
+
 /** The port a pod is reached on for a port spec: the cluster port when mapped. */
 export const reachablePort = (p: PortSpec): number => (typeof p === 'number' ? p : (p.cluster ?? p.container));
 

@@ -1,12 +1,22 @@
 import type { Logger } from 'pino';
-import type { PortSpec } from '../api/schemas.js';
+import { probedPorts, type Probe, type PortSpec } from '../api/schemas.js';
 import { bridgeNetfilterProblem, Iptables } from './iptables.js';
 
 /** The part of a pod the firewall reads. */
 export interface FirewalledPod {
   name: string;
-  spec: { ports?: readonly PortSpec[] };
+  spec: { ports?: readonly PortSpec[]; containers?: readonly { readiness?: Probe; liveness?: Probe }[] };
 }
+
+/** Where the pod lives: its network's gateway is the source of the worker's own probes. */
+export interface PodNetwork {
+  gateway: string;
+}
+
+const podFirewall = (pod: FirewalledPod, ip: string, net?: PodNetwork) => {
+  const probed = probedPorts(pod.spec.containers ?? []);
+  return { ip, ports: pod.spec.ports ?? [], ...(net && probed.length ? { probes: { from: net.gateway, ports: probed } } : {}) };
+};
 
 export interface NodeFirewallOptions {
   /** `--iptables-chain`. */
@@ -43,15 +53,15 @@ export class NodeFirewall {
 
   /** The worker's pod hooks: a throw from `podStarting` makes the pod `errored` with this message. */
   readonly hooks = {
-    podStarting: async (pod: FirewalledPod, ip: string): Promise<void> => {
+    podStarting: async (pod: FirewalledPod, ip: string, net?: PodNetwork): Promise<void> => {
       const ports = pod.spec.ports ?? [];
       if (this.bridgeProblem && ports.length > 0) {
         throw new Error(`pod ${pod.name} declares ports, but their mapping and isolation would not hold on this node: ${this.bridgeProblem}`);
       }
-      await this.iptables.applyPod({ ip, ports });
+      await this.iptables.applyPod(podFirewall(pod, ip, net));
     },
-    podStopping: async (pod: FirewalledPod, ip: string): Promise<void> => {
-      await this.iptables.removePod({ ip, ports: pod.spec.ports ?? [] });
+    podStopping: async (pod: FirewalledPod, ip: string, net?: PodNetwork): Promise<void> => {
+      await this.iptables.removePod(podFirewall(pod, ip, net));
     },
   };
 

@@ -21,6 +21,12 @@ export interface Rule {
 export interface PodFirewall {
   ip: string;
   ports: readonly PortSpec[];
+  /**
+   * The worker's own health probes (SPEC §10): TCP ports they connect to from
+   * `from` (the pod network's gateway, the source of the host's connections
+   * to its pods), let through from there alone.
+   */
+  probes?: { from: string; ports: readonly number[] };
 }
 
 export class FirewallInputError extends Error {}
@@ -86,6 +92,16 @@ export function podRules(chain: string, pod: PodFirewall): Rule[] {
       spec: ['-d', dst, '-p', 'tcp', '-m', 'conntrack', '--ctstate', 'DNAT', '--ctorigdstport', String(p), '--ctdir', 'ORIGINAL', '--dport', String(c), '-j', 'RETURN'],
     });
   });
+  if (pod.probes && pod.probes.ports.length > 0) {
+    if (!isIPv4(pod.probes.from)) throw new FirewallInputError(`probe source '${pod.probes.from}' is not an IPv4 address`);
+    const src = `${pod.probes.from}/32`;
+    // Declared ports already accept everyone: only the probed-only ones need the worker's own rule.
+    for (const port of new Set(pod.probes.ports)) {
+      const c = checkPort(port, 'probed port');
+      if (reachable.has(c)) continue;
+      filter.push({ table: 'filter', chain, spec: ['-s', src, '-d', dst, '-p', 'tcp', '--dport', String(c), '-j', 'RETURN'] });
+    }
+  }
   filter.push({ table: 'filter', chain, spec: ['-d', dst, '-m', 'conntrack', '!', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'REJECT'] });
   return [...nat, ...filter];
 }

@@ -149,6 +149,15 @@ export class PodmanRuntime implements PodRuntime {
     await this.podman(containerRunArgs(this.node, p, c, this.imagePull), { timeoutMs: this.imagePull === 'never' ? undefined : PULL_TIMEOUT_MS });
   }
 
+  async exec(p: CreatePod, container: string, cmd: readonly string[], timeoutMs: number): Promise<boolean> {
+    const r = await this.podman(['exec', `${p.runtimeName}-${container}`, ...cmd], { allowFail: true, timeoutMs }).catch(() => undefined);
+    return r?.exitCode === 0;
+  }
+
+  async restartContainer(p: CreatePod, container: string): Promise<void> {
+    await this.podman(['container', 'restart', '--time', '10', `${p.runtimeName}-${container}`], { timeoutMs: 60_000 });
+  }
+
   wait(p: CreatePod, containers: number, signal: AbortSignal): Promise<PodExit | 'aborted'> {
     if (signal.aborted) return Promise.resolve('aborted');
     if (containers === 0) return Promise.resolve('exitSuccess');

@@ -62,6 +62,13 @@ export interface PodRuntime {
   createPod(p: CreatePod): Promise<{ ip: string }>;
   /** Starts one container in the pod (detached). Throws with the runtime's message on failure. */
   runContainer(p: CreatePod, container: Container): Promise<void>;
+  /**
+   * Runs `cmd` in a running container of the pod (an exec probe); true when it
+   * exits 0 within `timeoutMs`, false when it fails, times out or cannot run.
+   */
+  exec(p: CreatePod, container: string, cmd: readonly string[], timeoutMs: number): Promise<boolean>;
+  /** Restarts one container of the pod in place (same pod, same address): stopped within 10 s if it runs, then started. */
+  restartContainer(p: CreatePod, container: string): Promise<void>;
   /** Resolves when every container of the pod has ended, or with 'aborted' when `signal` fires first. */
   wait(p: CreatePod, containers: number, signal: AbortSignal): Promise<PodExit | 'aborted'>;
   /** Removes the pod and its containers at once; a pod already gone is not an error. */

@@ -45,6 +45,13 @@ export class SimulatedRuntime implements PodRuntime {
     await this.step();
   }
 
+  async restartContainer(): Promise<void> {}
+
+  /** Every simulated command succeeds. */
+  async exec(): Promise<boolean> {
+    return true;
+  }
+
   wait(p: CreatePod, _containers: number, signal: AbortSignal): Promise<PodExit | 'aborted'> {
     return new Promise((resolve) => {
       if (signal.aborted) return resolve('aborted');

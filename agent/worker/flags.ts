@@ -51,6 +51,13 @@ export const workerFlags = defineFlags('worker', {
     default: 'false',
     help: 'a stop leaves the pods running (their names, claims and rules kept) for the next start of this node to adopt: an upgrade of kith itself',
   },
+  restartBackoffMs: {
+    flag: 'restart-backoff-ms',
+    schema: millis,
+    env: 'KITH_RESTART_BACKOFF_MS',
+    default: '10000',
+    help: "a container's second restart in a row waits this long, doubling up to 30 times it; 60 times it of running resets",
+  },
   workerPollMs: {
     flag: 'worker-poll-ms',
     schema: millis,

@@ -1,4 +1,4 @@
-import { Gauge, Counter } from 'prom-client';
+import { Gauge, Counter, Histogram } from 'prom-client';
 import { pod as podSchema, type Pod } from '../../api/schemas.js';
 import { describeAmount, minus, plus, podRequest, toMilli, type Amount } from '../capacity.js';
 import { settleWithin } from '../deadline.js';
@@ -12,7 +12,8 @@ import type { PodRuntime } from '../runtime/runtime.js';
 import type { WorkerConfig } from './flags.js';
 import { afterLostClaim, decideClaim } from './claim.js';
 import { planRestart, type RestartPlan } from './orphans.js';
-import { PodTask, type PodHooks } from './pod-task.js';
+import { PodTask, type Health, type PodHooks } from './pod-task.js';
+import { Limiter } from './probes.js';
 import { followRoutes } from './routes.js';
 import { claimSubnet, SubnetError } from './subnet-claim.js';
 import {
@@ -21,9 +22,14 @@ import {
 
 export interface WorkerOptions {
   hooks?: PodHooks;
+  /** Restart back-off, ms (tests and benchmarks shorten it). */
+  backoff?: Health['backoff'];
   /** How etcd writes are retried (tests shorten it). */
   retry?: RetryTiming;
 }
+
+/** Probe checks in flight at once on one worker. */
+const PROBES_IN_FLIGHT = 32;
 
 /**
  * The worker: claims pods from its inbox and runs them with `runtime`
@@ -62,6 +68,16 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
 
   const running = new Gauge({ name: 'kith_worker_pods', help: 'Pods this worker has claimed and not yet ended', registers: [ctx.metrics] });
   const ended = new Counter({ name: 'kith_worker_pods_ended_total', help: 'Pods ended, by final state', labelNames: ['state'], registers: [ctx.metrics] });
+  const health: Health = {
+    // Probes of every pod share this bound: a burst of slow checks cannot take the host's sockets or fork podman without end.
+    limiter: new Limiter(PROBES_IN_FLIGHT),
+    metrics: {
+      results: new Counter({ name: 'kith_probe_results_total', help: 'Probe checks, by kind, role and result', labelNames: ['kind', 'role', 'result'], registers: [ctx.metrics] }),
+      duration: new Histogram({ name: 'kith_probe_duration_seconds', help: 'Seconds per probe check, by kind', labelNames: ['kind'], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [ctx.metrics] }),
+    },
+    restarts: new Counter({ name: 'kith_container_restarts_total', help: 'Containers restarted in place, by reason', labelNames: ['reason'], registers: [ctx.metrics] }),
+    backoff: opts.backoff ?? { first: config.restartBackoffMs, max: config.restartBackoffMs * 30, reset: config.restartBackoffMs * 60 },
+  };
 
   // Routes to other workers' pods (host-gw).
   const routes = config.hostAddress ? await followRoutes(state, log, { worker: me, hostAddress: config.hostAddress }) : undefined;
@@ -128,7 +144,7 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
   /** Runs a claimed (or adopted) pod until it ends, then gives back what it committed. */
   const run = (pod: Pod, req: Amount, claimRevision: number, adopt?: { ip: string }) => {
     const name = pod.name;
-    const task = new PodTask(pod, { state, runtime, log, node: me, domain, clusterAddress, hooks, claimRevision, stopping: stopCtl.signal, retry, adopt }).start();
+    const task = new PodTask(pod, { state, runtime, log, node: me, domain, clusterAddress, gateway, hooks, health, claimRevision, stopping: stopCtl.signal, retry, adopt }).start();
     tasks.set(name, task);
     running.set(tasks.size);
     gone.set(

@@ -1,10 +1,14 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
 import { decodeObservedPod, isTerminal, type Pod } from '../../api/schemas.js';
 import { podKey } from '../keys.js';
 import { retrying, type RetryTiming } from '../retry.js';
 import type { CreatePod, PodRuntime } from '../runtime/runtime.js';
 import type { StateLayer, Subscription } from '../state.js';
-import { podRecordRemovalTransaction, podStateTransaction } from './transactions.js';
+import { Prober, type ProbeMetrics } from './prober.js';
+import { podProbes, restartDelay, withoutLiveMetadata, withReadiness, type Limiter } from './probes.js';
+import { podMetadataTransaction, podRecordRemovalTransaction, podStateTransaction } from './transactions.js';
 
 /** Final states a worker writes (SPEC §3 pod states). */
 export type PodOutcome = 'exitSuccess' | 'exitFailure' | 'errored' | 'killed';
@@ -15,8 +19,19 @@ export type PodOutcome = 'exitSuccess' | 'exitFailure' | 'errored' | 'killed';
  * firewall hangs its rules here.
  */
 export interface PodHooks {
-  podStarting?(pod: Pod, ip: string): Promise<void>;
-  podStopping?(pod: Pod, ip: string): Promise<void>;
+  podStarting?(pod: Pod, ip: string, net: { gateway: string }): Promise<void>;
+  podStopping?(pod: Pod, ip: string, net: { gateway: string }): Promise<void>;
+}
+
+/** The worker's health checking, shared by its pods (SPEC §10). */
+export interface Health {
+  /** Bounds the probes in flight across the worker. */
+  limiter: Limiter;
+  metrics?: ProbeMetrics;
+  /** Containers restarted, by reason (liveness, exited). */
+  restarts?: Counter<'reason'>;
+  /** Restart back-off, ms (tests shorten it). */
+  backoff?: { first: number; max: number; reset: number };
 }
 
 export interface PodTaskDeps {
@@ -26,7 +41,10 @@ export interface PodTaskDeps {
   node: string;
   domain: string;
   clusterAddress: string;
+  /** The pod network's gateway: the source of the worker's own probes. */
+  gateway: string;
   hooks: PodHooks;
+  health: Health;
   /** The revision of the claim: a resource created after it is another pod of the same name. */
   claimRevision: number;
   /** Aborted when the worker stops: until then a pod's final state is written however long etcd is away. */
@@ -45,8 +63,9 @@ export interface PodTaskDeps {
  * writer ended it (the reaper's `dead`); both leave the resource's state alone.
  * `stopping`: the worker stops, and writes `killed`. `leaving`: the worker
  * stops with `--keep-pods`, and leaves the pod as it is for the next run.
+ * `unhealthy`: a liveness probe failed and the restart policy is `Never`.
  */
-type KillReason = 'deleted' | 'superseded' | 'stopping' | 'leaving';
+type KillReason = 'deleted' | 'superseded' | 'stopping' | 'leaving' | 'unhealthy';
 
 /**
  * One claimed pod, from `accepted` to its final state. It follows its own
@@ -64,6 +83,16 @@ export class PodTask {
   ip: string | undefined;
   /** Its state `running` and A record are written. */
   private published = false;
+  private prober: Prober | undefined;
+  /** Whether the running pod is ready (SPEC §10): what etcd is brought to say. */
+  private ready = false;
+  private readonly restarts = new Map<string, number>();
+  private backoff: { restarts: number; lastRestartAt?: number } = { restarts: 0 };
+  /** Serialise the metadata writes, and the restarts (counted, so an end seen during one is not taken for the pod's). */
+  private liveLane: Promise<void> = Promise.resolve();
+  private restartLane: Promise<void> = Promise.resolve();
+  private restartsDone = 0;
+  private unhealthyReason: string | undefined;
   done!: Promise<PodOutcome>;
   /** Settles once the pod runs (its rules in, its state and record written) or has ended. */
   started!: Promise<void>;
@@ -116,12 +145,95 @@ export class PodTask {
     const { state: etcd, domain, log } = this.deps;
     // A final state is the only record of how the pod ended: it is kept trying while the worker runs.
     const until = state === 'running' ? undefined : this.deps.stopping;
-    const metadata = { ...this.pod.metadata, ...(extra.error ? { error: extra.error.slice(0, 300) } : {}) };
+    const live = state === 'running' ? withReadiness(this.pod.metadata, this.ready, new Date()) : withoutLiveMetadata(this.pod.metadata);
+    const metadata = { ...live, ...this.restartMetadata(), ...(extra.error ? { error: extra.error.slice(0, 300) } : {}) };
     const value = JSON.stringify({ ...this.pod, state, metadata });
     return retrying(`writing pod ${this.pod.name} ${state}`, log, () =>
       etcd.txn(podStateTransaction(this.pod.name, this.createRevision ?? -1, value, extra.dns === 'put' && this.ip ? { domain, ip: this.ip } : undefined)),
       { until, timing: this.deps.retry },
     );
+  }
+
+  private restartMetadata(): Record<string, string> {
+    if (this.restarts.size === 0) return {};
+    const total = [...this.restarts.values()].reduce((a, b) => a + b, 0);
+    return { restarts: String(total), ...Object.fromEntries([...this.restarts].map(([c, n]) => [`restarts.${c}`, String(n)])) };
+  }
+
+  private setReady(ready: boolean): void {
+    if (this.killed) return;
+    this.ready = ready;
+    this.deps.log.info({ pod: this.pod.name, ready }, ready ? 'pod ready' : 'pod not ready');
+    this.publishLive();
+  }
+
+  /**
+   * Brings the stored pod's readiness and restart counts to what this task
+   * knows, changing nothing else of it: read, then a write guarded by that
+   * read's mod revision, a bounded number of times. A pod that is no longer
+   * this running pod is left alone.
+   */
+  private publishLive(): void {
+    const { state, log } = this.deps;
+    const name = this.pod.name;
+    const key = podKey(name);
+    this.liveLane = this.liveLane.then(async () => {
+      for (let attempt = 0; attempt < 5 && !this.killed; attempt++) {
+        const kv = await state.get(key);
+        if (!kv || kv.createRevision !== this.createRevision) return;
+        let stored: { state?: unknown; metadata?: Record<string, string> };
+        try {
+          stored = JSON.parse(kv.value) as typeof stored;
+        } catch {
+          return;
+        }
+        if (stored.state !== 'running') return;
+        const before = decodeObservedPod(kv.value)?.metadata ?? {};
+        const metadata = { ...withReadiness(before, this.ready, new Date()), ...this.restartMetadata() };
+        if (JSON.stringify(metadata) === JSON.stringify(before)) return;
+        const r = await state.txn(podMetadataTransaction(name, kv.modRevision, JSON.stringify({ ...stored, metadata })));
+        if (r.succeeded) return;
+      }
+    }).catch((err) => log.warn({ pod: name, err: (err as Error).message }, 'could not write the pod\'s readiness'));
+  }
+
+  /** A liveness probe failed: restart the container when the policy allows, else end the pod. */
+  private livenessFailed(p: CreatePod, container: string): void {
+    if (this.killed) return;
+    const policy = this.pod.spec.restartPolicy ?? 'Never';
+    if (policy === 'Never') {
+      this.unhealthyReason = `liveness probe of container ${container} failed`;
+      this.killReason = 'unhealthy';
+      this.deps.log.warn({ pod: this.pod.name, container }, 'liveness probe failed; restartPolicy Never ends the pod');
+      this.ctrl.abort();
+      return;
+    }
+    void this.restart(p, [container], 'liveness probe failed');
+  }
+
+  /** Restarts containers in place, after the back-off, one restart at a time; counts each. */
+  private restart(p: CreatePod, containers: readonly string[], reason: string): Promise<void> {
+    const { runtime, log, health } = this.deps;
+    this.restartLane = this.restartLane.then(async () => {
+      if (this.killed) return;
+      const { delayMs, streak } = restartDelay(this.backoff, Date.now(), health.backoff);
+      if (delayMs > 0) {
+        log.warn({ pod: this.pod.name, containers, reason, delayMs }, 'restarting after back-off');
+        await sleep(delayMs, undefined, { signal: this.ctrl.signal }).catch(() => undefined);
+        if (this.killed) return;
+      }
+      for (const c of containers) {
+        await runtime.restartContainer(p, c).catch((err) => log.error({ pod: this.pod.name, container: c, err: (err as Error).message }, 'restart failed'));
+        this.restarts.set(c, (this.restarts.get(c) ?? 0) + 1);
+        health.restarts?.inc({ reason: reason.startsWith('liveness') ? 'liveness' : 'exited' });
+        this.prober?.restarted(c);
+      }
+      this.backoff = { restarts: streak, lastRestartAt: Date.now() };
+      this.restartsDone++;
+      log.warn({ pod: this.pod.name, containers, reason, restarts: Object.fromEntries(this.restarts) }, 'containers restarted');
+      this.publishLive();
+    });
+    return this.restartLane;
   }
 
   private async run(): Promise<PodOutcome> {
@@ -154,7 +266,14 @@ export class PodTask {
     try {
       const adopt = this.deps.adopt;
       if (!this.killed) this.ip = adopt ? adopt.ip : (await runtime.createPod(p)).ip;
-      if (!this.killed && this.ip) await hooks.podStarting?.(this.pod, this.ip);
+      if (!this.killed && this.ip) await hooks.podStarting?.(this.pod, this.ip, { gateway: this.deps.gateway });
+      const probes = podProbes(this.pod.spec.containers);
+      // No readiness probe: ready while it runs. An adopted pod stays as it was until its probes say otherwise.
+      this.ready = !probes.some((pr) => pr.role === 'readiness') || (adopt !== undefined && this.pod.metadata.ready === 'true');
+      for (const [k, v] of Object.entries(this.pod.metadata)) {
+        const c = k.startsWith('restarts.') ? k.slice('restarts.'.length) : undefined;
+        if (c && Number.isInteger(Number(v))) this.restarts.set(c, Number(v));
+      }
       for (const c of adopt ? [] : this.pod.spec.containers) {
         if (this.killed) break;
         await runtime.runContainer(p, c);
@@ -167,15 +286,39 @@ export class PodTask {
         } else this.kill('deleted');
       }
       this.markStarted();
-      if (!this.killed) {
+      if (!this.killed && probes.length > 0) {
+        this.prober = new Prober(probes, {
+          pod: p, ip: this.ip!, runtime, limiter: this.deps.health.limiter, log, metrics: this.deps.health.metrics, initialReady: this.ready,
+          onReady: (ready) => this.setReady(ready),
+          onLivenessFailed: (container) => this.livenessFailed(p, container),
+        }).start();
+      }
+      while (!this.killed) {
+        const before = this.restartsDone;
         const r = await runtime.wait(p, this.pod.spec.containers.length, signal);
-        if (r !== 'aborted') outcome = r;
+        if (r === 'aborted') break;
+        // A liveness restart stops its container for a moment: an end seen meanwhile is not the pod's.
+        await this.restartLane;
+        if (this.killed) break;
+        if (this.restartsDone !== before) continue;
+        const policy = this.pod.spec.restartPolicy ?? 'Never';
+        if (policy === 'Always' || (policy === 'OnFailure' && r === 'exitFailure')) {
+          await this.restart(p, this.pod.spec.containers.map((c) => c.name), r === 'exitFailure' ? 'exited with a failure' : 'exited');
+          continue;
+        }
+        outcome = r;
+        break;
+      }
+      if (this.killReason === 'unhealthy') {
+        outcome = 'exitFailure';
+        error = this.unhealthyReason;
       }
     } catch (err) {
       error = (err as Error).message;
       outcome = 'errored';
       log.error({ pod: name, err: error }, 'pod failed to start');
     }
+    this.prober?.stop();
     if (this.killed && outcome === undefined) outcome = 'killed';
     outcome ??= 'killed';
     if (this.left) {
@@ -195,7 +338,7 @@ export class PodTask {
       );
     }
     if (this.ip) {
-      await hooks.podStopping?.(this.pod, this.ip).catch((err) => log.error({ pod: name, err: (err as Error).message }, 'pod stop hook failed'));
+      await hooks.podStopping?.(this.pod, this.ip, { gateway: this.deps.gateway }).catch((err) => log.error({ pod: name, err: (err as Error).message }, 'pod stop hook failed'));
     }
     await runtime.removePod(this.runtimeName).catch((err) => log.error({ pod: name, err: (err as Error).message }, 'could not remove the pod'));
     await this.sub.close();

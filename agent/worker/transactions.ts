@@ -141,3 +141,12 @@ export function podRecordRemovalTransaction(pod: string, domain: string, ip: str
   const key = podDnsKey(pod, domain);
   return { if: [{ key, value: ip }], then: [{ delete: key }] };
 }
+
+/**
+ * A change of a running pod's metadata by its worker (readiness, restarts):
+ * guarded by the value read (its mod revision), so a state another writer
+ * gave it meanwhile (the reaper's `dead`, a newer pod of the name) stands.
+ */
+export function podMetadataTransaction(pod: string, modRevision: number, value: string): Transaction {
+  return { if: [{ key: podKey(pod), modRevision }], then: [{ put: podKey(pod), value }] };
+}

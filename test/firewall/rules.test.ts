@@ -13,6 +13,18 @@ describe('firewall rules (pure)', () => {
     ]);
   });
 
+  it('a port only probed is open to the worker\'s own probes (from the gateway) and no one else, before the REJECT', () => {
+    const rules = podRules(C, { ip: A, ports: [80], probes: { from: '10.244.1.1', ports: [8080, 80, 8080] } });
+    expect(rules.map((r) => ruleArgs(r, '-A').join(' '))).to.deep.equal([
+      `-t filter -A ${C} -d ${A}/32 -p tcp --dport 80 -j RETURN`,
+      // 80 is declared (open to all already); 8080 once.
+      `-t filter -A ${C} -s 10.244.1.1/32 -d ${A}/32 -p tcp --dport 8080 -j RETURN`,
+      `-t filter -A ${C} -d ${A}/32 -m conntrack ! --ctstate RELATED,ESTABLISHED -j REJECT`,
+    ]);
+    expect(() => podRules(C, { ip: A, ports: [], probes: { from: 'gw', ports: [1] } })).to.throw(FirewallInputError, /probe source 'gw'/);
+    expect(() => podRules(C, { ip: A, ports: [], probes: { from: '10.0.0.1', ports: [0] } })).to.throw(FirewallInputError, /probed port/);
+  });
+
   it('{container} without cluster is the same as a bare port', () => {
     expect(podRules(C, { ip: A, ports: [{ container: 80, name: 'http' }] })).to.deep.equal(podRules(C, { ip: A, ports: [80] }));
   });
