@@ -62,7 +62,8 @@ export function samePod(m: Manifest, stored: unknown): boolean {
 export function withoutSystemKeys(metadata: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries((metadata ?? {}) as Record<string, string>)) {
-    if (!['scheduledBy', 'workedBy', 'reapedBy', 'error'].includes(k)) out[k] = v;
+    // What kith's own parts write on a pod: the scheduler, the worker (readiness and restarts, SPEC §10) and the reaper.
+    if (!['scheduledBy', 'workedBy', 'reapedBy', 'error', 'ready', 'readySince', 'restarts'].includes(k) && !k.startsWith('restarts.')) out[k] = v;
   }
   return out;
 }

@@ -112,7 +112,7 @@ async function waitForPod(io: Io, name: string, timeoutS: number): Promise<numbe
 
 const COMMANDS: Record<string, Command> = {
   run: {
-    args: '[--name N] [-p PORT|CLUSTER:CONTAINER[/NAME]]... [-e K=V]... [--entrypoint S] [--cpu-request D] [--cpu-limit D] [--memory-request MiB] [--memory-limit MiB] [--may-be-scheduled-on NODE]... [--cannot-be-scheduled-on NODE]... [--wait [--timeout S]] [--] IMAGE [CMD...]',
+    args: '[--name N] [-p PORT|CLUSTER:CONTAINER[/NAME]]... [-e K=V]... [--entrypoint S] [--cpu-request D] [--cpu-limit D] [--memory-request MiB] [--memory-limit MiB] [--may-be-scheduled-on NODE]... [--cannot-be-scheduled-on NODE]... [--readiness-http PORT/PATH|--readiness-tcp PORT|--readiness-exec CMD] [--liveness-http ...|--liveness-tcp ...|--liveness-exec ...] [--restart Never|OnFailure|Always] [--wait [--timeout S]] [--] IMAGE [CMD...]',
     options: {
       name: { type: 'string' },
       publish: { type: 'string', short: 'p', multiple: true },
@@ -124,6 +124,13 @@ const COMMANDS: Record<string, Command> = {
       'memory-limit': { type: 'string' },
       'may-be-scheduled-on': { type: 'string', multiple: true },
       'cannot-be-scheduled-on': { type: 'string', multiple: true },
+      'readiness-http': { type: 'string' },
+      'readiness-tcp': { type: 'string' },
+      'readiness-exec': { type: 'string' },
+      'liveness-http': { type: 'string' },
+      'liveness-tcp': { type: 'string' },
+      'liveness-exec': { type: 'string' },
+      restart: { type: 'string' },
       wait: { type: 'boolean' },
       timeout: { type: 'string' },
     },
@@ -145,6 +152,9 @@ const COMMANDS: Record<string, Command> = {
         memoryLimit: v['memory-limit'] as string | undefined,
         mayBeScheduledOn: strings(v['may-be-scheduled-on']),
         cannotBeScheduledOn: strings(v['cannot-be-scheduled-on']),
+        readiness: { http: v['readiness-http'] as string | undefined, tcp: v['readiness-tcp'] as string | undefined, exec: v['readiness-exec'] as string | undefined },
+        liveness: { http: v['liveness-http'] as string | undefined, tcp: v['liveness-tcp'] as string | undefined, exec: v['liveness-exec'] as string | undefined },
+        restart: v.restart as string | undefined,
       });
       const { body } = await io.api.request('POST', '/resources', pod);
       io.out(io.format === 'table' ? `${pod.name}\n` : data(body, io.format));

@@ -1,4 +1,4 @@
-import type { PortSpec } from '../../api/schemas.js';
+import { RESTART_POLICIES, type PortSpec } from '../../api/schemas.js';
 
 /** The pure part of `kith run`: flags to the pod it creates (reference §9). */
 
@@ -17,6 +17,39 @@ export interface RunFlags {
   memoryLimit?: string;
   mayBeScheduledOn: string[];
   cannotBeScheduledOn: string[];
+  /** `--readiness-http PORT/PATH`, `--readiness-tcp PORT`, `--readiness-exec CMD` (and the same for liveness), SPEC §10. */
+  readiness?: ProbeFlags;
+  liveness?: ProbeFlags;
+  restart?: string;
+}
+
+export interface ProbeFlags {
+  http?: string;
+  tcp?: string;
+  exec?: string;
+}
+
+/**
+ * A probe from `--<role>-http PORT[/PATH]`, `--<role>-tcp PORT` or
+ * `--<role>-exec 'CMD ARGS'` (split at blanks): at most one of them.
+ */
+export function probeFromFlags(role: 'readiness' | 'liveness', f: ProbeFlags | undefined): Record<string, unknown> | undefined {
+  const given = (['http', 'tcp', 'exec'] as const).filter((k) => f?.[k] !== undefined);
+  if (given.length === 0) return undefined;
+  if (given.length > 1) throw new UsageError(`give one of --${role}-http, --${role}-tcp and --${role}-exec, not ${given.map((k) => `--${role}-${k}`).join(' and ')}`);
+  const port = (flag: string, v: string) => {
+    if (!/^\d{1,5}$/.test(v) || Number(v) < 1 || Number(v) > 65535) throw new UsageError(`--${flag} '${v}': must be a port (1-65535)`);
+    return Number(v);
+  };
+  if (f!.http !== undefined) {
+    const m = /^(\d{1,5})(\/\S*)?$/.exec(f!.http);
+    if (!m) throw new UsageError(`--${role}-http '${f!.http}': must be PORT or PORT/PATH, such as 8080/healthz`);
+    return { http: { port: port(`${role}-http`, m[1]!), path: m[2] ?? '/' } };
+  }
+  if (f!.tcp !== undefined) return { tcp: port(`${role}-tcp`, f!.tcp) };
+  const cmd = f!.exec!.trim().split(/\s+/).filter(Boolean);
+  if (cmd.length === 0) throw new UsageError(`--${role}-exec: must name a command`);
+  return { exec: cmd };
 }
 
 /** `PORT`, `CLUSTER:CONTAINER`, either with `/NAME`. */
@@ -65,6 +98,10 @@ export function podFromRun(f: RunFlags): Record<string, unknown> {
     ...(f.entrypoint !== undefined ? { entrypoint: f.entrypoint } : {}),
     ...(f.cmd.length > 0 ? { cmd: f.cmd } : {}),
     ...(Object.keys(env).length > 0 ? { env } : {}),
+    ...Object.fromEntries((['readiness', 'liveness'] as const).flatMap((role) => {
+      const probe = probeFromFlags(role, f[role]);
+      return probe ? [[role, probe]] : [];
+    })),
     resources: {
       requests: amounts(decimal('cpu-request', f.cpuRequest), mebibytes('memory-request', f.memoryRequest)),
       limits: amounts(decimal('cpu-limit', f.cpuLimit), mebibytes('memory-limit', f.memoryLimit)),
@@ -78,12 +115,18 @@ export function podFromRun(f: RunFlags): Record<string, unknown> {
     spec: {
       containers: [container],
       ports: f.publish.map(parsePort),
+      ...(f.restart !== undefined ? { restartPolicy: restartPolicy(f.restart) } : {}),
       schedulingConstraints: {
         mayBeScheduledOn: f.mayBeScheduledOn.length > 0 ? f.mayBeScheduledOn : null,
         cannotBeScheduledOn: f.cannotBeScheduledOn.length > 0 ? f.cannotBeScheduledOn : null,
       },
     },
   };
+}
+
+function restartPolicy(v: string): string {
+  if (!(RESTART_POLICIES as readonly string[]).includes(v)) throw new UsageError(`--restart '${v}': must be one of ${RESTART_POLICIES.join(', ')}`);
+  return v;
 }
 
 /** What `run --wait` makes of a state: keep waiting, or stop with an exit code. */

@@ -23,10 +23,12 @@ export function resourceTable(type: string, resources: unknown[]): string {
   const rs = resources as Row[];
   if (type === 'pod') {
     return table(
-      ['NAME', 'STATE', 'WORKER', 'IMAGE', 'REPLICASET'],
+      ['NAME', 'STATE', 'READY', 'RESTARTS', 'WORKER', 'IMAGE', 'REPLICASET'],
       rs.map((r) => {
         const c = (r.spec?.containers as { image?: string }[] | undefined)?.[0];
-        return [str(r.name), str(r.state), str(r.metadata?.workedBy), str(c?.image), str(r.metadata?.replicaSet)];
+        // SPEC §10: readiness means something only while the pod runs.
+        const ready = r.state === 'running' ? (r.metadata?.ready === 'false' ? 'no' : r.metadata?.ready === 'true' ? 'yes' : '') : '';
+        return [str(r.name), str(r.state), ready, str(r.metadata?.restarts ?? '0'), str(r.metadata?.workedBy), str(c?.image), str(r.metadata?.replicaSet)];
       }),
     );
   }

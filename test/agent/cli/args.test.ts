@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { manifests, samePod } from '../../../agent/cli/apply.js';
-import { parseEnv, parsePort, podFromRun, UsageError, waitOutcome } from '../../../agent/cli/run.js';
+import { parseEnv, parsePort, podFromRun, probeFromFlags, UsageError, waitOutcome } from '../../../agent/cli/run.js';
 import { resourceTable } from '../../../agent/cli/table.js';
 import { pod } from '../../../api/schemas.js';
 
@@ -24,6 +24,37 @@ describe('cli: pure parts', () => {
     expect(pod.safeParse(p).success).to.equal(true);
     expect((p.spec as { schedulingConstraints: unknown }).schedulingConstraints).to.deep.equal({ mayBeScheduledOn: null, cannotBeScheduledOn: ['w'] });
     expect(() => podFromRun({ name: 'x', image: 'i', cmd: [], env: [], publish: [], mayBeScheduledOn: [], cannotBeScheduledOn: [], cpuLimit: '1/2' })).to.throw(UsageError, '--cpu-limit');
+  });
+
+  it('builds probes and the restart policy from run\'s flags, which the pod schema accepts', () => {
+    const base = { name: 'x', image: 'i', cmd: [], env: [], publish: [], mayBeScheduledOn: [], cannotBeScheduledOn: [] };
+    const p = podFromRun({ ...base, readiness: { http: '8080/healthz' }, liveness: { exec: ' cat  /tmp/alive ' }, restart: 'Always' });
+    const parsed = pod.parse(p);
+    expect(parsed.spec.restartPolicy).to.equal('Always');
+    expect(parsed.spec.containers[0]!.readiness).to.deep.include({ http: { port: 8080, path: '/healthz' }, periodSeconds: 10 });
+    expect(parsed.spec.containers[0]!.liveness).to.deep.include({ exec: ['cat', '/tmp/alive'] });
+    expect(probeFromFlags('readiness', { tcp: '5432' })).to.deep.equal({ tcp: 5432 });
+    expect(probeFromFlags('readiness', { http: '80' })).to.deep.equal({ http: { port: 80, path: '/' } });
+    expect(probeFromFlags('readiness', {})).to.equal(undefined);
+    expect(() => probeFromFlags('readiness', { tcp: '0' })).to.throw(UsageError, "--readiness-tcp '0': must be a port");
+    expect(() => probeFromFlags('liveness', { http: 'x/y' })).to.throw(UsageError, '--liveness-http');
+    expect(() => probeFromFlags('liveness', { exec: '  ' })).to.throw(UsageError, '--liveness-exec: must name a command');
+    expect(() => probeFromFlags('readiness', { tcp: '80', exec: 'true' })).to.throw(UsageError, 'not --readiness-tcp and --readiness-exec');
+    expect(() => podFromRun({ ...base, restart: 'sometimes' })).to.throw(UsageError, "--restart 'sometimes'");
+  });
+
+  it('shows readiness (only while running) and restarts in the pod table', () => {
+    const rows = [
+      { name: 'a', state: 'running', metadata: { ready: 'true', restarts: '2', workedBy: 'w1' }, spec: { containers: [{ image: 'img' }] } },
+      { name: 'b', state: 'running', metadata: { ready: 'false' }, spec: { containers: [{ image: 'img' }] } },
+      { name: 'c', state: 'exitFailure', metadata: { ready: 'true' }, spec: { containers: [{ image: 'img' }] } },
+    ];
+    expect(resourceTable('pod', rows)).to.equal(
+      'NAME  STATE        READY  RESTARTS  WORKER  IMAGE  REPLICASET\n' +
+      'a     running      yes    2         w1      img\n' +
+      'b     running      no     0                 img\n' +
+      'c     exitFailure         0                 img\n',
+    );
   });
 
   it('waits until a pod runs or ends', () => {

@@ -175,8 +175,8 @@ describe('cli: the kith client commands against a real agent', function () {
     ]);
     expect(table.code).to.equal(0);
     const [header, ...rows] = table.stdout.trimEnd().split('\n');
-    expect(header).to.match(/^NAME\s+STATE\s+WORKER\s+IMAGE\s+REPLICASET$/);
-    expect(rows.some((l) => /^web\s+created\s+localhost\/kith\/busybox$/.test(l))).to.equal(true);
+    expect(header).to.match(/^NAME\s+STATE\s+READY\s+RESTARTS\s+WORKER\s+IMAGE\s+REPLICASET$/);
+    expect(rows.some((l) => /^web\s+created\s+0\s+localhost\/kith\/busybox$/.test(l))).to.equal(true);
     expect(JSON.parse(json.stdout).map((p: { name: string }) => p.name)).to.include('web');
     expect(nodes.stdout).to.match(new RegExp(`^${h.name}\\s+node\\.api\\s+healthy`, 'm'));
     expect(JSON.parse(got.stdout).spec.containers[0].name).to.equal('run');
@@ -243,7 +243,7 @@ spec:
   it('list takes plural and short type names and shows their own columns', async () => {
     await kith([...api, 'apply', '-f', '-'], { input: JSON.stringify({ name: 'listed', type: 'replicaset', spec: { replicas: 0, template: { spec: { containers: [] } } } }) });
     const [pods, rs] = await Promise.all([kith([...api, 'list', 'pods']), kith([...api, 'list', 'rs'])]);
-    expect(pods.stdout.split('\n')[0]).to.match(/^NAME\s+STATE\s+WORKER\s+IMAGE\s+REPLICASET$/);
+    expect(pods.stdout.split('\n')[0]).to.match(/^NAME\s+STATE\s+READY\s+RESTARTS\s+WORKER\s+IMAGE\s+REPLICASET$/);
     expect(rs.stdout.split('\n')[0]).to.match(/^NAME\s+REPLICAS\s+LIVE\s+RUNNING\s+READY\s+UPDATED\s+AVAILABLE\s+ROLLOUT\s+STATE$/);
   });
 
