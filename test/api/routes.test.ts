@@ -68,6 +68,12 @@ describe('api: REST routes over HTTP against a real etcd', function () {
       expectProblem(await h.request('POST', '/resources', pod('p1', { spec: { ports: [70000] } })), 422, 'resource-invalid', /^spec\.ports\[0\]/);
       expectProblem(await h.request('POST', '/resources', pod('p1', { spec: { containers: [{ name: 'a', image: 'x', resources: { limits: { cpu: 'lots' } } }] } })), 422, 'resource-invalid', /^spec\.containers\[0\]\.resources\.limits\.cpu: /);
       expectProblem(await h.request('POST', '/resources', pod('p1', { metadata: { a: 1 } })), 422, 'resource-invalid', /^metadata\.a: /);
+      // Probes (SPEC §10): two kinds at once, port 0, a negative period, an empty command.
+      const probed = (readiness: unknown) => pod('p1', { spec: { containers: [{ name: 'a', image: 'x', readiness }] } });
+      expectProblem(await h.request('POST', '/resources', probed({ exec: ['true'], http: { port: 80 } })), 422, 'resource-invalid', /^spec\.containers\[0\]\.readiness: has exec and http/);
+      expectProblem(await h.request('POST', '/resources', probed({ tcp: 0 })), 422, 'resource-invalid', /^spec\.containers\[0\]\.readiness\.tcp: /);
+      expectProblem(await h.request('POST', '/resources', probed({ tcp: 80, periodSeconds: -5 })), 422, 'resource-invalid', /^spec\.containers\[0\]\.readiness\.periodSeconds: /);
+      expectProblem(await h.request('POST', '/resources', probed({ exec: [] })), 422, 'resource-invalid', /^spec\.containers\[0\]\.readiness\.exec: must name a command/);
       expect(await h.value('resource/pod/p1')).to.equal(undefined);
     });
 
