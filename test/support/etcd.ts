@@ -119,3 +119,101 @@ export class TestEtcd {
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
+
+interface ClusterMember {
+  name: string;
+  clientPort: number;
+  peerPort: number;
+  dataDir: string;
+  proc?: ChildProcess;
+}
+
+/**
+ * A real etcd cluster of `size` members on free loopback ports, each with
+ * its own data dir, for failover tests: members can be killed one by one.
+ */
+export class TestEtcdCluster {
+  private constructor(readonly members: ClusterMember[]) {}
+
+  get endpoints(): string[] {
+    return this.members.map((m) => `http://127.0.0.1:${m.clientPort}`);
+  }
+
+  static async start(size = 3): Promise<TestEtcdCluster> {
+    const members: ClusterMember[] = [];
+    for (let i = 1; i <= size; i++) {
+      members.push({ name: `m${i}`, clientPort: await freePort(), peerPort: await freePort(), dataDir: mkdtempSync(join(tmpdir(), `kith-etcd-m${i}-`)) });
+    }
+    const c = new TestEtcdCluster(members);
+    const initial = members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',');
+    for (const m of members) {
+      m.proc = spawn('etcd', [
+        '--name', m.name,
+        '--data-dir', m.dataDir,
+        '--listen-client-urls', `http://127.0.0.1:${m.clientPort}`,
+        '--advertise-client-urls', `http://127.0.0.1:${m.clientPort}`,
+        '--listen-peer-urls', `http://127.0.0.1:${m.peerPort}`,
+        '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peerPort}`,
+        '--initial-cluster', initial,
+        '--initial-cluster-state', 'new',
+        '--initial-cluster-token', `kith-test-${process.pid}-${members[0]!.peerPort}`,
+        '--heartbeat-interval', '50',
+        '--election-timeout', '500',
+        '--log-level', 'error',
+      ], { stdio: ['ignore', 'ignore', 'ignore'] });
+    }
+    const client = c.client();
+    try {
+      for (let i = 0; i < 200; i++) {
+        try {
+          await client.put('health').value('ok').exec();
+          return c;
+        } catch {
+          await sleep(100);
+        }
+      }
+      throw new Error('etcd cluster did not become ready within 20 s');
+    } catch (err) {
+      await c.stop();
+      throw err;
+    } finally {
+      client.close();
+    }
+  }
+
+  client(): Etcd3 {
+    return new Etcd3({ hosts: this.endpoints, dialTimeout: 1000 });
+  }
+
+  /** The index of the member that leads now. */
+  async leader(): Promise<number> {
+    for (let i = 0; i < this.members.length; i++) {
+      const m = this.members[i]!;
+      if (!m.proc || m.proc.exitCode !== null || m.proc.signalCode !== null) continue;
+      const one = new Etcd3({ hosts: `http://127.0.0.1:${m.clientPort}`, dialTimeout: 1000 });
+      try {
+        const s = await one.maintenance.status();
+        if (s.leader === s.header.member_id) return i;
+      } catch {
+        // a member that cannot answer is not the leader we can name
+      } finally {
+        one.close();
+      }
+    }
+    throw new Error('no member says it leads');
+  }
+
+  /** kill -9 of one member. */
+  async kill(i: number): Promise<void> {
+    const p = this.members[i]?.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    for (let i = 0; i < this.members.length; i++) await this.kill(i);
+    for (const m of this.members) rmSync(m.dataDir, { recursive: true, force: true });
+  }
+}
