@@ -82,7 +82,9 @@ export function buildRouter(deps: RouteDeps): Router {
     const refused = refusedChange(type, 'DELETE');
     if (refused) throw refused;
     if (!addressable(type, name)) throw notFound(type, name);
-    await store.remove(type, name);
+    // SPEC §11: `?now=1` (`kith delete pod NAME --now`) skips a pod's grace.
+    const now = ctx.query.now;
+    await store.remove(type, name, { now: now === '1' || now === 'true' || now === '' });
     ctx.status = 204;
   });
 

@@ -146,12 +146,43 @@ export class ResourceStore {
     throw new Problem('resource-conflict', `the resource '${name}' of type '${type}' kept changing while it was patched; try again`);
   }
 
-  /** Deletes a resource if it exists (a pod with its unscheduled marker, in one transaction). */
-  async remove(type: string, name: string): Promise<void> {
+  /**
+   * Deletes a resource if it exists (a pod with its unscheduled marker, in
+   * one transaction). A deleted pod's worker takes it out of DNS at once and
+   * stops it after its grace (SPEC §11); `now` gives it none: the pod's
+   * stored grace is set to 0 first, in a write the delete is guarded on, so
+   * its worker has seen it when the delete comes.
+   */
+  async remove(type: string, name: string, opts: { now?: boolean } = {}): Promise<void> {
     const key = resourceKey(type, name);
     const then = [{ delete: key }];
     if (type === 'pod') then.push({ delete: unscheduledKey(name) });
-    const res = await this.state.txn({ if: [{ key, createRevision: 0, op: '>' }], then });
+    let guard: { key: string; createRevision: number; op: '>' } | { key: string; modRevision: number } = { key, createRevision: 0, op: '>' };
+    if (type === 'pod' && opts.now) {
+      for (let attempt = 0; ; attempt++) {
+        const kv = await this.state.get(key);
+        if (!kv) throw notFound(type, name);
+        let value: { spec?: Record<string, unknown> };
+        try {
+          value = JSON.parse(kv.value) as typeof value;
+        } catch {
+          break; // not a pod any worker runs: delete it as it is
+        }
+        const res = await this.state.txn({
+          if: [{ key, modRevision: kv.modRevision }],
+          then: [{ put: key, value: JSON.stringify({ ...value, spec: { ...value.spec, terminationGracePeriodSeconds: 0 } }) }],
+        });
+        if (res.succeeded) {
+          guard = { key, modRevision: res.revision };
+          break;
+        }
+        if (attempt >= PATCH_ATTEMPTS) throw new Problem('resource-conflict', `the pod '${name}' kept changing while it was deleted; try again`);
+        await backoff(attempt);
+      }
+    }
+    const res = await this.state.txn({ if: [guard], then });
+    // Changed between the two writes (by its worker, say): it goes all the same, with the grace it now has.
+    if (!res.succeeded && 'modRevision' in guard) return this.remove(type, name);
     if (!res.succeeded) throw notFound(type, name);
   }
 

@@ -258,11 +258,13 @@ const COMMANDS: Record<string, Command> = {
   },
 
   delete: {
-    args: 'TYPE NAME',
-    async run(io, _v, pos) {
+    args: 'TYPE NAME [--now]',
+    options: { now: { type: 'boolean' } },
+    async run(io, v, pos) {
       const [t, name] = exactly(pos, ['TYPE', 'NAME']);
       const type = oneType(t!);
-      await io.api.request('DELETE', seg('resources', type, name!));
+      // A deleted pod leaves DNS at once and is stopped after its grace (SPEC §11); --now skips the grace.
+      await io.api.request('DELETE', `${seg('resources', type, name!)}${v.now ? '?now=1' : ''}`);
       io.out(io.format === 'table' ? `${type}/${name} deleted\n` : data({ deleted: { type, name } }, io.format));
       return 0;
     },

@@ -222,6 +222,10 @@ export class PodmanRuntime implements PodRuntime {
     return undefined;
   }
 
+  async stopPod(name: string, seconds: number): Promise<void> {
+    await this.podman(['pod', 'stop', '--time', String(seconds), name], { allowFail: true, timeoutMs: (seconds + 30) * 1000 });
+  }
+
   async removePod(name: string): Promise<void> {
     const r = await this.podman(podRemoveArgs([name]), { allowFail: true });
     if (r.exitCode !== 0 && !/no such pod|no pod with name/i.test(r.stderr)) {

@@ -71,6 +71,8 @@ export interface PodRuntime {
   restartContainer(p: CreatePod, container: string): Promise<void>;
   /** Resolves when every container of the pod has ended, or with 'aborted' when `signal` fires first. */
   wait(p: CreatePod, containers: number, signal: AbortSignal): Promise<PodExit | 'aborted'>;
+  /** Stops the pod's containers: SIGTERM, then SIGKILL after `seconds`; a pod already gone is not an error. */
+  stopPod(runtimeName: string, seconds: number): Promise<void>;
   /** Removes the pod and its containers at once; a pod already gone is not an error. */
   removePod(runtimeName: string): Promise<void>;
   /** Stops the runtime's own background work and removes what `prepareNetwork` started. */

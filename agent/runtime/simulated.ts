@@ -47,6 +47,8 @@ export class SimulatedRuntime implements PodRuntime {
 
   async restartContainer(): Promise<void> {}
 
+  async stopPod(): Promise<void> {}
+
   /** Every simulated command succeeds. */
   async exec(): Promise<boolean> {
     return true;

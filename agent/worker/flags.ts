@@ -58,6 +58,19 @@ export const workerFlags = defineFlags('worker', {
     default: '10000',
     help: "a container's second restart in a row waits this long, doubling up to 30 times it; 60 times it of running resets",
   },
+  terminationGrace: {
+    flag: 'termination-grace',
+    schema: z.coerce.number().int().min(0).max(3600).optional(),
+    env: 'KITH_TERMINATION_GRACE',
+    help: "seconds a deleted pod keeps running after leaving every DNS name, unless its spec says (default: --dns-ttl + 1)",
+  },
+  stopTimeout: {
+    flag: 'stop-timeout',
+    schema: z.coerce.number().int().min(0).max(600),
+    env: 'KITH_STOP_TIMEOUT',
+    default: '10',
+    help: "seconds between SIGTERM to a pod's containers and SIGKILL",
+  },
   workerPollMs: {
     flag: 'worker-poll-ms',
     schema: millis,

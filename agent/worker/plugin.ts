@@ -78,6 +78,9 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
     restarts: new Counter({ name: 'kith_container_restarts_total', help: 'Containers restarted in place, by reason', labelNames: ['reason'], registers: [ctx.metrics] }),
     backoff: opts.backoff ?? { first: config.restartBackoffMs, max: config.restartBackoffMs * 30, reset: config.restartBackoffMs * 60 },
   };
+  // SPEC §11: a client that resolved a pod just before it left DNS holds its address for a TTL at most.
+  const dnsTtl = (config as { dnsTtl?: number }).dnsTtl ?? 5;
+  const drain = { graceSeconds: config.terminationGrace ?? dnsTtl + 1, stopSeconds: config.stopTimeout };
 
   // Routes to other workers' pods (host-gw).
   const routes = config.hostAddress ? await followRoutes(state, log, { worker: me, hostAddress: config.hostAddress }) : undefined;
@@ -144,7 +147,7 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
   /** Runs a claimed (or adopted) pod until it ends, then gives back what it committed. */
   const run = (pod: Pod, req: Amount, claimRevision: number, adopt?: { ip: string }) => {
     const name = pod.name;
-    const task = new PodTask(pod, { state, runtime, log, node: me, domain, clusterAddress, gateway, hooks, health, claimRevision, stopping: stopCtl.signal, retry, adopt }).start();
+    const task = new PodTask(pod, { state, runtime, log, node: me, domain, clusterAddress, gateway, hooks, health, drain, claimRevision, stopping: stopCtl.signal, retry, adopt }).start();
     tasks.set(name, task);
     running.set(tasks.size);
     gone.set(

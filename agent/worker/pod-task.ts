@@ -10,6 +10,9 @@ import { Prober, type ProbeMetrics } from './prober.js';
 import { podProbes, restartDelay, withoutLiveMetadata, withReadiness, type Limiter } from './probes.js';
 import { podMetadataTransaction, podRecordRemovalTransaction, podStateTransaction } from './transactions.js';
 
+/** The most grace a worker stop gives its pods, seconds (the stop must end within systemd's timeout). */
+export const MAX_STOP_GRACE_S = 30;
+
 /** Final states a worker writes (SPEC §3 pod states). */
 export type PodOutcome = 'exitSuccess' | 'exitFailure' | 'errored' | 'killed';
 
@@ -45,6 +48,13 @@ export interface PodTaskDeps {
   gateway: string;
   hooks: PodHooks;
   health: Health;
+  /**
+   * How a deleted pod (or every pod, at a worker stop) ends (SPEC §11): out
+   * of DNS first, then `graceSeconds` of running on (the pod's own
+   * terminationGracePeriodSeconds wins), then SIGTERM and SIGKILL
+   * `stopSeconds` later.
+   */
+  drain: { graceSeconds: number; stopSeconds: number };
   /** The revision of the claim: a resource created after it is another pod of the same name. */
   claimRevision: number;
   /** Aborted when the worker stops: until then a pod's final state is written however long etcd is away. */
@@ -93,6 +103,8 @@ export class PodTask {
   private restartLane: Promise<void> = Promise.resolve();
   private restartsDone = 0;
   private unhealthyReason: string | undefined;
+  /** The grace its stored spec gives, as last seen (a `delete --now` sets 0 just before the delete). */
+  private graceSeconds: number | undefined;
   done!: Promise<PodOutcome>;
   /** Settles once the pod runs (its rules in, its state and record written) or has ended. */
   started!: Promise<void>;
@@ -236,6 +248,23 @@ export class PodTask {
     return this.restartLane;
   }
 
+  /**
+   * SPEC §11: the pod is out of every name (its A record, and with it its
+   * ReplicaSet's names, SRV records and aliases); it runs on for its grace so
+   * clients that resolved it just before finish, then gets SIGTERM, and
+   * SIGKILL after the stop timeout. A worker stop waits at most 30 s of grace.
+   */
+  private async drainOut(): Promise<void> {
+    const { runtime, log, drain } = this.deps;
+    let grace = this.graceSeconds ?? drain.graceSeconds;
+    if (this.killReason === 'stopping') grace = Math.min(grace, MAX_STOP_GRACE_S);
+    if (grace > 0) {
+      log.info({ pod: this.pod.name, graceSeconds: grace }, 'pod out of DNS; stopping it after its grace');
+      await sleep(grace * 1000);
+    }
+    if (drain.stopSeconds > 0) await runtime.stopPod(this.runtimeName, drain.stopSeconds).catch(() => undefined);
+  }
+
   private async run(): Promise<PodOutcome> {
     const { state, runtime, log, hooks, domain } = this.deps;
     const name = this.pod.name;
@@ -250,8 +279,11 @@ export class PodTask {
           if (ev.createRevision > this.deps.claimRevision) return this.kill('deleted');
           this.createRevision = ev.createRevision;
         } else if (ev.createRevision !== this.createRevision) return this.kill('deleted');
+        const seen = decodeObservedPod(ev.value);
+        const grace = seen?.spec.terminationGracePeriodSeconds;
+        this.graceSeconds = typeof grace === 'number' && Number.isInteger(grace) && grace >= 0 ? grace : undefined;
         // This task writes only `running` while it follows the key: a final state is someone else's verdict.
-        if (isTerminal(decodeObservedPod(ev.value)?.state)) this.kill('superseded');
+        if (isTerminal(seen?.state)) this.kill('superseded');
       },
       { name: `pod ${name}` },
     );
@@ -337,6 +369,7 @@ export class PodTask {
         log.error({ pod: name, err: (err as Error).message }, 'could not delete the pod\'s DNS name'),
       );
     }
+    if (this.published && outcome === 'killed' && (this.killReason === 'deleted' || this.killReason === 'stopping')) await this.drainOut();
     if (this.ip) {
       await hooks.podStopping?.(this.pod, this.ip, { gateway: this.deps.gateway }).catch((err) => log.error({ pod: name, err: (err as Error).message }, 'pod stop hook failed'));
     }

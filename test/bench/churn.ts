@@ -109,7 +109,7 @@ async function main(): Promise<void> {
     await control.ready(60_000);
 
     const config = parseAgentConfig(
-      ['--name', WORKER, '--etcd-endpoints', etcd.endpoint, '--plugins', 'worker', '--cluster-cidr', '10.0.0.0/16', '--pod-cpu-limit', '1000', '--pod-memory-limit', String(1 << 22)],
+      ['--name', WORKER, '--etcd-endpoints', etcd.endpoint, '--plugins', 'worker', '--cluster-cidr', '10.0.0.0/16', '--pod-cpu-limit', '1000', '--pod-memory-limit', String(1 << 22), '--termination-grace', '0'],
       {},
     );
     await state.grantLease('healthy', config.healthyTtl);

@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     await dns.waitFor('agent ready', 60_000);
 
     // Pod addresses on loopback: the worker's subnet is 127.1.0.0/24, and the simulated runtime hands out its addresses.
-    const config = parseAgentConfig(['--name', WORKER, '--etcd-endpoints', etcd.endpoint, '--plugins', 'worker', '--cluster-cidr', '127.1.0.0/16', '--pod-cpu-limit', '1000', '--pod-memory-limit', String(1 << 22)], {});
+    const config = parseAgentConfig(['--name', WORKER, '--etcd-endpoints', etcd.endpoint, '--plugins', 'worker', '--cluster-cidr', '127.1.0.0/16', '--pod-cpu-limit', '1000', '--pod-memory-limit', String(1 << 22), '--termination-grace', '0'], {});
     await state.grantLease('healthy', config.healthyTtl);
     await state.grantLease('alive', config.aliveTtl);
     await registerNode(state, WORKER, ['worker'], () => ({}));

@@ -170,7 +170,7 @@ async function simulatedBench(): Promise<void> {
     for (let i = 0; i < SIM_WORKERS; i++) {
       const name = `sim-${String(i).padStart(3, '0')}`;
       const config = parseAgentConfig(
-        ['--name', name, '--etcd-endpoints', etcd.endpoint, '--plugins', 'worker', '--cluster-cidr', '10.0.0.0/16', '--pod-cpu-limit', '1000', '--pod-memory-limit', String(1 << 22)],
+        ['--name', name, '--etcd-endpoints', etcd.endpoint, '--plugins', 'worker', '--cluster-cidr', '10.0.0.0/16', '--pod-cpu-limit', '1000', '--pod-memory-limit', String(1 << 22), '--termination-grace', '0'],
         {},
       );
       const state = new StateLayer(clients[i % clients.length] as Etcd3, '/kith', testLog);

@@ -72,7 +72,8 @@ export class TestAgent {
     const cmd = [...(opts.wrap ?? []), process.execPath, '--import', 'tsx', MAIN, 'agent', ...args];
     const proc = spawn(cmd[0]!, cmd.slice(1), {
       cwd: ROOT,
-      env: { ...process.env, ...opts.env },
+      // Pods end at once unless a test is about their drain (SPEC §11), which then says so.
+      env: { KITH_TERMINATION_GRACE: '0', KITH_STOP_TIMEOUT: '0', ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       // A process group of its own, as a shell gives a foreground job: see `signalGroup`.
       detached: opts.group ?? false,

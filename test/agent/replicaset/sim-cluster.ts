@@ -44,7 +44,7 @@ export class SimCluster {
     try {
       for (let i = 0; i < workers; i++) {
         const name = `${prefix}-w${i}`;
-        const config = parseAgentConfig(['--name', name, '--etcd-endpoints', etcd.endpoint, '--plugins', 'worker', '--cluster-cidr', '10.0.0.0/16', '--pod-cpu-limit', '1000', '--pod-memory-limit', String(1 << 22)], {});
+        const config = parseAgentConfig(['--name', name, '--etcd-endpoints', etcd.endpoint, '--plugins', 'worker', '--cluster-cidr', '10.0.0.0/16', '--pod-cpu-limit', '1000', '--pod-memory-limit', String(1 << 22), '--termination-grace', '0'], {});
         const ws = new StateLayer(clients[i % clients.length]!, '/kith', testLog);
         await ws.grantLease('healthy', config.healthyTtl);
         await ws.grantLease('alive', config.aliveTtl);
