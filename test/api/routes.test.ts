@@ -285,6 +285,23 @@ describe('api: REST routes over HTTP against a real etcd', function () {
       expectProblem(await h.request('DELETE', '/resources/pod/alpha'), 404, 'resource-not-found', "The resource 'alpha' of type 'pod' does not exist.");
     });
 
+    it('?now=1 gives the pod no grace: its stored grace goes to 0 in a write just before the delete (SPEC §11)', async () => {
+      expect((await h.request('POST', '/resources', pod('hasty'))).status).to.equal(201);
+      const seen: { type: string; grace?: unknown }[] = [];
+      const watcher = await h.kv.watch().key('/kith/resource/pod/hasty').create();
+      watcher.on('put', (kv) => seen.push({ type: 'put', grace: (JSON.parse(kv.value.toString()) as { spec: { terminationGracePeriodSeconds?: number } }).spec.terminationGracePeriodSeconds }));
+      watcher.on('delete', () => seen.push({ type: 'delete' }));
+      try {
+        expect((await h.request('DELETE', '/resources/pod/hasty?now=1')).status).to.equal(204);
+        await h.until(async () => seen.length === 2);
+        expect(seen).to.deep.equal([{ type: 'put', grace: 0 }, { type: 'delete' }]);
+        expect(await h.value('pod/unscheduled/hasty')).to.equal(undefined);
+        expectProblem(await h.request('DELETE', '/resources/pod/hasty?now=1'), 404, 'resource-not-found');
+      } finally {
+        await watcher.cancel();
+      }
+    });
+
     it('deletes other types and refuses nodes', async () => {
       expect((await h.request('DELETE', '/resources/widget/counter')).status).to.equal(204);
       expectProblem(await h.request('DELETE', '/resources/widget/counter'), 404, 'resource-not-found');
