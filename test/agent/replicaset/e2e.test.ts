@@ -66,10 +66,11 @@ describe('ReplicaSet across three workers (end to end: CLI, controller, schedule
     return { rcode, answers: answers.sort() };
   };
 
-  const replicas = async (): Promise<PodResource[]> => {
+  const replicasOf = async (rs: string): Promise<PodResource[]> => {
     const { kvs } = await state.list('resource/pod/');
-    return kvs.map((kv) => JSON.parse(kv.value) as PodResource).filter((p) => p.metadata.replicaSet === RS);
+    return kvs.map((kv) => JSON.parse(kv.value) as PodResource).filter((p) => p.metadata.replicaSet === rs);
   };
+  const replicas = () => replicasOf(RS);
   const running = async () => (await replicas()).filter((p) => p.state === 'running');
   const podIp = async (pod: string) => (await state.get(`dns/${pod}.pod.${DOMAIN}.`))?.value;
   const runningIps = async () => {
@@ -227,6 +228,94 @@ describe('ReplicaSet across three workers (end to end: CLI, controller, schedule
     expect(after.pods.map((p) => p.metadata.workedBy)).to.not.include(victimHost.name);
     expect(after.ips).to.not.include(victimIp);
     expect(after.pods.map((p) => p.name)).to.not.include(victim.name);
+  });
+
+  it('rolls a new template, a replica delete and a scale-down with a client that never fails (two workers, SPEC §11)', async () => {
+    // Two workers are left (the kill above took the third); the client pod runs on one of them.
+    const ROLL = 'roll';
+    const manifest = (version: string) => {
+      const file = join(dir, `roll-${version}.yaml`);
+      writeFileSync(file, [
+        `name: ${ROLL}`,
+        'type: replicaset',
+        'spec:',
+        '  replicas: 3',
+        '  template:',
+        '    spec:',
+        '      terminationGracePeriodSeconds: 2',
+        '      containers:',
+        '        - name: web',
+        `          image: ${IMAGE}`,
+        // A server that ends on SIGTERM, and that is ready once it listens.
+        `          cmd: ['sh', '-c', 'echo ${version} > /www/index.html; trap "exit 0" TERM; httpd -f -p 80 -h /www & wait']`,
+        '          readiness: { tcp: 80, periodSeconds: 1, failureThreshold: 1 }',
+        '      ports: [80]',
+        '',
+      ].join('\n'));
+      return file;
+    };
+    const mine = async () => (await replicasOf(ROLL)).filter((p) => !['exitSuccess', 'exitFailure', 'errored', 'killed', 'abandoned', 'dead'].includes(p.state));
+    const ready = (ps: PodResource[]) => ps.filter((p) => p.state === 'running' && p.metadata.ready === 'true');
+    await kith('apply', '-f', manifest('v1'));
+    await waitUntil(async () => ready(await mine()).length === 3, { timeoutMs: 60_000, what: '3 ready v1 replicas' });
+
+    // The client resolves the name for every request (busybox nslookup), takes the answers in turn, fetches with nc.
+    const loop = [
+      'i=0; while [ $i -lt 3000 ]; do',
+      `  set -- $(nslookup ${ROLL}.replicaset.${DOMAIN} 2>/dev/null | sed -n "s/^Address: //p")`,
+      '  if [ $# -gt 0 ]; then k=$(( i % $# + 1 )); eval ip=\\${$k};',
+      '    body=$(printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 2 "$ip" 80 | tail -n 1); echo "${body:-FAIL $ip}"',
+      '  else echo "FAIL no address"; fi >> /tmp/log',
+      '  i=$((i+1)); sleep 0.1',
+      'done; sleep 600',
+    ].join('\n');
+    await kith('run', '--name', 'roll-client', '--wait', '--', IMAGE, 'sh', '-c', loop);
+    const client = JSON.parse(await kith('-o', 'json', 'get', 'pod', 'roll-client')) as PodResource;
+    const ch = hosts.find((h) => h.name === client.metadata.workedBy)!;
+    const clientLog = async () => (await podmanIn(ch, ['exec', `${ch.name}-roll-client-run`, 'cat', '/tmp/log']).catch(() => '')).split('\n').filter(Boolean);
+    await waitUntil(async () => {
+      const l = await clientLog();
+      return l.length >= 10 && l.slice(-10).every((x) => x === 'v1');
+    }, { timeoutMs: 30_000, what: 'the client fetching v1' });
+    await podmanIn(ch, ['exec', `${ch.name}-roll-client-run`, 'sh', '-c', ': > /tmp/log']);
+
+    // Alive and ready replicas, sampled every 100 ms while the changes go on.
+    let most = 0;
+    let fewestReady = 3;
+    let sampling = true;
+    const sampler = (async () => {
+      for (let i = 0; i < 3000 && sampling; i++) {
+        const live = await mine();
+        most = Math.max(most, live.length);
+        fewestReady = Math.min(fewestReady, ready(live).length);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    try {
+      await kith('apply', '-f', manifest('v2'));
+      await kith('rollout', 'status', 'replicaset', ROLL, '--timeout', '120s');
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+    expect(most, 'most replicas alive during the rollout').to.be.at.most(4);
+    expect(fewestReady, 'fewest ready replicas during the rollout').to.be.at.least(3);
+    await waitUntil(async () => (await clientLog()).slice(-10).every((x) => x === 'v2'), { timeoutMs: 20_000, what: 'the client seeing only v2' });
+
+    // A replica deleted, then a scale-down to 1: the client keeps being served.
+    const victim = ready(await mine())[0]!;
+    await kith('delete', 'pod', victim.name);
+    await waitUntil(async () => ready(await mine()).length === 3 && !(await mine()).some((p) => p.name === victim.name), { timeoutMs: 60_000, what: 'the deleted replica replaced' });
+    await kith('scale', 'replicaset', ROLL, '1');
+    await waitUntil(async () => (await mine()).length === 1, { timeoutMs: 30_000, what: 'scaled to 1' });
+    const seenBefore = (await clientLog()).length;
+    await waitUntil(async () => (await clientLog()).length >= seenBefore + 30, { timeoutMs: 30_000, what: 'the client fetching after the scale-down' });
+
+    const log = await clientLog();
+    expect(log.filter((l) => l !== 'v1' && l !== 'v2'), `${log.length} requests`).to.deep.equal([]);
+    expect(log.slice(-20).every((l) => l === 'v2')).to.equal(true);
+    await kith('delete', 'pod', 'roll-client', '--now');
+    await kith('delete', 'replicaset', ROLL);
   });
 
   it('deleting the ReplicaSet removes all its pods and its name', async () => {
