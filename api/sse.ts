@@ -1,0 +1,34 @@
+/**
+ * The wire format of a watch stream (README.md, "Watch"): server-sent
+ * events, one `put`, `delete`, `synced` or `reset` each, as text.
+ */
+
+export type WatchEvent = 'put' | 'delete' | 'synced' | 'reset';
+
+/** One event; `data` is JSON on one line, `id` the revision a client resumes after. */
+export function sseEvent(event: WatchEvent, data: string, id?: number): string {
+  return `${id === undefined ? '' : `id: ${id}\n`}event: ${event}\ndata: ${data}\n\n`;
+}
+
+/** The comment line that keeps a quiet stream (and the proxies on its way) open. */
+export const HEARTBEAT = ':\n';
+
+/**
+ * Where a stream resumes: `Last-Event-ID` (what a reconnecting EventSource
+ * sends) before `?since=`, as a revision; undefined for neither; 'bad' when
+ * one is given but is no revision.
+ */
+export function resumeFrom(lastEventId: string, since: unknown): number | undefined | 'bad' {
+  const given = lastEventId.trim() !== '' ? lastEventId.trim() : typeof since === 'string' ? since.trim() : undefined;
+  if (given === undefined) return undefined;
+  return /^\d{1,15}$/.test(given) ? Number(given) : 'bad';
+}
+
+/**
+ * The ids of one batch of changes: only the last change of each revision
+ * carries it, so a client cut off inside a revision resumes before it,
+ * never after a change it has not seen.
+ */
+export function idsOf(revisions: number[]): (number | undefined)[] {
+  return revisions.map((r, i) => (revisions[i + 1] === r ? undefined : r));
+}
