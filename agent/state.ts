@@ -446,20 +446,36 @@ export class StateLayer {
   /**
    * Follows one relative prefix through etcd's own history, from revision
    * `from` on: every event, in order, each revision's events in one call of
-   * `handler`. Rejects with a CompactedError when `from` is compacted away.
-   * No rescan and no diff: when etcd cancels the watch, `onEnd` is called
-   * once and the caller starts again from the last revision it was given.
+   * `handler`. When `from` is compacted away it rejects with a CompactedError,
+   * or calls `onEnd` with one. No rescan and no diff: when etcd cancels the
+   * watch, `onEnd` is called once and the caller starts again from the last
+   * revision it was given.
    */
   async follow(prefix: string, from: number, handler: (events: StateEvent[]) => void, onEnd: (err: Error) => void): Promise<History> {
     let applied = from - 1;
     let ended = false;
-    let w: Watcher;
-    try {
-      w = await this.client.watch().prefix(this.abs(prefix)).startRevision(String(from)).create();
-    } catch (err) {
-      if (/compacted/i.test((err as Error).message)) throw new CompactedError(from);
-      throw err;
-    }
+    let created = false;
+    // Made, and its handlers attached, before etcd answers: the history can come in the same read as the answer.
+    const w = this.client.watch().prefix(this.abs(prefix)).startRevision(String(from)).watcher();
+    const made = new Promise<void>((resolve, reject) => {
+      w.once('connected', () => {
+        created = true;
+        resolve();
+      });
+      w.on('error', async (cause) => {
+        // etcd cancels a watch whose start is compacted, at once or just after it made it, without saying why
+        // through etcd3: a read at the last revision given tells.
+        const err = (await this.compactedAt(Math.max(applied, 1))) ? new CompactedError(applied + 1) : cause;
+        if (!created) {
+          created = true;
+          ended = true;
+          reject(err);
+        } else if (!ended) {
+          ended = true;
+          onEnd(err);
+        }
+      });
+    });
     w.on('data', (res) => {
       if (ended) return;
       let batch: StateEvent[] = [];
@@ -485,11 +501,12 @@ export class StateLayer {
         handler(batch);
       }
     });
-    w.on('error', (err) => {
-      if (ended) return;
-      ended = true;
-      onEnd(err);
-    });
+    try {
+      await made;
+    } catch (err) {
+      await settleWithin(w.cancel(), 1000);
+      throw err;
+    }
     return {
       close: async () => {
         if (ended) return;
@@ -497,6 +514,16 @@ export class StateLayer {
         await settleWithin(w.cancel(), 1000);
       },
     };
+  }
+
+  /** Whether etcd has compacted `revision` away. */
+  private async compactedAt(revision: number): Promise<boolean> {
+    try {
+      await this.client.get(this.abs('')).revision(String(revision)).exec();
+      return false;
+    } catch (err) {
+      return /compacted/i.test((err as Error).message);
+    }
   }
 
   /** Closes every subscription and releases the leases without revoking them. */

@@ -203,17 +203,23 @@ const toChange = (ev: StateEvent, sel: Selector): Change => ({
 /** Serves one watch request: checks it, answers 200 text/event-stream, and streams until the client goes. */
 export async function serveWatch(ctx: Context, sel: Selector, deps: WatchDeps): Promise<void> {
   const { feed, state } = deps;
-  const since = resumeFrom(ctx.get('last-event-id'), ctx.query.since);
-  if (since === 'bad') throw new Problem('malformed-request', 'Last-Event-ID and since must be a revision, such as 42');
+  const given = resumeFrom(ctx.get('last-event-id'), ctx.query.since);
+  if (given === 'bad') throw new Problem('malformed-request', 'Last-Event-ID and since must be a revision, such as 42');
   if (!feed.synced) throw new Problem('not-ready', 'the API has not synced its view of the resources with etcd yet');
+  const since = given;
 
   // A resume the feed's ring does not reach is served from etcd's history, if etcd still has it.
   let history: History | undefined;
-  // What etcd's history gives before the stream is there to take it.
+  // What etcd's history gives, or how it ends, before the stream is there to take it.
   let early: StateEvent[][] | undefined = [];
-  let endedEarly = false;
+  let endedEarly: Error | undefined;
   let stream: WatchStream | undefined;
   let reset = false;
+  const onEnd = (err: Error) => {
+    if (!stream) endedEarly = err;
+    else if (err instanceof CompactedError) fromFeed(stream, true);
+    else stream.end();
+  };
   if (since !== undefined && !feed.covers(since)) {
     const prefix = sel.name === undefined ? resourcePrefix(sel.type) : resourceKey(sel.type, sel.name);
     const onEvents = (events: StateEvent[]) => {
@@ -222,10 +228,7 @@ export async function serveWatch(ctx: Context, sel: Selector, deps: WatchDeps): 
       else stream?.changes(mine.map((e) => toChange(e, sel)), true);
     };
     try {
-      history = await state.follow(prefix, since + 1, onEvents, () => {
-        if (stream) stream.end();
-        else endedEarly = true;
-      });
+      history = await state.follow(prefix, since + 1, onEvents, onEnd);
     } catch (err) {
       if (!(err instanceof CompactedError)) throw err;
       reset = true;
@@ -246,21 +249,26 @@ export async function serveWatch(ctx: Context, sel: Selector, deps: WatchDeps): 
   const s = new WatchStream(res, sel, deps, () => token?.valid?.() ?? true);
   stream = s;
 
+  /** The feed from here on: after a reset, the current resources again; else what the ring holds after `since`. */
+  function fromFeed(to: WatchStream, resetFirst: boolean): void {
+    if (resetFirst) to.send('reset', { since });
+    const opened = feed.open(sel, resetFirst ? undefined : since, (batch) => to.changes(batch, true));
+    to.onCleanup(opened.detach);
+    if (opened.initial) to.changes(opened.initial, false);
+    else to.changes(opened.missed ?? [], false);
+    const revision = Math.max(opened.revision, resetFirst ? 0 : (since ?? 0));
+    to.since(revision);
+    to.send('synced', { revision }, revision);
+  }
+
   if (history) {
     const h = history;
     s.onCleanup(() => void h.close().catch(() => undefined));
     const got = early ?? [];
     early = undefined;
     for (const events of got) s.changes(events.map((e) => toChange(e, sel)), true);
-    if (endedEarly) s.end();
+    if (endedEarly) onEnd(endedEarly);
     return;
   }
-  if (reset) s.send('reset', { since });
-  const opened = feed.open(sel, reset ? undefined : since, (batch) => s.changes(batch, true));
-  s.onCleanup(opened.detach);
-  if (opened.initial) s.changes(opened.initial, false);
-  else s.changes(opened.missed ?? [], false);
-  const revision = Math.max(opened.revision, since ?? 0);
-  s.since(revision);
-  s.send('synced', { revision }, revision);
+  fromFeed(s, reset);
 }
