@@ -32,3 +32,43 @@ export function resumeFrom(lastEventId: string, since: unknown): number | undefi
 export function idsOf(revisions: number[]): (number | undefined)[] {
   return revisions.map((r, i) => (revisions[i + 1] === r ? undefined : r));
 }
+
+/** One event as a client reads it; `id` only when the event carried one. */
+export interface SseMessage {
+  event: string;
+  data: string;
+  id?: string;
+}
+
+/** Reads server-sent events from text as it arrives (the client side of the format, for the CLI). */
+export class SseReader {
+  private buf = '';
+  private event = '';
+  private data: string[] = [];
+  private id: string | undefined;
+
+  /** The events completed by this piece of text. */
+  push(text: string): SseMessage[] {
+    this.buf += text;
+    const out: SseMessage[] = [];
+    for (let i = this.buf.indexOf('\n'); i >= 0; i = this.buf.indexOf('\n')) {
+      const line = this.buf.slice(0, i).replace(/\r$/, '');
+      this.buf = this.buf.slice(i + 1);
+      if (line === '') {
+        if (this.data.length > 0 || this.id !== undefined) out.push({ event: this.event || 'message', data: this.data.join('\n'), ...(this.id === undefined ? {} : { id: this.id }) });
+        this.event = '';
+        this.data = [];
+        this.id = undefined;
+        continue;
+      }
+      if (line.startsWith(':')) continue;
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+      if (field === 'event') this.event = value;
+      else if (field === 'data') this.data.push(value);
+      else if (field === 'id') this.id = value;
+    }
+    return out;
+  }
+}
