@@ -3,6 +3,7 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage } from
 import { connect } from 'node:net';
 import { expect } from 'chai';
 import { MAIN, ROOT } from '../support/agent.js';
+import { CuttableProxy } from '../support/proxy.js';
 import { ApiHarness, PREFIX } from './harness.js';
 
 /** One server-sent event as a client sees it. */
@@ -290,8 +291,8 @@ describe('api: watch streams (?watch=1) against a real etcd and agent', function
       for (const p of procs.splice(0)) if (p.exitCode === null) p.kill('SIGKILL');
     });
 
-    const follow = (args: string[]) => {
-      const p = spawn(process.execPath, ['--import', 'tsx', MAIN, '--api', h.url, ...args], {
+    const follow = (args: string[], api = h.url) => {
+      const p = spawn(process.execPath, ['--import', 'tsx', MAIN, '--api', api, ...args], {
         cwd: ROOT,
         env: { ...process.env, KITH_API: undefined, KITH_TOKEN: h.adminToken },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -334,6 +335,30 @@ describe('api: watch streams (?watch=1) against a real etcd and agent', function
       p.kill('SIGINT');
       await exited;
       expect(out.code, out.stderr).to.equal(0);
+    });
+
+    it('list -w resumes a dropped stream with Last-Event-ID: the missed changes as lines, no second table', async () => {
+      await create('cliresume', 'base', {});
+      const proxy = await CuttableProxy.start(Number(new URL(h.url).port));
+      try {
+        const { p, out, exited } = follow(['list', 'cliresume', '-w'], proxy.endpoint);
+        await h.until(async () => out.stdout.includes('base'), 20_000);
+        proxy.sever();
+        await create('cliresume', 'during', {});
+        await h.request('DELETE', '/resources/cliresume/base');
+        proxy.restore();
+        await h.until(async () => out.stdout.trimEnd().split('\n').length >= 4, 15_000);
+        await create('cliresume', 'after', {});
+        await h.until(async () => out.stdout.trimEnd().split('\n').length >= 5, 10_000);
+        const lines = out.stdout.trimEnd().split('\n');
+        expect(lines.slice(2).map((l) => l.split(/\s+/).slice(0, 2))).to.deep.equal([['PUT', 'during'], ['DELETE', 'base'], ['PUT', 'after']]);
+        expect(out.stderr).to.match(/watch stream lost .*resuming after revision \d+/);
+        p.kill('SIGINT');
+        await exited;
+        expect(out.code, out.stderr).to.equal(0);
+      } finally {
+        await proxy.close();
+      }
     });
   });
 });
