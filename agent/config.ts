@@ -46,7 +46,7 @@ function allFlags(groups: FlagGroup[]): Map<string, Flag> {
 export function agentUsage(groups = flagGroups()): string {
   const sections = groups.map((g) => {
     const rows = Object.values(g.flags).map((f) => {
-      const left = `  --${f.flag}`.padEnd(26);
+      const left = `  --${f.flag} `.padEnd(26);
       const parts = [f.default === undefined ? '' : `default ${f.default}`, f.env ? `env ${f.env}` : ''].filter(Boolean);
       return `${left}${f.help}${parts.length ? ` (${parts.join(', ')})` : ''}`;
     });

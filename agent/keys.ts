@@ -10,8 +10,15 @@ import type { Role } from '../api/schemas.js';
 
 // ---- resources ------------------------------------------------------------------
 
-export const resourcePrefix = (type: string): string => `resource/${type}/`;
-export const resourceKey = (type: string, name: string): string => `resource/${type}/${name}`;
+/** Every resource of every type lies under it. */
+export const RESOURCE_ROOT = 'resource/';
+export const resourcePrefix = (type: string): string => `${RESOURCE_ROOT}${type}/`;
+export const resourceKey = (type: string, name: string): string => `${RESOURCE_ROOT}${type}/${name}`;
+/** The type and name of `resource/<type>/<name>`, or undefined for any other key. */
+export function parseResourceKey(key: string): { type: string; name: string } | undefined {
+  const two = splitTwo(key, RESOURCE_ROOT);
+  return two ? { type: two[0], name: two[1] } : undefined;
+}
 
 export const POD_PREFIX = resourcePrefix('pod');
 export const podKey = (pod: string): string => resourceKey('pod', pod);

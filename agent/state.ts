@@ -27,6 +27,24 @@ export interface WatchOptions {
   onSynced?: () => void;
   /** Names this subscription in logs. */
   name?: string;
+  /**
+   * Called before each scan (the first and every rescan) delivers its keys
+   * or its difference, with the scan's revision: what follows, up to the
+   * next watch event, is that difference, not etcd's history.
+   */
+  onScan?: (revision: number) => void;
+}
+
+/** A watch from a revision that etcd has compacted away: its history is gone. */
+export class CompactedError extends Error {
+  constructor(readonly revision: number) {
+    super(`revision ${revision} has been compacted away`);
+  }
+}
+
+/** A watch of etcd's own history (StateLayer.follow). */
+export interface History {
+  close(): Promise<void>;
 }
 
 export interface Subscription {
@@ -425,6 +443,89 @@ export class StateLayer {
     return sub;
   }
 
+  /**
+   * Follows one relative prefix through etcd's own history, from revision
+   * `from` on: every event, in order, each revision's events in one call of
+   * `handler`. When `from` is compacted away it rejects with a CompactedError,
+   * or calls `onEnd` with one. No rescan and no diff: when etcd cancels the
+   * watch, `onEnd` is called once and the caller starts again from the last
+   * revision it was given.
+   */
+  async follow(prefix: string, from: number, handler: (events: StateEvent[]) => void, onEnd: (err: Error) => void): Promise<History> {
+    let applied = from - 1;
+    let ended = false;
+    let created = false;
+    // Made, and its handlers attached, before etcd answers: the history can come in the same read as the answer.
+    const w = this.client.watch().prefix(this.abs(prefix)).startRevision(String(from)).watcher();
+    const made = new Promise<void>((resolve, reject) => {
+      w.once('connected', () => {
+        created = true;
+        resolve();
+      });
+      w.on('error', async (cause) => {
+        // etcd cancels a watch whose start is compacted, at once or just after it made it, without saying why
+        // through etcd3: a read at the last revision given tells.
+        const err = (await this.compactedAt(Math.max(applied, 1))) ? new CompactedError(applied + 1) : cause;
+        if (!created) {
+          created = true;
+          ended = true;
+          reject(err);
+        } else if (!ended) {
+          ended = true;
+          onEnd(err);
+        }
+      });
+    });
+    w.on('data', (res) => {
+      if (ended) return;
+      let batch: StateEvent[] = [];
+      let batchRev = 0;
+      for (const e of res.events) {
+        const kv = e.kv;
+        const rev = num(kv.mod_revision);
+        // etcd3 resumes a broken stream from the last header revision: what was given already is skipped.
+        if (rev <= applied) continue;
+        if (batch.length > 0 && rev !== batchRev) {
+          applied = batchRev;
+          handler(batch);
+          batch = [];
+        }
+        batchRev = rev;
+        const key = this.rel(kv.key.toString());
+        batch.push(e.type === 'Put'
+          ? { type: 'put', key, value: kv.value.toString(), createRevision: num(kv.create_revision), modRevision: rev }
+          : { type: 'delete', key, modRevision: rev });
+      }
+      if (batch.length > 0) {
+        applied = batchRev;
+        handler(batch);
+      }
+    });
+    try {
+      await made;
+    } catch (err) {
+      await settleWithin(w.cancel(), 1000);
+      throw err;
+    }
+    return {
+      close: async () => {
+        if (ended) return;
+        ended = true;
+        await settleWithin(w.cancel(), 1000);
+      },
+    };
+  }
+
+  /** Whether etcd has compacted `revision` away. */
+  private async compactedAt(revision: number): Promise<boolean> {
+    try {
+      await this.client.get(this.abs('')).revision(String(revision)).exec();
+      return false;
+    } catch (err) {
+      return /compacted/i.test((err as Error).message);
+    }
+  }
+
   /** Closes every subscription and releases the leases without revoking them. */
   async close(): Promise<void> {
     await Promise.all([...this.subscriptions].map((s) => s.close()));
@@ -507,6 +608,7 @@ class WatchSubscription implements Subscription {
     const seen = new Map<string, KeyValue>();
     for (const kv of kvs) seen.set(kv.key, kv);
     if (this.stopped || gen !== this.generation) return;
+    this.opts.onScan?.(revision);
     // Deliver the difference between the handler's view and the snapshot.
     for (const key of [...this.view.keys()]) {
       if (!seen.has(key)) {

@@ -1,9 +1,11 @@
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** The API's request metrics, by method, route (the router's pattern) and status. */
 export class ApiMetrics {
   readonly requests: Counter<'method' | 'route' | 'status'>;
   readonly duration: Histogram<'method' | 'route' | 'status'>;
+  readonly watchStreams: Gauge;
+  readonly watchDropped: Counter;
 
   constructor(private readonly registry: Registry) {
     this.requests = new Counter({
@@ -19,6 +21,12 @@ export class ApiMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     });
+    this.watchStreams = new Gauge({ name: 'kith_api_watch_streams', help: 'Watch streams (?watch=1) open now', registers: [registry] });
+    this.watchDropped = new Counter({
+      name: 'kith_api_watch_dropped_total',
+      help: 'Watch streams ended because their client read too slowly (more unsent than --api-watch-max-events or --api-watch-max-bytes)',
+      registers: [registry],
+    });
   }
 
   observe(method: string, route: string, status: number, seconds: number): void {
@@ -30,5 +38,7 @@ export class ApiMetrics {
   unregister(): void {
     this.registry.removeSingleMetric('kith_api_requests_total');
     this.registry.removeSingleMetric('kith_api_request_duration_seconds');
+    this.registry.removeSingleMetric('kith_api_watch_streams');
+    this.registry.removeSingleMetric('kith_api_watch_dropped_total');
   }
 }

@@ -12,7 +12,9 @@ import type { ApiConfig } from './flags.js';
 import { ApiMetrics } from './metrics.js';
 import { Problem, PROBLEMS } from './problem.js';
 import { allowedMethods, buildRouter } from './routes.js';
+import { ResourceFeed } from './feed.js';
 import { ResourceStore } from './store.js';
+import { serveWatch, type WatchDeps } from './stream.js';
 import { TokenStore } from './token-store.js';
 import { allows, bearer, requiredRole } from './tokens.js';
 
@@ -132,7 +134,8 @@ function authenticate(ctx: Koa.Context, tokens: TokenStore): string | undefined 
   if (secret === 'malformed') throw new Problem('unauthorized', 'the Authorization header is not of the form Bearer <token>', { 'WWW-Authenticate': 'Bearer realm="kith", error="invalid_request"' });
   const token = tokens.lookup(secret);
   if (!token) throw new Problem('unauthorized', 'the token is unknown, deleted or expired', { 'WWW-Authenticate': 'Bearer realm="kith", error="invalid_token"' });
-  (ctx.state as { token?: { name: string } }).token = { name: token.name };
+  // A watch stream asks again every second, so a deleted token stops its streams too.
+  (ctx.state as { token?: { name: string; valid(): boolean } }).token = { name: token.name, valid: () => tokens.lookup(secret) !== undefined };
   if (!allows(token.role, need)) throw new Problem('forbidden', `the token '${token.name}' has the role ${token.role}; ${ctx.method} ${ctx.path.slice(0, 200)} needs ${need}`);
   return token.name;
 }
@@ -146,8 +149,14 @@ export function createApp(deps: {
   notReady(): Promise<string | undefined>;
   /** The tokens every request but the probes is checked against; undefined with `--api-auth none`. */
   tokens?: TokenStore;
+  /** What the watch streams are served from. */
+  watch: Omit<WatchDeps, 'store' | 'metrics' | 'log'>;
 }): Koa {
-  const router = buildRouter({ store: deps.store, domain: deps.domain, metrics: deps.registry, notReady: deps.notReady, tokens: deps.tokens });
+  const watchDeps: WatchDeps = { ...deps.watch, store: deps.store, metrics: deps.metrics, log: deps.log };
+  const router = buildRouter({
+    store: deps.store, domain: deps.domain, metrics: deps.registry, notReady: deps.notReady, tokens: deps.tokens,
+    watch: (ctx, sel) => serveWatch(ctx, sel, watchDeps),
+  });
   const outage = new EtcdOutage(deps.log);
   const app = new Koa();
   app.silent = true;
@@ -240,7 +249,9 @@ export const apiPlugin: Plugin<ApiConfig> = {
 
     const tokens = ctx.config.apiAuth === 'none' ? undefined : new TokenStore(state, log);
     if (!tokens) log.warn('--api-auth none: the API is open; anyone who reaches it may change anything');
-    const app = createApp({ store, domain, metrics, registry: ctx.metrics, log, notReady, tokens });
+    const feed = new ResourceFeed(state);
+    const limits = { heartbeatMs: ctx.config.apiWatchHeartbeatMs, maxEvents: ctx.config.apiWatchMaxEvents, maxBytes: ctx.config.apiWatchMaxBytes };
+    const app = createApp({ store, domain, metrics, registry: ctx.metrics, log, notReady, tokens, watch: { feed, state, limits } });
     const servers: Server[] = [];
     const stopServers = async () => {
       await Promise.all(servers.map(close));
@@ -279,6 +290,7 @@ export const apiPlugin: Plugin<ApiConfig> = {
     } catch (err) {
       await stopServers();
       await sub.close();
+      await feed.close();
       await tokens?.close();
       metrics.unregister();
       throw err;
@@ -293,6 +305,7 @@ export const apiPlugin: Plugin<ApiConfig> = {
           if ((await settleWithin(deleted, STOP_DELETE_TIMEOUT_MS)) === 'timeout') log.warn({ key }, 'deleting a DNS record timed out');
         }
         await sub.close();
+        await feed.close();
         await tokens?.close();
         metrics.unregister();
       },

@@ -7,6 +7,7 @@ import { isDnsLabel, parseNamespace } from './namespace.js';
 import { aliasNotFound, invalid, invalidLabel, invalidNamespace, notFound, Problem } from './problem.js';
 import { addressable, refusedChange, resourceToCreate } from './resources.js';
 import type { ResourceStore } from './store.js';
+import type { Selector } from './feed.js';
 import type { TokenStore } from './token-store.js';
 import { tokenName, tokenRequest } from './tokens.js';
 
@@ -19,7 +20,12 @@ export interface RouteDeps {
   notReady(): Promise<string | undefined>;
   /** The tokens, or undefined with `--api-auth none` (the token routes then answer 404). */
   tokens?: TokenStore;
+  /** Serves `?watch=1`: a stream of the changes of what the path names (stream.ts). */
+  watch(ctx: Context, sel: Selector): Promise<void>;
 }
+
+/** `?watch=1` (or `true`) on a GET. */
+const watching = (ctx: Context): boolean => ctx.method === 'GET' && (ctx.query.watch === '1' || ctx.query.watch === 'true');
 
 /** `W/"12"`, `"12"` or `*` of an If-Match header, as a mod revision. */
 function ifMatch(ctx: Context): number | '*' | undefined {
@@ -54,6 +60,7 @@ export function buildRouter(deps: RouteDeps): Router {
 
   router.get('/resources/:type', async (ctx) => {
     const { type } = ctx.params as { type: string };
+    if (watching(ctx)) return deps.watch(ctx, { type });
     // A type no resource can have lists nothing, as in the reference.
     ctx.body = addressable(type, undefined) ? await store.list(type) : [];
   });
@@ -61,6 +68,8 @@ export function buildRouter(deps: RouteDeps): Router {
   router.get('/resources/:type/:name', async (ctx) => {
     const { type, name } = ctx.params as { type: string; name: string };
     if (!addressable(type, name)) throw notFound(type, name);
+    // A watch of one resource may start before it exists.
+    if (watching(ctx)) return deps.watch(ctx, { type, name });
     const { resource, modRevision } = await store.get(type, name);
     ctx.set('ETag', `"${modRevision}"`);
     ctx.body = resource;

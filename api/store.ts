@@ -81,6 +81,19 @@ export class ResourceStore {
     return r;
   }
 
+  /**
+   * Reads stored resources as a GET answers them, derived states included,
+   * with the heartbeats read at most once per role per reader (a watch stream
+   * takes one per batch); undefined for an entry that does not parse.
+   */
+  reader(): (type: string, key: string, value: string) => Promise<Resource | undefined> {
+    const hb = new Heartbeats(this.state);
+    return async (type, key, value) => {
+      const r = this.parseStored(type, key, value);
+      return r ? this.onRead(r, hb) : undefined;
+    };
+  }
+
   async get(type: string, name: string): Promise<Stored> {
     const kv = await this.state.get(resourceKey(type, name));
     if (!kv) throw notFound(type, name);

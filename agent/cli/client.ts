@@ -12,6 +12,7 @@ import { runToken, TOKEN_ARGS, TOKEN_OPTIONS } from './token.js';
 import { podFromRun, UsageError, waitOutcome } from './run.js';
 import { data, resourceTable, table } from './table.js';
 import type { Io, Values } from './io.js';
+import { watchResources } from './watch.js';
 
 type Options = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
 
@@ -231,9 +232,11 @@ const COMMANDS: Record<string, Command> = {
   },
 
   list: {
-    args: 'TYPE',
-    async run(io, _v, pos) {
+    args: 'TYPE [-w]',
+    options: { watch: { type: 'boolean', short: 'w' } },
+    async run(io, v, pos) {
       const [t] = exactly(pos, ['TYPE']);
+      if (v.watch) return watchResources(io, oneType(t!));
       const all: unknown[] = [];
       for (const type of resourceTypes(t!)) {
         const { body } = await io.api.request('GET', seg('resources', type));
@@ -246,10 +249,12 @@ const COMMANDS: Record<string, Command> = {
   },
 
   get: {
-    args: 'TYPE NAME',
-    async run(io, _v, pos) {
+    args: 'TYPE NAME [-w]',
+    options: { watch: { type: 'boolean', short: 'w' } },
+    async run(io, v, pos) {
       const [t, name] = exactly(pos, ['TYPE', 'NAME']);
       const type = oneType(t!);
+      if (v.watch) return watchResources(io, type, name!);
       const { body } = await io.api.request('GET', seg('resources', type, name!));
       if (io.format === 'table') show(io, type, [body]);
       else io.out(data(body, io.format));

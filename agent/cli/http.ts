@@ -62,6 +62,37 @@ export class ApiClient {
       }
     }
     if (res.ok) return { status: res.status, body: parsed, headers: res.headers };
+    this.fail(method, url, res, text, parsed);
+  }
+
+  /**
+   * Opens a streaming GET (a watch) and gives back the response to read; a
+   * status but 2xx throws as request() does. No timeout: `signal` ends it.
+   */
+  async open(path: string, headers: Record<string, string>, signal: AbortSignal): Promise<Response> {
+    const url = new URL(path, this.base);
+    if (this.auth.token) headers = { authorization: `Bearer ${this.auth.token}`, ...headers };
+    let res: Response;
+    try {
+      res = await fetch(url, { headers, signal });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message ?? (err as Error).message;
+      throw new ApiError(`cannot reach the API at ${this.base.origin} (${why}); is the agent running with the api plugin? (--api or KITH_API)`, 0);
+    }
+    if (res.ok) return res;
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* not JSON */
+    }
+    this.fail('GET', url, res, text, parsed);
+  }
+
+  private fail(method: string, url: URL, res: Response, text: string, parsed: unknown): never {
     const p = parsed as { detail?: unknown; type?: unknown } | undefined;
     if (res.status === 401 || res.status === 403) {
       const detail = p && typeof p.detail === 'string' ? p.detail : `HTTP ${res.status}`;
