@@ -405,7 +405,7 @@ export async function runClient(argv: string[], env: NodeJS.ProcessEnv = process
       throw new UsageError(`--api '${base}': must be an http:// or https:// URL`);
     }
     const domain = ((values['cluster-domain'] as string | undefined) ?? env.KITH_CLUSTER_DOMAIN ?? 'cluster.local').replace(/\.$/, '');
-    return await command.run({ api, format, domain, out, err }, values, positionals);
+    return await command.run({ api, format, domain, out, err, tty: process.stdout.isTTY === true && format === 'table' }, values, positionals);
   } catch (e) {
     if (e instanceof UsageError) {
       err(`kith: ${e.message}\n`);

@@ -8,6 +8,8 @@ export interface Io {
   domain: string;
   out(s: string): void;
   err(s: string): void;
+  /** stdout is a terminal: long waits may redraw one progress line instead of printing a line per step. */
+  tty?: boolean;
 }
 
 /** A command's parsed flags, as node:util parseArgs gives them. */

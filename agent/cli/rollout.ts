@@ -100,6 +100,14 @@ async function undo(io: Io, name: string, to: string | undefined): Promise<numbe
   }
 }
 
+/** `[########------------] 2 of 5 updated, 1 ready`: a progress line for a terminal, readable without colour. */
+export function progressBar(updated: number, ready: number, total: number, width = 20): string {
+  const frac = (n: number) => (total > 0 ? Math.min(1, Math.max(0, n / total)) : 1);
+  const r = Math.round(frac(ready) * width);
+  const u = Math.max(r, Math.round(frac(updated) * width));
+  return `[${'#'.repeat(r)}${'+'.repeat(u - r)}${'-'.repeat(width - u)}] ${updated} of ${total} updated, ${ready} ready`;
+}
+
 async function status(io: Io, name: string, timeoutS: number): Promise<number> {
   const deadline = Date.now() + timeoutS * 1000;
   let last = '';
@@ -117,12 +125,17 @@ async function status(io: Io, name: string, timeoutS: number): Promise<number> {
       const s = st.data;
       const of = `${s.updated ?? 0} of ${spec.data.replicas} updated, ${s.updatedReady ?? 0} ready`;
       const others = s.live - (s.updated ?? 0);
-      line = `replicaset ${name}: ${of}${others > 0 ? `, ${others} old` : ''}`;
+      line = io.tty
+        ? `replicaset ${name}: ${progressBar(s.updated ?? 0, s.updatedReady ?? 0, spec.data.replicas)}${others > 0 ? `, ${others} old` : ''}`
+        : `replicaset ${name}: ${of}${others > 0 ? `, ${others} old` : ''}`;
       if (s.rollout === 'complete') done = 0;
       else if (s.rollout === 'stalled') done = 1;
     }
-    if (line !== last) io.out(`${line}\n`);
+    // On a terminal one line is redrawn in place (cleared to its end); elsewhere a line per step.
+    if (line !== last) io.out(io.tty ? `\r${line}\x1b[K` : `${line}\n`);
     last = line;
+    if (io.tty && done !== undefined) io.out('\n');
+    if (io.tty && done === undefined && Date.now() >= deadline) io.out('\n');
     if (done === 0) {
       io.out(`replicaset/${name} rolled out\n`);
       return 0;

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { manifests, samePod } from '../../../agent/cli/apply.js';
 import { parseEnv, parsePort, podFromRun, probeFromFlags, UsageError, waitOutcome } from '../../../agent/cli/run.js';
+import { progressBar } from '../../../agent/cli/rollout.js';
 import { resourceTable } from '../../../agent/cli/table.js';
 import { pod } from '../../../api/schemas.js';
 
@@ -55,6 +56,15 @@ describe('cli: pure parts', () => {
       'b     running      no     0                 img\n' +
       'c     exitFailure         0                 img\n',
     );
+  });
+
+  it('draws a rollout\'s progress for a terminal: ready #, updated and not ready +, the rest -', () => {
+    expect(progressBar(0, 0, 4, 8)).to.equal('[--------] 0 of 4 updated, 0 ready');
+    expect(progressBar(2, 1, 4, 8)).to.equal('[##++----] 2 of 4 updated, 1 ready');
+    expect(progressBar(4, 4, 4, 8)).to.equal('[########] 4 of 4 updated, 4 ready');
+    // A surge above the replicas stays within the bar; nothing to roll is a full bar.
+    expect(progressBar(5, 4, 4, 8)).to.equal('[########] 5 of 4 updated, 4 ready');
+    expect(progressBar(0, 0, 0, 4)).to.equal('[####] 0 of 0 updated, 0 ready');
   });
 
   it('waits until a pod runs or ends', () => {
