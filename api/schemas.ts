@@ -125,6 +125,8 @@ export const podSpec = z
     containers: z.array(container).default([]),
     ports: z.array(portSpec).default([]),
     restartPolicy: z.enum(RESTART_POLICIES).optional(),
+    /** SPEC §9: a token of this role for the pod, mounted in each container; absent: none. */
+    apiAccess: z.enum(['view', 'edit']).optional(),
     /** SPEC §11: seconds between the pod leaving every DNS name and its containers being stopped (default: the worker's --termination-grace). */
     terminationGracePeriodSeconds: z.number().int().min(0).max(3600).optional(),
     schedulingConstraints: z

@@ -11,6 +11,10 @@ export const TOKEN_ROLES = ['view', 'edit', 'admin'] as const;
 export type TokenRole = (typeof TOKEN_ROLES)[number];
 const RANK: Record<TokenRole, number> = { view: 0, edit: 1, admin: 2 };
 
+/** The tokens workers make for pods (SPEC §9): `pod.<pod name>`, deleted with the pod. */
+export const POD_TOKEN_PREFIX = 'pod.';
+export const podTokenName = (pod: string): string => `${POD_TOKEN_PREFIX}${pod}`;
+
 /** Every secret starts so, for secret scanners and people. */
 export const SECRET_PREFIX = 'kith_';
 /** Longer Authorization headers are refused unread. */
@@ -46,7 +50,8 @@ export function parseDuration(s: string): number | undefined {
 /** The body of `POST /tokens`. */
 export const tokenRequest = z
   .object({
-    name: tokenName.optional(),
+    // `pod.<pod>` names the token a worker makes for a pod (podTokenName): never one made over the API.
+    name: tokenName.refine((n) => !n.startsWith(POD_TOKEN_PREFIX), `must not start with '${'pod.'}': those are pods' own tokens`).optional(),
     role: z.enum(TOKEN_ROLES),
     ttl: z
       .union([z.string(), z.number().int()])

@@ -34,6 +34,9 @@ export function containerRunArgs(node: string, p: CreatePod, c: Container, pull:
   ];
   if (c.entrypoint !== undefined) args.push(`--entrypoint=${c.entrypoint}`);
   for (const [k, v] of Object.entries(c.env ?? {})) args.push('--env', `${k}=${v}`);
+  // What kith gives every container of the pod (its API token, SPEC §9) comes after the spec's own, and wins.
+  for (const [k, v] of Object.entries(p.extra?.env ?? {})) args.push('--env', `${k}=${v}`);
+  for (const f of p.extra?.files ?? []) args.push(`--volume=${f.source}:${f.target}:ro`);
   const req = c.resources?.requests;
   const lim = c.resources?.limits;
   if (req?.memory !== undefined) args.push(`--memory-reservation=${req.memory}m`);

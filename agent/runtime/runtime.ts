@@ -20,6 +20,8 @@ export interface CreatePod {
   pod: string;
   /** The DNS server the pod's containers use (the cluster address). */
   dns: string;
+  /** Given to each container besides its own spec: read-only files (host path → container path) and variables. */
+  extra?: { files: { source: string; target: string }[]; env: Record<string, string> };
 }
 
 /** A pod of this node found in the runtime at start. */

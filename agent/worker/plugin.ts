@@ -3,16 +3,20 @@ import { pod as podSchema, type Pod } from '../../api/schemas.js';
 import { describeAmount, minus, plus, podRequest, toMilli, type Amount } from '../capacity.js';
 import { settleWithin } from '../deadline.js';
 import { StartupError } from '../errors.js';
-import { CLAIMED_PREFIX, POD_PREFIX, claimedKey, inboxPrefix, nameUnder } from '../keys.js';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { POD_TOKEN_PREFIX } from '../../api/tokens.js';
+import { CLAIMED_PREFIX, POD_PREFIX, TOKEN_PREFIX, claimedKey, inboxPrefix, nameUnder } from '../keys.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
 import { NodeFirewall } from '../../firewall/node-firewall.js';
 import { retrying, type RetryTiming } from '../retry.js';
 import { PodmanError, PodmanRuntime } from '../runtime/podman.js';
-import type { PodRuntime } from '../runtime/runtime.js';
+import { runtimeName, type PodRuntime } from '../runtime/runtime.js';
 import type { WorkerConfig } from './flags.js';
 import { afterLostClaim, decideClaim } from './claim.js';
 import { planRestart, type RestartPlan } from './orphans.js';
 import { PodTask, type Health, type PodHooks } from './pod-task.js';
+import { isOwnPodToken, podTokenDir } from './pod-token.js';
 import { Limiter } from './probes.js';
 import { followRoutes } from './routes.js';
 import { claimSubnet, SubnetError } from './subnet-claim.js';
@@ -147,7 +151,7 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
   /** Runs a claimed (or adopted) pod until it ends, then gives back what it committed. */
   const run = (pod: Pod, req: Amount, claimRevision: number, adopt?: { ip: string }) => {
     const name = pod.name;
-    const task = new PodTask(pod, { state, runtime, log, node: me, domain, clusterAddress, gateway, hooks, health, drain, claimRevision, stopping: stopCtl.signal, retry, adopt }).start();
+    const task = new PodTask(pod, { state, runtime, log, node: me, domain, clusterAddress, gateway, dataDir: config.dataDir, hooks, health, drain, claimRevision, stopping: stopCtl.signal, retry, adopt }).start();
     tasks.set(name, task);
     running.set(tasks.size);
     gone.set(
@@ -237,7 +241,7 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
 async function planStart(ctx: PluginContext<WorkerConfig>, runtime: PodRuntime): Promise<RestartPlan> {
   const { state, log, config } = ctx;
   const left = await runtime.podsLeft(config.podNetwork);
-  const { kvs } = await state.snapshot([POD_PREFIX, CLAIMED_PREFIX]);
+  const { kvs } = await state.snapshot([POD_PREFIX, CLAIMED_PREFIX, TOKEN_PREFIX]);
   const claims = new Map(kvs.filter((kv) => kv.key.startsWith(CLAIMED_PREFIX)).map((kv) => [nameUnder(kv.key, CLAIMED_PREFIX) ?? '', kv]));
   const plan = planRestart(kvs.filter((kv) => kv.key.startsWith(POD_PREFIX)), claims, left, config.name);
   for (const name of plan.remove) await runtime.removePod(name);
@@ -249,6 +253,18 @@ async function planStart(ctx: PluginContext<WorkerConfig>, runtime: PodRuntime):
   for (const c of plan.staleClaims) {
     const r = await state.txn(staleClaimTransaction(config.name, c.pod, c.createRevision, config.clusterDomain));
     if (r.succeeded) log.warn({ pod: c.pod }, 'removed the claim an earlier run left on a pod deleted or ended meanwhile');
+  }
+  // Pods' own tokens (SPEC §9): an earlier run's stay only with the pods adopted; the others go, from etcd and from disk.
+  const adopted = new Set(plan.adopt.map((a) => a.pod.name));
+  const prefix = `${TOKEN_PREFIX}${POD_TOKEN_PREFIX}`;
+  for (const kv of kvs.filter((x) => x.key.startsWith(prefix) && isOwnPodToken(x, config.name) && !adopted.has(x.key.slice(prefix.length)))) {
+    const r = await state.txn({ if: [{ key: kv.key, modRevision: kv.modRevision }], then: [{ delete: kv.key }] });
+    if (r.succeeded) log.warn({ token: kv.key.slice(TOKEN_PREFIX.length) }, 'removed the token an earlier run made for a pod it no longer runs');
+  }
+  const tokenDirs = join(config.dataDir, 'pod-tokens');
+  if (existsSync(tokenDirs)) {
+    const keep = new Set(plan.adopt.map((a) => podTokenDir(config.dataDir, runtimeName(config.name, a.pod.name))));
+    for (const d of readdirSync(tokenDirs)) if (!keep.has(join(tokenDirs, d))) rmSync(join(tokenDirs, d), { recursive: true, force: true });
   }
   return plan;
 }

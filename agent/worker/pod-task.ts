@@ -6,6 +6,7 @@ import { podKey } from '../keys.js';
 import { retrying, type RetryTiming } from '../retry.js';
 import type { CreatePod, PodRuntime } from '../runtime/runtime.js';
 import type { StateLayer, Subscription } from '../state.js';
+import { issuePodToken, POD_TOKEN_PATH, revokePodToken } from './pod-token.js';
 import { Prober, type ProbeMetrics } from './prober.js';
 import { podProbes, restartDelay, withoutLiveMetadata, withReadiness, type Limiter } from './probes.js';
 import { podMetadataTransaction, podRecordRemovalTransaction, podStateTransaction } from './transactions.js';
@@ -46,6 +47,8 @@ export interface PodTaskDeps {
   clusterAddress: string;
   /** The pod network's gateway: the source of the worker's own probes. */
   gateway: string;
+  /** The agent's data dir: pods' own API tokens are kept under it. */
+  dataDir: string;
   hooks: PodHooks;
   health: Health;
   /**
@@ -306,6 +309,12 @@ export class PodTask {
         const c = k.startsWith('restarts.') ? k.slice('restarts.'.length) : undefined;
         if (c && Number.isInteger(Number(v))) this.restarts.set(c, Number(v));
       }
+      const access = this.pod.spec.apiAccess;
+      if (access && !adopt && !this.killed) {
+        // SPEC §9: its own token, in each container, with the address of the API.
+        const file = await issuePodToken(state, { pod: name, role: access, worker: this.deps.node, dataDir: this.deps.dataDir, runtimeName: this.runtimeName });
+        p.extra = { files: [{ source: file, target: POD_TOKEN_PATH }], env: { KITH_API: `http://api.special.${domain}` } };
+      }
       for (const c of adopt ? [] : this.pod.spec.containers) {
         if (this.killed) break;
         await runtime.runContainer(p, c);
@@ -374,6 +383,10 @@ export class PodTask {
       await hooks.podStopping?.(this.pod, this.ip, { gateway: this.deps.gateway }).catch((err) => log.error({ pod: name, err: (err as Error).message }, 'pod stop hook failed'));
     }
     await runtime.removePod(this.runtimeName).catch((err) => log.error({ pod: name, err: (err as Error).message }, 'could not remove the pod'));
+    if (this.pod.spec.apiAccess) {
+      await revokePodToken(state, { pod: name, worker: this.deps.node, dataDir: this.deps.dataDir, runtimeName: this.runtimeName })
+        .catch((err) => log.error({ pod: name, err: (err as Error).message }, 'could not delete the pod\'s token'));
+    }
     await this.sub.close();
     if (this.createRevision !== undefined && this.killReason !== 'deleted' && this.killReason !== 'superseded') {
       await this.write(outcome, { error }).catch((err) => log.error({ pod: name, err: (err as Error).message }, 'could not write the final state'));
