@@ -49,6 +49,7 @@ export class TokenStore {
         }
         this.byName.set(name, parsed.data);
         this.byHash.set(parsed.data.hash, parsed.data);
+        if (parsed.data.expiresAt) this.scheduleSweep();
       },
       { name: 'api-tokens' },
     );
@@ -58,11 +59,46 @@ export class TokenStore {
   /** Per token name, the revision of the last event seen: a token this node wrote is known before its event arrives, unless a later event came first. */
   private readonly lastRevision = new Map<string, number>();
 
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepAt = Infinity;
+  private closed = false;
+
+  /**
+   * Expired tokens are refused at once (on lookup); they also leave etcd, a
+   * second after they expire, deleted by any API node (guarded on the revision
+   * seen, so the nodes do not race) and so from every `token list`.
+   */
+  private scheduleSweep(): void {
+    if (this.closed) return;
+    let next = Infinity;
+    for (const t of this.byName.values()) if (t.expiresAt) next = Math.min(next, Date.parse(t.expiresAt));
+    if (!Number.isFinite(next) || next >= this.sweepAt) return;
+    clearTimeout(this.sweepTimer);
+    this.sweepAt = next;
+    // At most a day ahead (setTimeout's bound); the sweep reschedules itself.
+    const delay = Math.min(Math.max(0, next - Date.now()) + 1000, 86_400_000);
+    this.sweepTimer = setTimeout(() => void this.sweep(), delay);
+    this.sweepTimer.unref();
+  }
+
+  private async sweep(): Promise<void> {
+    this.sweepAt = Infinity;
+    for (const t of [...this.byName.values()].filter((x) => expired(x))) {
+      const key = tokenKey(t.name);
+      const rev = this.lastRevision.get(t.name);
+      if (rev === undefined) continue;
+      const res = await this.state.txn({ if: [{ key, modRevision: rev }], then: [{ delete: key }] }).catch(() => undefined);
+      if (res?.succeeded) this.log.info({ token: t.name }, 'deleted an expired token');
+    }
+    this.scheduleSweep();
+  }
+
   private remember(token: StoredToken, revision: number): void {
     if ((this.lastRevision.get(token.name) ?? 0) >= revision) return;
     this.lastRevision.set(token.name, revision);
     this.byName.set(token.name, token);
     this.byHash.set(token.hash, token);
+    if (token.expiresAt) this.scheduleSweep();
   }
 
   get synced(): Promise<void> {
@@ -147,6 +183,8 @@ export class TokenStore {
   }
 
   close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.sweepTimer);
     return this.sub.close();
   }
 }

@@ -1,9 +1,10 @@
 import { expect } from 'chai';
-import { statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiHarness } from './harness.js';
 import { TestAgent } from '../support/agent.js';
 import { freePort } from '../support/ports.js';
+import { TestEtcd } from '../support/etcd.js';
 import { waitUntil } from '../support/wait.js';
 import { bearer, hashSecret, parseDuration, requiredRole } from '../../api/tokens.js';
 
@@ -149,6 +150,9 @@ describe('api: tokens and roles against a real agent and etcd', function () {
       for (const base of [h.url, peer.url]) {
         await waitUntil(async () => (await h.request('GET', '/resources/pod', undefined, briefAuth, base)).status === 401, { timeoutMs: 4000, intervalMs: 50, what: 'the brief token to expire' });
       }
+      // And it leaves etcd, and so every token list, shortly after.
+      await waitUntil(async () => (await h.value('token/brief')) === undefined, { timeoutMs: 5000, what: 'the expired token deleted from etcd' });
+      expect((await h.request('GET', '/tokens')).body.map((t: { name: string }) => t.name)).to.not.include('brief');
     } finally {
       await peer.stop();
     }
@@ -185,6 +189,37 @@ describe('api: the bootstrap admin token across restarts', function () {
       }
     } finally {
       await h.stop();
+    }
+  });
+});
+
+describe('api: two API nodes bootstrapping an empty cluster at once', function () {
+  this.timeout(90_000);
+
+  it('make one admin token between them, written to the data dir of the one that made it', async () => {
+    const etcd = await TestEtcd.start();
+    const ports = [await freePort(), await freePort()];
+    const agents = ports.map((port, i) =>
+      TestAgent.start({ args: ['--plugins', 'api', '--name', `boot-${i}-${process.pid}`, '--etcd-endpoints', etcd.endpoint, '--api-listen', `127.0.0.1:${port}`, '--api-auth', 'token'] }),
+    );
+    const client = etcd.client();
+    try {
+      await Promise.all(agents.map((a) => a.ready(60_000)));
+      const tokens = await client.getAll().prefix('/kith/token/').strings();
+      expect(Object.keys(tokens)).to.deep.equal(['/kith/token/admin']);
+      const files = agents.map((a) => join(a.dataDir, 'admin.token')).filter((f) => existsSync(f));
+      expect(files).to.have.length(1);
+      const secret = readFileSync(files[0]!, 'utf8').trim();
+      expect(JSON.parse(tokens['/kith/token/admin']!)).to.include({ hash: hashSecret(secret) });
+      // The secret works on both nodes.
+      for (const port of ports) {
+        const r = await fetch(`http://127.0.0.1:${port}/resources/pod`, { headers: { authorization: `Bearer ${secret}` } });
+        expect(r.status).to.equal(200);
+      }
+    } finally {
+      client.close();
+      for (const a of agents) await a.stop().catch(() => undefined);
+      await etcd.stop();
     }
   });
 });
