@@ -125,6 +125,14 @@ export const tokenKey = (name: string): string => `${TOKEN_PREFIX}${name}`;
 /** Written once, with the first admin token, by the API node that bootstrapped the cluster. */
 export const TOKEN_BOOTSTRAP_KEY = 'token.bootstrap';
 
+// ---- pod logs (agent/worker/README.md) ----------------------------------------------
+
+/** The shared secret API nodes present to workers' log endpoints; created once, by the first node that needs it. */
+export const LOGS_CREDENTIAL_KEY = 'cluster/logs-credential';
+/** `node.worker/logs/<worker>`: where a worker serves its pods' logs (`host:port`), on its alive lease. */
+export const LOGS_ENDPOINT_PREFIX = 'node.worker/logs/';
+export const logsEndpointKey = (worker: string): string => `${LOGS_ENDPOINT_PREFIX}${worker}`;
+
 // ---- parsers ----------------------------------------------------------------------
 
 /** The last segment of `<prefix><name>`, or undefined when the key has another shape. */

@@ -1,3 +1,7 @@
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { PassThrough } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { execa } from 'execa';
 import type { Logger } from 'pino';
 import type { Container } from '../../api/schemas.js';
@@ -220,6 +224,41 @@ export class PodmanRuntime implements PodRuntime {
     if (r?.exitCode === 0) return true;
     if (r?.exitCode === 1) return false;
     return undefined;
+  }
+
+  logs(runtimeName: string, container: string, opts: { tail?: number; follow: boolean }, signal: AbortSignal): NodeJS.ReadableStream {
+    const args = ['logs', ...(opts.tail !== undefined ? ['--tail', String(opts.tail)] : []), ...(opts.follow ? ['--follow'] : []), `${runtimeName}-${container}`];
+    // stdout and stderr of the container, as podman gives them back, in one stream.
+    const child = spawn(this.command, args, { stdio: ['ignore', 'pipe', 'pipe'], signal, killSignal: 'SIGKILL' });
+    const out = new PassThrough();
+    let open = 2;
+    const end = () => void (--open === 0 && out.end());
+    for (const s of [child.stdout, child.stderr]) {
+      s.on('end', end);
+      s.pipe(out, { end: false });
+    }
+    child.on('error', (err) => {
+      if (!signal.aborted) this.log.warn({ container: `${runtimeName}-${container}`, err: err.message }, 'podman logs failed');
+      out.end();
+    });
+    out.on('close', () => child.kill('SIGKILL'));
+    return out;
+  }
+
+  async saveLog(runtimeName: string, container: string, file: string): Promise<boolean> {
+    const exists = await this.podman(['container', 'exists', `${runtimeName}-${container}`], { allowFail: true });
+    if (exists.exitCode !== 0) return false;
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), this.timeoutMs);
+    try {
+      const sink = createWriteStream(file, { mode: 0o600 });
+      const src = this.logs(runtimeName, container, { follow: false }, ctl.signal);
+      src.pipe(sink);
+      await finished(sink);
+      return true;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async stopPod(name: string, seconds: number): Promise<void> {

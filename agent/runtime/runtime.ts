@@ -77,6 +77,14 @@ export interface PodRuntime {
   stopPod(runtimeName: string, seconds: number): Promise<void>;
   /** Removes the pod and its containers at once; a pod already gone is not an error. */
   removePod(runtimeName: string): Promise<void>;
+  /**
+   * A container's log (its stdout and stderr), the last `tail` lines or all,
+   * going on while it runs with `follow`; `signal` ends it. Runtimes without
+   * logs leave it out.
+   */
+  logs?(runtimeName: string, container: string, opts: { tail?: number; follow: boolean }, signal: AbortSignal): NodeJS.ReadableStream;
+  /** Writes a container's whole log so far to `file`; false when the runtime has none for it. */
+  saveLog?(runtimeName: string, container: string, file: string): Promise<boolean>;
   /** Stops the runtime's own background work and removes what `prepareNetwork` started. */
   close(): Promise<void>;
 }

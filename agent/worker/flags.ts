@@ -71,6 +71,13 @@ export const workerFlags = defineFlags('worker', {
     default: '10',
     help: "seconds between SIGTERM to a pod's containers and SIGKILL",
   },
+  logsListenPort: {
+    flag: 'logs-listen-port',
+    schema: z.coerce.number().int().min(1).max(65535),
+    env: 'KITH_LOGS_LISTEN_PORT',
+    default: '10250',
+    help: "TCP port of the worker's pod log endpoint, on --host-address or else the cluster address (API nodes only: it asks the cluster logs credential)",
+  },
   workerPollMs: {
     flag: 'worker-poll-ms',
     schema: millis,

@@ -6,7 +6,11 @@ import { StartupError } from '../errors.js';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { POD_TOKEN_PREFIX } from '../../api/tokens.js';
-import { CLAIMED_PREFIX, POD_PREFIX, TOKEN_PREFIX, claimedKey, inboxPrefix, nameUnder } from '../keys.js';
+import { CLAIMED_PREFIX, POD_PREFIX, TOKEN_PREFIX, claimedKey, inboxPrefix, logsEndpointKey, nameUnder } from '../keys.js';
+import { logsCredential } from '../pod-logs.js';
+import { createServer } from 'node:http';
+import { bindError } from '../address.js';
+import { LogServer, podLogDir, removeStaleLogs } from './logs.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
 import { NodeFirewall } from '../../firewall/node-firewall.js';
 import { retrying, type RetryTiming } from '../retry.js';
@@ -170,6 +174,33 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
     return task;
   };
 
+  // ---- pod logs (README.md) -----------------------------------------------------------
+  const logsHost = config.hostAddress ?? clusterAddress;
+  const logServer = await LogServer.start({
+    host: logsHost,
+    port: config.logsListenPort,
+    credential: await logsCredential(state),
+    dataDir: config.dataDir,
+    runtimeName: (pod) => runtimeName(me, pod),
+    running: (pod) => {
+      const t = tasks.get(pod);
+      return t && !t.logsKept ? { runtimeName: t.runtimeName, containers: t.pod.spec.containers.map((c) => c.name) } : undefined;
+    },
+    runtime,
+    log,
+  });
+  await state.put(logsEndpointKey(me), `${logsHost}:${config.logsListenPort}`, 'alive');
+  log.info({ address: `${logsHost}:${config.logsListenPort}` }, 'pod logs served');
+  // Kept logs last as long as their pod's resource (SPEC §12).
+  const logsSub = state.watch(
+    [POD_PREFIX],
+    (ev) => {
+      const name = nameUnder(ev.key, POD_PREFIX);
+      if (ev.type === 'delete' && name) rmSync(podLogDir(config.dataDir, runtimeName(me, name)), { recursive: true, force: true });
+    },
+    { name: 'worker pod logs' },
+  );
+
   const adopted = plan.adopt.map((a) => run(a.pod, podRequest(a.pod.spec), a.claimRevision, { ip: a.ip }));
   // The chains were made again empty: the worker is ready once every adopted pod has its rules back.
   await settleWithin(Promise.all(adopted.map((t) => t.started)), 30_000);
@@ -225,6 +256,9 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
       for (const t of tasks.values()) (config.keepPods ? t.leave() : t.kill('stopping'));
       await settleWithin(Promise.allSettled([...gone.values()]), 60_000);
       await settleWithin(lane, 30_000);
+      await settleWithin(logsSub.close(), 10_000);
+      await logServer.close();
+      await settleWithin(state.delete(logsEndpointKey(me)).catch(() => undefined), 2000);
       // Left pods keep reaching the other hosts' pods until the next start takes the routes on.
       await routes?.close({ keep: config.keepPods });
       await runtime.close();
@@ -266,6 +300,10 @@ async function planStart(ctx: PluginContext<WorkerConfig>, runtime: PodRuntime):
     const keep = new Set(plan.adopt.map((a) => podTokenDir(config.dataDir, runtimeName(config.name, a.pod.name))));
     for (const d of readdirSync(tokenDirs)) if (!keep.has(join(tokenDirs, d))) rmSync(join(tokenDirs, d), { recursive: true, force: true });
   }
+  // Kept pod logs whose pod's resource is gone (deleted while this worker was away).
+  const pods = new Set(kvs.filter((kv) => kv.key.startsWith(POD_PREFIX)).map((kv) => runtimeName(config.name, nameUnder(kv.key, POD_PREFIX) ?? '')));
+  const stale = removeStaleLogs(config.dataDir, (d) => pods.has(d));
+  if (stale.length) log.info({ pods: stale }, 'removed the kept logs of pods deleted meanwhile');
   return plan;
 }
 
@@ -273,6 +311,15 @@ export const workerPlugin: Plugin<WorkerConfig> = {
   name: 'worker',
   role: 'worker',
   provides: ['clusterAddress'],
+  async preflight(config) {
+    // The cluster address is made at start; only the host address can be checked this early.
+    if (!config.hostAddress) return;
+    const probe = createServer();
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', (err: NodeJS.ErrnoException) => reject(bindError('--logs-listen-port', { host: config.hostAddress!, port: config.logsListenPort }, 'TCP', err)));
+      probe.listen(config.logsListenPort, config.hostAddress, () => probe.close(() => resolve()));
+    });
+  },
   async start(ctx) {
     // Pod rules go in before a pod's containers start and out before it is removed; the chains live as long as the worker.
     const firewall = await NodeFirewall.start({ chain: ctx.config.iptablesChain, log: ctx.log });

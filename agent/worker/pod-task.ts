@@ -6,6 +6,8 @@ import { podKey } from '../keys.js';
 import { retrying, type RetryTiming } from '../retry.js';
 import type { CreatePod, PodRuntime } from '../runtime/runtime.js';
 import type { StateLayer, Subscription } from '../state.js';
+import { rmSync } from 'node:fs';
+import { ensurePodLogDir, keptLogFile, podLogDir } from './logs.js';
 import { issuePodToken, POD_TOKEN_PATH, revokePodToken } from './pod-token.js';
 import { Prober, type ProbeMetrics } from './prober.js';
 import { podProbes, restartDelay, withoutLiveMetadata, withReadiness, type Limiter } from './probes.js';
@@ -93,6 +95,8 @@ export class PodTask {
   private sub: Subscription | undefined;
   readonly runtimeName: string;
   outcome: PodOutcome | undefined;
+  /** Its containers' logs are kept on disk and the pod is being removed: logs are read from the copies now. */
+  logsKept = false;
   ip: string | undefined;
   /** Its state `running` and A record are written. */
   private published = false;
@@ -238,6 +242,8 @@ export class PodTask {
         if (this.killed) return;
       }
       for (const c of containers) {
+        // The run before this restart stays readable as `--previous` (README.md).
+        await this.keepLog(c, 'previous');
         await runtime.restartContainer(p, c).catch((err) => log.error({ pod: this.pod.name, container: c, err: (err as Error).message }, 'restart failed'));
         this.restarts.set(c, (this.restarts.get(c) ?? 0) + 1);
         health.restarts?.inc({ reason: reason.startsWith('liveness') ? 'liveness' : 'exited' });
@@ -249,6 +255,18 @@ export class PodTask {
       this.publishLive();
     });
     return this.restartLane;
+  }
+
+  /** Copies a container's log so far under the data dir; a failure is logged, the pod goes on. */
+  private async keepLog(container: string, kind: 'log' | 'previous'): Promise<void> {
+    const { runtime, dataDir, log } = this.deps;
+    if (!runtime.saveLog) return;
+    try {
+      ensurePodLogDir(dataDir, this.runtimeName);
+      await runtime.saveLog(this.runtimeName, container, keptLogFile(dataDir, this.runtimeName, container, kind));
+    } catch (err) {
+      log.warn({ pod: this.pod.name, container, err: (err as Error).message }, 'could not keep the container\'s log');
+    }
   }
 
   /**
@@ -300,6 +318,8 @@ export class PodTask {
     let error: string | undefined;
     try {
       const adopt = this.deps.adopt;
+      // The kept logs of an earlier pod of this name are not this pod's.
+      if (!adopt) rmSync(podLogDir(this.deps.dataDir, this.runtimeName), { recursive: true, force: true });
       if (!this.killed) this.ip = adopt ? adopt.ip : (await runtime.createPod(p)).ip;
       if (!this.killed && this.ip) await hooks.podStarting?.(this.pod, this.ip, { gateway: this.deps.gateway });
       const probes = podProbes(this.pod.spec.containers);
@@ -382,6 +402,11 @@ export class PodTask {
     if (this.ip) {
       await hooks.podStopping?.(this.pod, this.ip, { gateway: this.deps.gateway }).catch((err) => log.error({ pod: name, err: (err as Error).message }, 'pod stop hook failed'));
     }
+    // An ended pod's logs stay readable until its resource is deleted (SPEC §12); a deleted one's are not kept.
+    if (this.ip && this.killReason !== 'deleted') {
+      for (const c of this.pod.spec.containers) await this.keepLog(c.name, 'log');
+    }
+    this.logsKept = true;
     await runtime.removePod(this.runtimeName).catch((err) => log.error({ pod: name, err: (err as Error).message }, 'could not remove the pod'));
     if (this.pod.spec.apiAccess) {
       await revokePodToken(state, { pod: name, worker: this.deps.node, dataDir: this.deps.dataDir, runtimeName: this.runtimeName })

@@ -1,0 +1,156 @@
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { bindError } from '../address.js';
+import { parseLogsQuery, sameCredential, tailLines, type LogsQuery } from '../pod-logs.js';
+import { bearer } from '../../api/tokens.js';
+import type { PodRuntime } from '../runtime/runtime.js';
+
+/**
+ * The worker's log endpoint (README.md): `GET /pods/<pod>/logs` with the
+ * query of parseLogsQuery, for API nodes only: every request must present
+ * the cluster's logs credential. A running pod's log comes from the runtime;
+ * an ended pod's, and a restarted container's earlier run, from the copies
+ * kept under `<data-dir>/pod-logs/<node>-<pod>/`.
+ */
+
+/** The folder of a pod's kept logs. */
+export const podLogDir = (dataDir: string, runtimeName: string): string => join(dataDir, 'pod-logs', runtimeName);
+/** `<container>.log`: the whole log of an ended pod's container; `<container>.previous`: its run before the last restart. */
+export const keptLogFile = (dataDir: string, runtimeName: string, container: string, kind: 'log' | 'previous'): string =>
+  join(podLogDir(dataDir, runtimeName), `${container}.${kind}`);
+
+/** A pod the worker runs now, as the log endpoint needs it. */
+export interface RunningPodLogs {
+  runtimeName: string;
+  containers: readonly string[];
+}
+
+export interface LogServerOptions {
+  host: string;
+  port: number;
+  credential: string;
+  dataDir: string;
+  /** The runtime name every pod of this worker has. */
+  runtimeName(pod: string): string;
+  /** The pod, while this worker runs it. */
+  running(pod: string): RunningPodLogs | undefined;
+  runtime: PodRuntime;
+  log: Logger;
+}
+
+/** What a request is answered with, decided before any I/O of the log itself. */
+export type LogAnswer =
+  | { kind: 'problem'; status: number; type: string; detail: string }
+  | { kind: 'stream'; runtimeName: string; container: string }
+  | { kind: 'file'; file: string };
+
+/** Decides a logs request (pure but for the files' existence, given as `exists`). */
+export function decideLogs(
+  o: { pod: string; query: LogsQuery; runtimeName: string; running?: RunningPodLogs; dataDir: string },
+  exists: (file: string) => boolean,
+): LogAnswer {
+  const { pod, query } = o;
+  const kept = (c: string, kind: 'log' | 'previous') => keptLogFile(o.dataDir, o.runtimeName, c, kind);
+  let container = query.container;
+  if (container === undefined) {
+    const names = o.running?.containers ?? [];
+    if (names.length === 1) container = names[0];
+    else if (names.length > 1) return { kind: 'problem', status: 400, type: 'malformed-request', detail: `pod '${pod}' has containers ${names.join(', ')}; name one with container=` };
+    else return { kind: 'problem', status: 400, type: 'malformed-request', detail: 'name the container with container=' };
+  }
+  if (o.running && !o.running.containers.includes(container!)) {
+    return { kind: 'problem', status: 404, type: 'container-not-found', detail: `pod '${pod}' has no container '${container}'; it has ${o.running.containers.join(', ')}` };
+  }
+  if (query.previous) {
+    const f = kept(container!, 'previous');
+    return exists(f) ? { kind: 'file', file: f } : { kind: 'problem', status: 404, type: 'logs-not-found', detail: `container '${container}' of pod '${pod}' has not been restarted: there is no previous log` };
+  }
+  if (o.running) return { kind: 'stream', runtimeName: o.runtimeName, container: container! };
+  const f = kept(container!, 'log');
+  return exists(f) ? { kind: 'file', file: f } : { kind: 'problem', status: 404, type: 'logs-not-found', detail: `this worker has no log of container '${container}' of pod '${pod}'` };
+}
+
+function problem(res: ServerResponse, status: number, type: string, detail: string, headers: Record<string, string> = {}): void {
+  const body = JSON.stringify({ type, detail, status });
+  res.writeHead(status, { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+export class LogServer {
+  private readonly server: Server;
+
+  private constructor(private readonly o: LogServerOptions) {
+    this.server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => this.handle(req, res));
+    this.server.maxConnections = 256;
+  }
+
+  static async start(o: LogServerOptions): Promise<LogServer> {
+    const s = new LogServer(o);
+    await new Promise<void>((resolve, reject) => {
+      s.server.once('error', (err: NodeJS.ErrnoException) => reject(bindError('--logs-listen-port', { host: o.host, port: o.port }, 'TCP', err)));
+      s.server.listen(o.port, o.host, () => resolve());
+    });
+    return s;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://worker');
+    const secret = bearer(req.headers.authorization);
+    // Before anything else: only API nodes hold the credential.
+    if (typeof secret !== 'string' || secret === 'malformed' || !sameCredential(secret, this.o.credential)) {
+      return problem(res, 401, 'unauthorized', 'this endpoint serves API nodes only; present the cluster logs credential', { 'www-authenticate': 'Bearer realm="kith-worker-logs"' });
+    }
+    const m = /^\/pods\/([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)\/logs$/.exec(url.pathname);
+    if (!m) return problem(res, 404, 'route-not-found', `no route for ${req.method} ${url.pathname.slice(0, 200)}`);
+    if (req.method !== 'GET') return problem(res, 405, 'method-not-allowed', `${req.method} is not allowed; use GET`, { allow: 'GET' });
+    const query = parseLogsQuery(Object.fromEntries(url.searchParams));
+    if ('error' in query) return problem(res, 400, 'malformed-request', query.error);
+    const pod = m[1]!;
+    const answer = decideLogs({ pod, query, runtimeName: this.o.runtimeName(pod), running: this.o.running(pod), dataDir: this.o.dataDir }, existsSync);
+    if (answer.kind === 'problem') return problem(res, answer.status, answer.type, answer.detail);
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+    if (answer.kind === 'file') {
+      if (query.tail === undefined) createReadStream(answer.file).pipe(res);
+      else res.end(tailLines(readFileSync(answer.file, 'utf8'), query.tail));
+      return;
+    }
+    // A follow may be quiet for long: no idle timeout; it ends with the container or the client.
+    if (query.follow) req.socket.setTimeout(0);
+    const ctl = new AbortController();
+    res.on('close', () => ctl.abort());
+    const runtime = this.o.runtime;
+    if (!runtime.logs) return void res.end();
+    const src = runtime.logs(answer.runtimeName, answer.container, { tail: query.tail, follow: query.follow }, ctl.signal);
+    src.pipe(res);
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      if (!this.server.listening) return resolve();
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}
+
+/** Removes the kept logs of pods whose resource is gone (`keep` says which pods still have one). */
+export function removeStaleLogs(dataDir: string, keep: (runtimeName: string) => boolean): string[] {
+  const dir = join(dataDir, 'pod-logs');
+  if (!existsSync(dir)) return [];
+  const removed: string[] = [];
+  for (const d of readdirSync(dir)) {
+    if (keep(d)) continue;
+    rmSync(join(dir, d), { recursive: true, force: true });
+    removed.push(d);
+  }
+  return removed;
+}
+
+/** Makes the folder of a pod's kept logs. */
+export function ensurePodLogDir(dataDir: string, runtimeName: string): string {
+  const d = podLogDir(dataDir, runtimeName);
+  mkdirSync(d, { recursive: true, mode: 0o700 });
+  return d;
+}
