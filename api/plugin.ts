@@ -16,6 +16,7 @@ import { ResourceFeed } from './feed.js';
 import { ResourceStore } from './store.js';
 import { serveWatch, type WatchDeps } from './stream.js';
 import { TokenStore } from './token-store.js';
+import { PodLogs } from './logs.js';
 import { allows, bearer, requiredRole } from './tokens.js';
 
 /** How long /readyz waits for etcd before calling it unreachable. */
@@ -151,11 +152,14 @@ export function createApp(deps: {
   tokens?: TokenStore;
   /** What the watch streams are served from. */
   watch: Omit<WatchDeps, 'store' | 'metrics' | 'log'>;
+  /** Pods' logs, from their workers. */
+  logs?: PodLogs;
 }): Koa {
   const watchDeps: WatchDeps = { ...deps.watch, store: deps.store, metrics: deps.metrics, log: deps.log };
   const router = buildRouter({
     store: deps.store, domain: deps.domain, metrics: deps.registry, notReady: deps.notReady, tokens: deps.tokens,
     watch: (ctx, sel) => serveWatch(ctx, sel, watchDeps),
+    logs: deps.logs ? (ctx, pod) => deps.logs!.serve(ctx, pod) : undefined,
   });
   const outage = new EtcdOutage(deps.log);
   const app = new Koa();
@@ -251,7 +255,7 @@ export const apiPlugin: Plugin<ApiConfig> = {
     if (!tokens) log.warn('--api-auth none: the API is open; anyone who reaches it may change anything');
     const feed = new ResourceFeed(state);
     const limits = { heartbeatMs: ctx.config.apiWatchHeartbeatMs, maxEvents: ctx.config.apiWatchMaxEvents, maxBytes: ctx.config.apiWatchMaxBytes };
-    const app = createApp({ store, domain, metrics, registry: ctx.metrics, log, notReady, tokens, watch: { feed, state, limits } });
+    const app = createApp({ store, domain, metrics, registry: ctx.metrics, log, notReady, tokens, watch: { feed, state, limits }, logs: new PodLogs({ store, state, log }) });
     const servers: Server[] = [];
     const stopServers = async () => {
       await Promise.all(servers.map(close));

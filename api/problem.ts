@@ -27,6 +27,10 @@ export const PROBLEMS = {
   forbidden: [403, "The token's role does not allow this."],
   'token-already-exists': [409, 'The given token already exists.'],
   'token-not-found': [404, 'The given token does not exist.'],
+  'container-not-found': [404, 'The pod has no such container.'],
+  'logs-not-found': [404, 'The log asked for is not kept.'],
+  'pod-not-placed': [409, 'The pod has not been placed on a worker.'],
+  'worker-unavailable': [503, "The pod's worker cannot serve its logs now."],
 } as const satisfies Record<string, readonly [number, string]>;
 
 export type ProblemType = keyof typeof PROBLEMS;

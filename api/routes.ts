@@ -22,6 +22,8 @@ export interface RouteDeps {
   tokens?: TokenStore;
   /** Serves `?watch=1`: a stream of the changes of what the path names (stream.ts). */
   watch(ctx: Context, sel: Selector): Promise<void>;
+  /** Serves a pod's logs from its worker (logs.ts); without it the route answers 404. */
+  logs?(ctx: Context, pod: string): Promise<void>;
 }
 
 /** `?watch=1` (or `true`) on a GET. */
@@ -74,6 +76,15 @@ export function buildRouter(deps: RouteDeps): Router {
     ctx.set('ETag', `"${modRevision}"`);
     ctx.body = resource;
   });
+
+  const logs = deps.logs;
+  if (logs) {
+    router.get('/resources/pod/:name/logs', async (ctx) => {
+      const { name } = ctx.params as { name: string };
+      if (!addressable('pod', name)) throw notFound('pod', name);
+      await logs(ctx, name);
+    });
+  }
 
   router.patch('/resources/:type/:name', async (ctx) => {
     const { type, name } = ctx.params as { type: string; name: string };
