@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { parseDomainName } from '../../api/namespace.js';
 import { NODE_TYPES } from '../../api/schemas.js';
 import { generateName } from '../names.js';
+import { logsQueryString } from '../pod-logs.js';
 import { DocumentError, manifests, samePod, withoutSystemKeys } from './apply.js';
 import { ApiClient, ApiError } from './http.js';
 import { findToken } from './token-source.js';
@@ -332,6 +333,36 @@ const COMMANDS: Record<string, Command> = {
         } catch (err) {
           if (!(err instanceof ApiError && err.status === 412) || attempt + 1 >= SCALE_ATTEMPTS) throw err;
         }
+      }
+    },
+  },
+
+  logs: {
+    args: 'POD [-c CONTAINER] [-f] [--tail N] [--previous]',
+    options: { container: { type: 'string', short: 'c' }, follow: { type: 'boolean', short: 'f' }, tail: { type: 'string' }, previous: { type: 'boolean' } },
+    async run(io, v, pos) {
+      const [pod] = exactly(pos, ['POD']);
+      const tail = v.tail as string | undefined;
+      if (tail !== undefined && !/^\d{1,9}$/.test(tail)) throw new UsageError(`--tail '${tail}': must be a whole number of lines`);
+      const query = logsQueryString({ container: v.container as string | undefined, follow: v.follow === true, tail: tail === undefined ? undefined : Number(tail), previous: v.previous === true });
+      // -f runs until the pod ends or Ctrl-C; then it ends quietly.
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        const res = await io.api.open(`${seg('resources', 'pod', pod!, 'logs')}${query}`, {}, stop.signal);
+        const decoder = new TextDecoder();
+        for await (const chunk of res.body ?? []) io.out(decoder.decode(chunk as Uint8Array, { stream: true }));
+        io.out(decoder.decode());
+        return 0;
+      } catch (err) {
+        if (stop.signal.aborted) return 0;
+        if (err instanceof ApiError) throw err;
+        throw new ApiError(`the log of pod '${pod}' broke off: ${(err as Error).message}`, 0);
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
       }
     },
   },
