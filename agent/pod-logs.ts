@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
 import { LOGS_CREDENTIAL_KEY } from './keys.js';
 import type { StateLayer } from './state.js';
 
@@ -82,3 +83,25 @@ export function parseLogsEndpoint(v: string): { host: string; port: number } | u
   const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(v.trim());
   return m && Number(m[2]) > 0 && Number(m[2]) < 65536 ? { host: m[1]!, port: Number(m[2]) } : undefined;
 }
+
+/**
+ * Containers run with a terminal (`--tty`), whose line discipline ends each
+ * line with CR LF: logs are served with plain LF, as the program wrote them.
+ */
+export class TerminalLines extends Transform {
+  private held = false;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    let s = (this.held ? '\r' : '') + chunk.toString('latin1');
+    this.held = s.endsWith('\r');
+    if (this.held) s = s.slice(0, -1);
+    done(null, Buffer.from(s.replace(/\r\n/g, '\n'), 'latin1'));
+  }
+
+  override _flush(done: TransformCallback): void {
+    done(null, this.held ? Buffer.from('\r') : null);
+  }
+}
+
+/** A whole log as served: CR LF line ends as LF (TerminalLines). */
+export const plainLines = (text: string): string => text.replace(/\r\n/g, '\n');

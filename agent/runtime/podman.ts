@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
+import { rename } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { execa } from 'execa';
@@ -251,10 +252,13 @@ export class PodmanRuntime implements PodRuntime {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), this.timeoutMs);
     try {
-      const sink = createWriteStream(file, { mode: 0o600 });
+      // Written aside and renamed: a reader never sees a copy half made.
+      const part = `${file}.part`;
+      const sink = createWriteStream(part, { mode: 0o600 });
       const src = this.logs(runtimeName, container, { follow: false }, ctl.signal);
       src.pipe(sink);
       await finished(sink);
+      await rename(part, file);
       return true;
     } finally {
       clearTimeout(timer);

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { bindError } from '../address.js';
-import { parseLogsQuery, sameCredential, tailLines, type LogsQuery } from '../pod-logs.js';
+import { parseLogsQuery, plainLines, sameCredential, tailLines, TerminalLines, type LogsQuery } from '../pod-logs.js';
 import { bearer } from '../../api/tokens.js';
 import type { PodRuntime } from '../runtime/runtime.js';
 
@@ -112,8 +112,8 @@ export class LogServer {
     if (answer.kind === 'problem') return problem(res, answer.status, answer.type, answer.detail);
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
     if (answer.kind === 'file') {
-      if (query.tail === undefined) createReadStream(answer.file).pipe(res);
-      else res.end(tailLines(readFileSync(answer.file, 'utf8'), query.tail));
+      if (query.tail === undefined) createReadStream(answer.file).pipe(new TerminalLines()).pipe(res);
+      else res.end(tailLines(plainLines(readFileSync(answer.file, 'utf8')), query.tail));
       return;
     }
     // A follow may be quiet for long: no idle timeout; it ends with the container or the client.
@@ -123,7 +123,7 @@ export class LogServer {
     const runtime = this.o.runtime;
     if (!runtime.logs) return void res.end();
     const src = runtime.logs(answer.runtimeName, answer.container, { tail: query.tail, follow: query.follow }, ctl.signal);
-    src.pipe(res);
+    src.pipe(new TerminalLines()).pipe(res);
   }
 
   async close(): Promise<void> {
