@@ -1,0 +1,66 @@
+import { expect } from 'chai';
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { logsQueryString, parseLogsEndpoint, parseLogsQuery, plainLines, sameCredential, tailLines, TerminalLines } from '../../agent/pod-logs.js';
+import { chooseContainer } from '../../api/logs.js';
+import { decideLogs } from '../../agent/worker/logs.js';
+import { Problem } from '../../api/problem.js';
+
+describe('pod logs (pure)', () => {
+  it('reads the query of a logs request and writes it back', () => {
+    expect(parseLogsQuery({})).to.deep.equal({ container: undefined, follow: false, tail: undefined, previous: false });
+    const q = parseLogsQuery({ container: 'main', follow: '1', tail: '3', previous: 'true' });
+    expect(q).to.deep.equal({ container: 'main', follow: true, tail: 3, previous: true });
+    expect(parseLogsQuery(Object.fromEntries(new URLSearchParams(logsQueryString(q as never).slice(1))))).to.deep.equal(q);
+    expect(parseLogsQuery({ tail: '-1' })).to.have.property('error').that.match(/tail '-1'/);
+    expect(parseLogsQuery({ tail: 'x' })).to.have.property('error');
+    expect(parseLogsQuery({ container: 'A/../b' })).to.have.property('error').that.match(/container/);
+    expect(logsQueryString({ follow: false, previous: false })).to.equal('');
+  });
+
+  it('takes the last lines of a log', () => {
+    expect(tailLines('a\nb\nc\n', 2)).to.equal('b\nc\n');
+    expect(tailLines('a\nb\nc', 2)).to.equal('b\nc\n');
+    expect(tailLines('a\nb\n', 5)).to.equal('a\nb\n');
+    expect(tailLines('a\nb\n', 0)).to.equal('');
+    expect(tailLines('a\nb\n', undefined)).to.equal('a\nb\n');
+    expect(tailLines('', 3)).to.equal('');
+  });
+
+  it('serves a terminal\'s CR LF line ends as LF, also across chunks', async () => {
+    const out = await text(Readable.from([Buffer.from('a\r'), Buffer.from('\nb\r\nc\r')]).pipe(new TerminalLines()));
+    expect(out).to.equal('a\nb\nc\r');
+    expect(plainLines('x\r\ny\r\n')).to.equal('x\ny\n');
+  });
+
+  it('compares credentials whatever their lengths', () => {
+    expect(sameCredential('kithlogs_abc', 'kithlogs_abc')).to.equal(true);
+    expect(sameCredential('kithlogs_abd', 'kithlogs_abc')).to.equal(false);
+    expect(sameCredential('', 'kithlogs_abc')).to.equal(false);
+  });
+
+  it('reads a log endpoint', () => {
+    expect(parseLogsEndpoint('10.0.0.1:10250')).to.deep.equal({ host: '10.0.0.1', port: 10250 });
+    expect(parseLogsEndpoint('10.0.0.1')).to.equal(undefined);
+    expect(parseLogsEndpoint('10.0.0.1:0')).to.equal(undefined);
+  });
+
+  it('chooses the container a request means, naming the pod\'s when it cannot', () => {
+    expect(chooseContainer('web', ['main'], undefined)).to.equal('main');
+    expect(chooseContainer('web', ['a', 'b'], 'b')).to.equal('b');
+    expect(() => chooseContainer('web', ['a', 'b'], undefined)).to.throw(Problem, /containers a, b/);
+    expect(() => chooseContainer('web', ['a'], 'x')).to.throw(Problem, /no container 'x'/);
+  });
+
+  it('decides where a worker reads a log: the runtime while the pod runs, the kept copies after', () => {
+    const base = { pod: 'web', runtimeName: 'w1-web', dataDir: '/d' };
+    const q = { container: 'main', follow: false, previous: false };
+    const running = { runtimeName: 'w1-web', containers: ['main'] };
+    expect(decideLogs({ ...base, query: q, running }, () => false)).to.deep.equal({ kind: 'stream', runtimeName: 'w1-web', container: 'main' });
+    expect(decideLogs({ ...base, query: { ...q, previous: true }, running }, (f) => f === '/d/pod-logs/w1-web/main.previous')).to.deep.equal({ kind: 'file', file: '/d/pod-logs/w1-web/main.previous' });
+    expect(decideLogs({ ...base, query: { ...q, previous: true }, running }, () => false)).to.include({ kind: 'problem', status: 404 });
+    expect(decideLogs({ ...base, query: q }, (f) => f === '/d/pod-logs/w1-web/main.log')).to.deep.equal({ kind: 'file', file: '/d/pod-logs/w1-web/main.log' });
+    expect(decideLogs({ ...base, query: q }, () => false)).to.include({ kind: 'problem', type: 'logs-not-found' });
+    expect(decideLogs({ ...base, query: { ...q, container: 'x' }, running }, () => true)).to.include({ kind: 'problem', type: 'container-not-found' });
+  });
+});
