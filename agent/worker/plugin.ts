@@ -176,7 +176,8 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
 
   // ---- pod logs (README.md) -----------------------------------------------------------
   const logsHost = config.hostAddress ?? clusterAddress;
-  const logServer = await LogServer.start({
+  // A runtime without logs (the simulated one of benchmarks) serves none.
+  const logServer = runtime.logs && (await LogServer.start({
     host: logsHost,
     port: config.logsListenPort,
     credential: await logsCredential(state),
@@ -188,9 +189,11 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
     },
     runtime,
     log,
-  });
-  await state.put(logsEndpointKey(me), `${logsHost}:${config.logsListenPort}`, 'alive');
-  log.info({ address: `${logsHost}:${config.logsListenPort}` }, 'pod logs served');
+  }));
+  if (logServer) {
+    await state.put(logsEndpointKey(me), `${logsHost}:${config.logsListenPort}`, 'alive');
+    log.info({ address: `${logsHost}:${config.logsListenPort}` }, 'pod logs served');
+  }
   // Kept logs last as long as their pod's resource (SPEC §12).
   const logsSub = state.watch(
     [POD_PREFIX],
@@ -257,8 +260,10 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
       await settleWithin(Promise.allSettled([...gone.values()]), 60_000);
       await settleWithin(lane, 30_000);
       await settleWithin(logsSub.close(), 10_000);
-      await logServer.close();
-      await settleWithin(state.delete(logsEndpointKey(me)).catch(() => undefined), 2000);
+      if (logServer) {
+        await logServer.close();
+        await settleWithin(state.delete(logsEndpointKey(me)).catch(() => undefined), 2000);
+      }
       // Left pods keep reaching the other hosts' pods until the next start takes the routes on.
       await routes?.close({ keep: config.keepPods });
       await runtime.close();
