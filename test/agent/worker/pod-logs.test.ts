@@ -183,6 +183,15 @@ describe('pod logs (real podman, through the API)', function () {
     await state.txn({ if: [], then: [{ delete: 'resource/pod/again' }, { delete: 'resource/pod/counter' }] });
   });
 
+  it('-f ends when the pod ends', async () => {
+    await createPod(state, { name: 'short', spec: { containers: [{ name: 'main', image: IMAGE, cmd: ['sh', '-c', 'echo a; sleep 4; echo b'] }] } });
+    await waitState('short', (s) => s === 'running', 'running');
+    const f = await kith(['logs', 'short', '-f'], { timeoutMs: 60_000 }).done;
+    expect(f.code, f.stderr).to.equal(0);
+    expect(f.stdout).to.equal('a\nb\n');
+    await state.txn({ if: [], then: [{ delete: 'resource/pod/short' }] });
+  });
+
   it('a pod never placed has no logs yet, and says so', async () => {
     // More memory than the worker offers: it stays unplaced.
     await createPod(state, { name: 'huge', spec: { containers: [{ name: 'main', image: IMAGE, cmd: ['true'], resources: { requests: { memory: 1_000_000 } } }] } });
@@ -190,5 +199,16 @@ describe('pod logs (real podman, through the API)', function () {
     expect(r.code).to.equal(1);
     expect(r.stderr).to.match(/has not been placed/);
     await state.txn({ if: [], then: [{ delete: 'resource/pod/huge' }] });
+  });
+
+  it('a pod whose worker is not alive (its log endpoint gone with its lease) says so', async () => {
+    await createPod(state, { name: 'orphan', spec: { containers: [{ name: 'main', image: IMAGE, cmd: ['sleep', '600'] }] } });
+    await waitState('orphan', (s) => s === 'running', 'running');
+    // As when the worker's alive lease expires: the last test, the agent stops after it.
+    await state.txn({ if: [], then: [{ delete: `node.worker/logs/${host.name}` }] });
+    const r = await logs(['orphan']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(/worker '.*' of pod 'orphan' is not alive/);
+    await state.txn({ if: [], then: [{ delete: 'resource/pod/orphan' }] });
   });
 });
