@@ -1,14 +1,14 @@
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
 import { Gauge, Counter, Histogram } from 'prom-client';
 import { pod as podSchema, type Pod } from '../../api/schemas.js';
 import { describeAmount, minus, plus, podRequest, toMilli, type Amount } from '../capacity.js';
 import { settleWithin } from '../deadline.js';
 import { StartupError } from '../errors.js';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { POD_TOKEN_PREFIX } from '../../api/tokens.js';
 import { CLAIMED_PREFIX, POD_PREFIX, TOKEN_PREFIX, claimedKey, inboxPrefix, logsEndpointKey, nameUnder } from '../keys.js';
 import { logsCredential } from '../pod-logs.js';
-import { createServer } from 'node:http';
 import { bindError } from '../address.js';
 import { LogServer, podLogDir, removeStaleLogs } from './logs.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
@@ -6,7 +7,6 @@ import { podKey } from '../keys.js';
 import { retrying, type RetryTiming } from '../retry.js';
 import type { CreatePod, PodRuntime } from '../runtime/runtime.js';
 import type { StateLayer, Subscription } from '../state.js';
-import { rmSync } from 'node:fs';
 import { ensurePodLogDir, keptLogFile, podLogDir } from './logs.js';
 import { issuePodToken, POD_TOKEN_PATH, revokePodToken } from './pod-token.js';
 import { Prober, type ProbeMetrics } from './prober.js';
