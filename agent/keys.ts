@@ -127,8 +127,9 @@ export const TOKEN_BOOTSTRAP_KEY = 'token.bootstrap';
 
 // ---- pod logs (agent/worker/README.md) ----------------------------------------------
 
-/** The shared secret API nodes present to workers' log endpoints; created once, by the first node that needs it. */
-export const LOGS_CREDENTIAL_KEY = 'cluster/logs-credential';
+/** `node.api/logs-key/<api node>`: the public key (PEM) an API node signs its log requests to workers with, on its alive lease. */
+export const LOGS_KEY_PREFIX = 'node.api/logs-key/';
+export const logsKeyKey = (apiNode: string): string => `${LOGS_KEY_PREFIX}${apiNode}`;
 /** `node.worker/logs/<worker>`: where a worker serves its pods' logs (`host:port`), on its alive lease. */
 export const LOGS_ENDPOINT_PREFIX = 'node.worker/logs/';
 export const logsEndpointKey = (worker: string): string => `${LOGS_ENDPOINT_PREFIX}${worker}`;

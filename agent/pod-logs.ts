@@ -1,12 +1,15 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import type { Logger } from 'pino';
 import { Transform, type TransformCallback } from 'node:stream';
-import { LOGS_CREDENTIAL_KEY } from './keys.js';
-import type { StateLayer } from './state.js';
+import { LOGS_KEY_PREFIX, logsKeyKey, nameUnder } from './keys.js';
+import type { StateLayer, Subscription } from './state.js';
 
 /**
  * Pod logs (SPEC §12) as both sides see them: the API asks the worker that
- * runs a pod, presenting the cluster's logs credential; the worker compares
- * it in constant time. Pods cannot read etcd, so they cannot present it.
+ * runs a pod with a request signed by the API node's own key (Ed25519, made
+ * at each start, the private half never leaves the process); the worker
+ * checks it against the public keys API nodes publish in etcd. etcd holds no
+ * secret of it: a copy of etcd's data signs nothing, and pods hold no key.
  */
 
 /** Longest `--tail` served. */
@@ -59,23 +62,83 @@ export function tailLines(text: string, n: number | undefined): string {
   return lines.slice(Math.max(0, end - n), end).map((l) => `${l}\n`).join('');
 }
 
-/** Two credentials compared in constant time (their hashes have one length whatever they are). */
-export function sameCredential(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b) && given.length === expected.length;
+/** How far a signed request's time may be from the worker's clock, ms. */
+export const SIGNATURE_WINDOW_MS = 60_000;
+
+/** What is signed: the time, the method and the path with its query. */
+const signedData = (ts: number, method: string, path: string): Buffer => Buffer.from(`${ts}\n${method}\n${path}`);
+
+/** An API node's signing key for log requests, made at start. */
+export class LogsSigner {
+  private readonly privateKey: KeyObject;
+  readonly publicKeyPem: string;
+
+  constructor(readonly node: string) {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    this.privateKey = privateKey;
+    this.publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  }
+
+  /** The Authorization header of a request: `KithSig <node> <time ms> <signature>`. */
+  authorization(method: string, path: string, now = Date.now()): string {
+    return `KithSig ${this.node} ${now} ${sign(null, signedData(now, method, path), this.privateKey).toString('base64url')}`;
+  }
+
+  /** Publishes the public key on this node's alive lease (it goes with the node). */
+  async publish(state: StateLayer): Promise<void> {
+    await state.txn({ if: [], then: [{ put: logsKeyKey(this.node), value: this.publicKeyPem, lease: 'alive' }] });
+  }
 }
 
-/** The cluster's logs credential: read, or made by this node when none exists yet (one writer wins). */
-export async function logsCredential(state: StateLayer): Promise<string> {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const kv = await state.get(LOGS_CREDENTIAL_KEY);
-    if (kv) return kv.value;
-    const secret = `kithlogs_${randomBytes(32).toString('base64url')}`;
-    const r = await state.txn({ if: [{ key: LOGS_CREDENTIAL_KEY, createRevision: 0 }], then: [{ put: LOGS_CREDENTIAL_KEY, value: secret }] });
-    if (r.succeeded) return secret;
+/** Whether an Authorization header is a signature of `method path` by a key in `keys`, made within the window (pure). */
+export function checkSignature(authorization: string | undefined, method: string, path: string, keys: ReadonlyMap<string, KeyObject>, now = Date.now()): boolean {
+  if (typeof authorization !== 'string' || authorization.length > 512) return false;
+  const m = /^KithSig ([a-z0-9-]{1,63}) (\d{1,16}) ([A-Za-z0-9_-]{86})$/.exec(authorization);
+  if (!m) return false;
+  const key = keys.get(m[1]!);
+  const ts = Number(m[2]);
+  if (!key || Math.abs(now - ts) > SIGNATURE_WINDOW_MS) return false;
+  try {
+    return verify(null, signedData(ts, method, path), key, Buffer.from(m[3]!, 'base64url'));
+  } catch {
+    return false;
   }
-  throw new Error(`could not read or create ${LOGS_CREDENTIAL_KEY} in etcd`);
+}
+
+/** A worker's view of the API nodes' public keys, followed through the state layer. */
+export class LogsVerifier {
+  private readonly keys = new Map<string, KeyObject>();
+  private readonly sub: Subscription;
+
+  constructor(state: StateLayer, log: Logger) {
+    this.sub = state.watch(
+      [LOGS_KEY_PREFIX],
+      (ev) => {
+        const node = nameUnder(ev.key, LOGS_KEY_PREFIX);
+        if (!node) return;
+        if (ev.type !== 'put') return void this.keys.delete(node);
+        try {
+          this.keys.set(node, createPublicKey(ev.value));
+        } catch {
+          this.keys.delete(node);
+          log.warn({ key: ev.key }, 'an API node\'s logs key is not a public key; ignored');
+        }
+      },
+      { name: 'logs keys' },
+    );
+  }
+
+  get synced(): Promise<void> {
+    return this.sub.synced;
+  }
+
+  check(authorization: string | undefined, method: string, path: string): boolean {
+    return checkSignature(authorization, method, path, this.keys);
+  }
+
+  close(): Promise<void> {
+    return this.sub.close();
+  }
 }
 
 /** `host:port` of a log endpoint, or undefined. */

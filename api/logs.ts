@@ -2,7 +2,7 @@ import { request, type IncomingMessage } from 'node:http';
 import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import { logsEndpointKey } from '../agent/keys.js';
-import { logsCredential, logsQueryString, parseLogsEndpoint, parseLogsQuery, type LogsQuery } from '../agent/pod-logs.js';
+import { logsQueryString, LogsSigner, parseLogsEndpoint, parseLogsQuery, type LogsQuery } from '../agent/pod-logs.js';
 import type { StateLayer } from '../agent/state.js';
 import { Problem, type ProblemType } from './problem.js';
 import type { ResourceStore } from './store.js';
@@ -10,7 +10,7 @@ import type { ResourceStore } from './store.js';
 /**
  * `GET /resources/pod/<name>/logs` (SPEC §12): the API finds the worker the
  * pod ran on (`metadata.workedBy`) and its log endpoint
- * (`node.worker/logs/<worker>`), asks it with the cluster's logs credential
+ * (`node.worker/logs/<worker>`), asks it with a request signed by this node's logs key
  * and passes its answer on as it comes.
  */
 
@@ -18,6 +18,8 @@ export interface LogsDeps {
   store: ResourceStore;
   state: StateLayer;
   log: Logger;
+  /** This API node's key: every request to a worker is signed with it. */
+  signer: LogsSigner;
 }
 
 /** How long connecting to a worker and its first answer may take. */
@@ -48,17 +50,7 @@ function upstreamProblem(status: number, body: string, worker: string): Problem 
 }
 
 export class PodLogs {
-  private credential: Promise<string> | undefined;
-
   constructor(private readonly deps: LogsDeps) {}
-
-  private secret(): Promise<string> {
-    this.credential ??= logsCredential(this.deps.state).catch((err: unknown) => {
-      this.credential = undefined;
-      throw err;
-    });
-    return this.credential;
-  }
 
   async serve(ctx: Context, name: string): Promise<void> {
     const { resource } = await this.deps.store.get('pod', name);
@@ -71,14 +63,14 @@ export class PodLogs {
     const kv = await this.deps.state.get(logsEndpointKey(worker));
     const at = kv ? parseLogsEndpoint(kv.value) : undefined;
     if (!at) throw new Problem('worker-unavailable', `worker '${worker}' of pod '${name}' is not alive or serves no logs; its logs are not readable now`);
-    const secret = await this.secret();
 
+    const path = `/pods/${encodeURIComponent(name)}/logs${logsQueryString(query)}`;
     const ctl = new AbortController();
     // The client went away: so does the request to the worker (a follow would run on otherwise).
     ctx.res.once('close', () => ctl.abort());
     const upstream = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = request(
-        { host: at.host, port: at.port, method: 'GET', path: `/pods/${encodeURIComponent(name)}/logs${logsQueryString(query)}`, headers: { authorization: `Bearer ${secret}` }, signal: ctl.signal },
+        { host: at.host, port: at.port, method: 'GET', path, headers: { authorization: this.deps.signer.authorization('GET', path) }, signal: ctl.signal },
         resolve,
       );
       req.setTimeout(UPSTREAM_TIMEOUT_MS, () => req.destroy(new Error(`no answer within ${UPSTREAM_TIMEOUT_MS / 1000} s`)));

@@ -17,6 +17,7 @@ import { ResourceStore } from './store.js';
 import { serveWatch, type WatchDeps } from './stream.js';
 import { TokenStore } from './token-store.js';
 import { PodLogs } from './logs.js';
+import { LogsSigner } from '../agent/pod-logs.js';
 import { allows, bearer, requiredRole } from './tokens.js';
 
 /** How long /readyz waits for etcd before calling it unreachable. */
@@ -254,8 +255,11 @@ export const apiPlugin: Plugin<ApiConfig> = {
     const tokens = ctx.config.apiAuth === 'none' ? undefined : new TokenStore(state, log);
     if (!tokens) log.warn('--api-auth none: the API is open; anyone who reaches it may change anything');
     const feed = new ResourceFeed(state);
+    // Requests to workers' log endpoints are signed with a key made now; workers find its public half in etcd.
+    const signer = new LogsSigner(ctx.config.name);
+    await signer.publish(state);
     const limits = { heartbeatMs: ctx.config.apiWatchHeartbeatMs, maxEvents: ctx.config.apiWatchMaxEvents, maxBytes: ctx.config.apiWatchMaxBytes };
-    const app = createApp({ store, domain, metrics, registry: ctx.metrics, log, notReady, tokens, watch: { feed, state, limits }, logs: new PodLogs({ store, state, log }) });
+    const app = createApp({ store, domain, metrics, registry: ctx.metrics, log, notReady, tokens, watch: { feed, state, limits }, logs: new PodLogs({ store, state, log, signer }) });
     const servers: Server[] = [];
     const stopServers = async () => {
       await Promise.all(servers.map(close));

@@ -76,7 +76,7 @@ export const workerFlags = defineFlags('worker', {
     schema: z.coerce.number().int().min(1).max(65535),
     env: 'KITH_LOGS_LISTEN_PORT',
     default: '10250',
-    help: "TCP port of the worker's pod log endpoint, on --host-address or else the cluster address (API nodes only: it asks the cluster logs credential)",
+    help: "TCP port of the worker's pod log endpoint, on --host-address or else the cluster address (API nodes only: requests signed by an API node's key)",
   },
   workerPollMs: {
     flag: 'worker-poll-ms',

@@ -3,14 +3,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { bindError } from '../address.js';
-import { parseLogsQuery, plainLines, sameCredential, tailLines, TerminalLines, type LogsQuery } from '../pod-logs.js';
-import { bearer } from '../../api/tokens.js';
+import { parseLogsQuery, plainLines, tailLines, TerminalLines, type LogsQuery } from '../pod-logs.js';
 import type { PodRuntime } from '../runtime/runtime.js';
 
 /**
  * The worker's log endpoint (README.md): `GET /pods/<pod>/logs` with the
  * query of parseLogsQuery, for API nodes only: every request must present
- * the cluster's logs credential. A running pod's log comes from the runtime;
+ * an API node's signature (agent/pod-logs.ts). A running pod's log comes from the runtime;
  * an ended pod's, and a restarted container's earlier run, from the copies
  * kept under `<data-dir>/pod-logs/<node>-<pod>/`.
  */
@@ -30,7 +29,8 @@ export interface RunningPodLogs {
 export interface LogServerOptions {
   host: string;
   port: number;
-  credential: string;
+  /** Whether a request's Authorization header is an API node's signature of it (LogsVerifier). */
+  authorized(authorization: string | undefined, method: string, path: string): boolean;
   dataDir: string;
   /** The runtime name every pod of this worker has. */
   runtimeName(pod: string): string;
@@ -97,10 +97,9 @@ export class LogServer {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://worker');
-    const secret = bearer(req.headers.authorization);
-    // Before anything else: only API nodes hold the credential.
-    if (typeof secret !== 'string' || secret === 'malformed' || !sameCredential(secret, this.o.credential)) {
-      return problem(res, 401, 'unauthorized', 'this endpoint serves API nodes only; present the cluster logs credential', { 'www-authenticate': 'Bearer realm="kith-worker-logs"' });
+    // Before anything else: only API nodes can sign a request.
+    if (!this.o.authorized(req.headers.authorization, req.method ?? '', req.url ?? '')) {
+      return problem(res, 401, 'unauthorized', 'this endpoint serves API nodes only: a request signed by an API node\'s logs key', { 'www-authenticate': 'KithSig realm="kith-worker-logs"' });
     }
     const m = /^\/pods\/([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)\/logs$/.exec(url.pathname);
     if (!m) return problem(res, 404, 'route-not-found', `no route for ${req.method} ${url.pathname.slice(0, 200)}`);

@@ -8,7 +8,7 @@ import { settleWithin } from '../deadline.js';
 import { StartupError } from '../errors.js';
 import { POD_TOKEN_PREFIX } from '../../api/tokens.js';
 import { CLAIMED_PREFIX, POD_PREFIX, TOKEN_PREFIX, claimedKey, inboxPrefix, logsEndpointKey, nameUnder } from '../keys.js';
-import { logsCredential } from '../pod-logs.js';
+import { LogsVerifier } from '../pod-logs.js';
 import { bindError } from '../address.js';
 import { LogServer, podLogDir, removeStaleLogs } from './logs.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
@@ -177,10 +177,11 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
   // ---- pod logs (README.md) -----------------------------------------------------------
   const logsHost = config.hostAddress ?? clusterAddress;
   // A runtime without logs (the simulated one of benchmarks) serves none.
+  const logsKeys = runtime.logs ? new LogsVerifier(state, log) : undefined;
   const logServer = runtime.logs && (await LogServer.start({
     host: logsHost,
     port: config.logsListenPort,
-    credential: await logsCredential(state),
+    authorized: (auth, method, path) => logsKeys?.check(auth, method, path) ?? false,
     dataDir: config.dataDir,
     runtimeName: (pod) => runtimeName(me, pod),
     running: (pod) => {
@@ -262,6 +263,7 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
       await settleWithin(logsSub.close(), 10_000);
       if (logServer) {
         await logServer.close();
+        await logsKeys?.close();
         await settleWithin(state.delete(logsEndpointKey(me)).catch(() => undefined), 2000);
       }
       // Left pods keep reaching the other hosts' pods until the next start takes the routes on.

@@ -1,7 +1,8 @@
+import { createPublicKey } from 'node:crypto';
 import { expect } from 'chai';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
-import { logsQueryString, parseLogsEndpoint, parseLogsQuery, plainLines, sameCredential, tailLines, TerminalLines } from '../../agent/pod-logs.js';
+import { logsQueryString, parseLogsEndpoint, parseLogsQuery, plainLines, checkSignature, LogsSigner, tailLines, TerminalLines } from '../../agent/pod-logs.js';
 import { chooseContainer } from '../../api/logs.js';
 import { decideLogs } from '../../agent/worker/logs.js';
 import { Problem } from '../../api/problem.js';
@@ -33,10 +34,24 @@ describe('pod logs (pure)', () => {
     expect(plainLines('x\r\ny\r\n')).to.equal('x\ny\n');
   });
 
-  it('compares credentials whatever their lengths', () => {
-    expect(sameCredential('kithlogs_abc', 'kithlogs_abc')).to.equal(true);
-    expect(sameCredential('kithlogs_abd', 'kithlogs_abc')).to.equal(false);
-    expect(sameCredential('', 'kithlogs_abc')).to.equal(false);
+  it('accepts a request signed by a known API node\'s key, for that method and path, within a minute; nothing else', () => {
+    const a = new LogsSigner('api-a');
+    const b = new LogsSigner('api-b');
+    const keys = new Map([['api-a', createPublicKey(a.publicKeyPem)]]);
+    const now = 1_800_000_000_000;
+    const auth = a.authorization('GET', '/pods/web/logs?tail=3', now);
+    expect(checkSignature(auth, 'GET', '/pods/web/logs?tail=3', keys, now)).to.equal(true);
+    expect(checkSignature(auth, 'GET', '/pods/web/logs?tail=3', keys, now + 59_000)).to.equal(true);
+    // Another path, method or time, a node whose key is unknown, a forged signature, a bearer token: refused.
+    expect(checkSignature(auth, 'GET', '/pods/db/logs?tail=3', keys, now)).to.equal(false);
+    expect(checkSignature(auth, 'POST', '/pods/web/logs?tail=3', keys, now)).to.equal(false);
+    expect(checkSignature(auth, 'GET', '/pods/web/logs?tail=3', keys, now + 61_000)).to.equal(false);
+    expect(checkSignature(b.authorization('GET', '/pods/web/logs', now), 'GET', '/pods/web/logs', keys, now)).to.equal(false);
+    const forged = auth.replace('api-a', 'api-b');
+    expect(checkSignature(forged, 'GET', '/pods/web/logs?tail=3', new Map([['api-b', createPublicKey(b.publicKeyPem)]]), now)).to.equal(false);
+    expect(checkSignature('Bearer kith_x', 'GET', '/pods/web/logs', keys, now)).to.equal(false);
+    expect(checkSignature(undefined, 'GET', '/pods/web/logs', keys, now)).to.equal(false);
+    expect(checkSignature(`KithSig api-a ${now} ${'A'.repeat(86)}`, 'GET', '/x', keys, now)).to.equal(false);
   });
 
   it('reads a log endpoint', () => {
