@@ -322,7 +322,7 @@ describe('api: fuzzing with random and mutated bodies, paths and headers', funct
         // A token is a valid token record under its own name.
         const t = storedToken.safeParse(JSON.parse(value));
         if (!t.success || `token/${t.data.name}` !== key) bad.push(`${key}: ${value.slice(0, 200)}`);
-      } else if (key !== 'token.bootstrap' && !key.startsWith('node.api/heartbeat/')) {
+      } else if (key !== 'token.bootstrap' && !key.startsWith('node.api/heartbeat/') && !key.startsWith('node.api/logs-key/')) {
         bad.push(`${key}: unexpected key`);
       }
     }
