@@ -1,8 +1,11 @@
 import { randomInt } from 'node:crypto';
 import { execa } from 'execa';
 import { TestAgent } from '../../support/agent.js';
-import type { TestEtcd } from '../../support/etcd.js';
-import type { TestHost, TestLan } from '../../support/hosts.js';
+import { StateLayer } from '../../../agent/state.js';
+import { TestEtcd } from '../../support/etcd.js';
+import { TestLan, type TestHost } from '../../support/hosts.js';
+import { testLog } from '../../support/log.js';
+import { waitUntil } from '../../support/wait.js';
 
 /** Fast timings for tests: scheduler retries and worker polling. */
 export const FAST_ENV = { KITH_SCHEDULER_RETRY_MS: '200', KITH_SCHEDULER_MAX_TRIES: '3', KITH_WORKER_POLL_MS: '250' };
@@ -60,3 +63,52 @@ export async function podmanPods(host: TestHost, node: string): Promise<string[]
   const out = await podmanIn(host, ['pod', 'ps', '--format', '{{.Name}}', '--filter', `label=kith.node=${node}`]);
   return out.split('\n').map((s) => s.trim()).filter(Boolean).sort();
 }
+
+/** One test host on its own LAN, a real etcd relayed to it, and a state layer for the test itself. */
+export interface OneHost {
+  etcd: TestEtcd;
+  lan: TestLan;
+  host: TestHost;
+  /** etcd as the host reaches it. */
+  etcdUrl: string;
+  state: StateLayer;
+  /** Removes all of it (after the test's own agents are stopped). */
+  destroy(): Promise<void>;
+}
+
+export async function oneHost(): Promise<OneHost> {
+  const etcd = await TestEtcd.start();
+  let lan: TestLan | undefined;
+  try {
+    lan = await TestLan.create({ hosts: 1 });
+    const etcdUrl = `http://${lan.gateway}:${await lan.relay(etcd.clientPort)}`;
+    const state = new StateLayer(etcd.client(), '/kith', testLog);
+    const made = lan;
+    return {
+      etcd, lan, host: lan.hosts[0]!, etcdUrl, state,
+      async destroy() {
+        await state.close();
+        state.client.close();
+        await made.destroy();
+        await etcd.stop();
+      },
+    };
+  } catch (err) {
+    await lan?.destroy();
+    await etcd.stop();
+    throw err;
+  }
+}
+
+/** A stored pod, or undefined. */
+export async function storedPod(state: StateLayer, name: string): Promise<{ state: string; metadata: Record<string, string> } | undefined> {
+  const kv = await state.get(`resource/pod/${name}`);
+  return kv ? (JSON.parse(kv.value) as { state: string; metadata: Record<string, string> }) : undefined;
+}
+
+/** Waits (bounded) until the stored pod satisfies `ok`; returns it. */
+export const waitPod = (state: StateLayer, name: string, what: string, ok: (p: { state: string; metadata: Record<string, string> }) => boolean, timeoutMs = 30_000) =>
+  waitUntil(async () => {
+    const p = await storedPod(state, name);
+    return p && ok(p) ? p : undefined;
+  }, { timeoutMs, what: `pod ${name} ${what}` });

@@ -1,12 +1,10 @@
 import { expect } from 'chai';
-import { StateLayer } from '../../../agent/state.js';
+import type { StateLayer } from '../../../agent/state.js';
 import type { TestAgent } from '../../support/agent.js';
-import { TestEtcd } from '../../support/etcd.js';
-import { TestLan, type TestHost } from '../../support/hosts.js';
-import { testLog } from '../../support/log.js';
+import type { TestHost } from '../../support/hosts.js';
 import { waitUntil } from '../../support/wait.js';
 import { createPod } from '../scheduler/context.js';
-import { podmanIn, podmanPods, randomClusterCidr, startWorkerAgent } from './cluster.js';
+import { oneHost, podmanIn, podmanPods, randomClusterCidr, startWorkerAgent, waitPod, type OneHost } from './cluster.js';
 
 const IMAGE = 'localhost/kith/busybox';
 const DOMAIN = 'cluster.local';
@@ -20,8 +18,7 @@ const DOMAIN = 'cluster.local';
  */
 describe('graceful drain of deleted pods (real podman, DNS from inside pods)', function () {
   this.timeout(180_000);
-  let etcd: TestEtcd;
-  let lan: TestLan;
+  let bed: OneHost | undefined;
   let host: TestHost;
   let state: StateLayer;
   let worker: TestAgent | undefined;
@@ -29,11 +26,9 @@ describe('graceful drain of deleted pods (real podman, DNS from inside pods)', f
   let gateway: string;
 
   before(async () => {
-    etcd = await TestEtcd.start();
-    lan = await TestLan.create({ hosts: 1 });
-    host = lan.hosts[0]!;
-    const etcdUrl = `http://${lan.gateway}:${await lan.relay(etcd.clientPort)}`;
-    state = new StateLayer(etcd.client(), '/kith', testLog);
+    bed = await oneHost();
+    ({ host, state } = bed);
+    const { lan, etcd, etcdUrl } = bed;
     // Explicit flags (the harness's default is no grace): 2 s of grace, SIGKILL 3 s after SIGTERM.
     worker = startWorkerAgent({
       lan, host, etcd, etcdUrl, clusterCidr, plugins: 'worker,dns,scheduler',
@@ -45,19 +40,10 @@ describe('graceful drain of deleted pods (real podman, DNS from inside pods)', f
 
   after(async () => {
     await worker?.stop('SIGKILL').catch(() => undefined);
-    if (state) {
-      await state.close();
-      state.client.close();
-    }
-    await lan?.destroy();
-    await etcd?.stop();
+    await bed?.destroy();
   });
 
-  const podOf = async (name: string) => {
-    const kv = await state.get(`resource/pod/${name}`);
-    return kv ? (JSON.parse(kv.value) as { state: string }) : undefined;
-  };
-  const waitRunning = (name: string) => waitUntil(async () => (await podOf(name))?.state === 'running', { timeoutMs: 30_000, what: `pod ${name} running` });
+  const waitRunning = (name: string) => waitPod(state, name, 'running', (p) => p.state === 'running');
   const digRs = async () => (await host.run('dig', ['+short', '+time=1', '+tries=1', `@${gateway}`, `srv.replicaset.${DOMAIN}`])).stdout.trim().split('\n').filter(Boolean).sort();
   const ipOf = async (name: string) => (await state.get(`dns/${name}.pod.${DOMAIN}.`))?.value;
   const containerState = async (c: string) => (await podmanIn(host, ['container', 'inspect', '-f', '{{.State.Status}}', c]).catch(() => 'gone')).trim();

@@ -1,14 +1,12 @@
 import { expect } from 'chai';
 import { execa } from 'execa';
-import { StateLayer } from '../../../agent/state.js';
+import type { StateLayer } from '../../../agent/state.js';
 import { TestAgent } from '../../support/agent.js';
-import { TestEtcd } from '../../support/etcd.js';
-import { TestLan, type TestHost } from '../../support/hosts.js';
-import { testLog } from '../../support/log.js';
+import type { TestHost } from '../../support/hosts.js';
 import { freePort } from '../../support/ports.js';
 import { waitUntil } from '../../support/wait.js';
 import { createPod } from '../scheduler/context.js';
-import { FAST_ENV, podmanIn, randomClusterCidr, startWorkerAgent } from './cluster.js';
+import { FAST_ENV, oneHost, podmanIn, randomClusterCidr, startWorkerAgent, storedPod, waitPod as waitStored, type OneHost } from './cluster.js';
 
 const IMAGE = 'localhost/kith/busybox';
 const DOMAIN = 'cluster.local';
@@ -23,8 +21,7 @@ const RS_NAME = `${RS}.replicaset.${DOMAIN}`;
  */
 describe('health checks (real podman, real probes, real dig)', function () {
   this.timeout(180_000);
-  let etcd: TestEtcd;
-  let lan: TestLan;
+  let bed: OneHost | undefined;
   let host: TestHost;
   let state: StateLayer;
   let worker: TestAgent | undefined;
@@ -33,11 +30,9 @@ describe('health checks (real podman, real probes, real dig)', function () {
   const clusterCidr = randomClusterCidr();
 
   before(async () => {
-    etcd = await TestEtcd.start();
-    lan = await TestLan.create({ hosts: 1 });
-    host = lan.hosts[0]!;
-    const etcdUrl = `http://${lan.gateway}:${await lan.relay(etcd.clientPort)}`;
-    state = new StateLayer(etcd.client(), '/kith', testLog);
+    bed = await oneHost();
+    ({ host, state } = bed);
+    const { lan, etcd, etcdUrl } = bed;
     dnsPort = await freePort();
     dnsAgent = TestAgent.start({
       env: FAST_ENV,
@@ -50,24 +45,11 @@ describe('health checks (real podman, real probes, real dig)', function () {
   after(async () => {
     await worker?.stop('SIGTERM', 60_000).catch(() => worker?.stop('SIGKILL'));
     await dnsAgent?.stop('SIGKILL').catch(() => undefined);
-    if (state) {
-      await state.close();
-      state.client.close();
-    }
-    await lan?.destroy();
-    await etcd?.stop();
+    await bed?.destroy();
   });
 
-  type Stored = { state: string; metadata: Record<string, string> };
-  const podOf = async (name: string) => {
-    const kv = await state.get(`resource/pod/${name}`);
-    return kv ? (JSON.parse(kv.value) as Stored) : undefined;
-  };
-  const waitPod = (name: string, what: string, ok: (p: Stored) => boolean, timeoutMs = 30_000) =>
-    waitUntil(async () => {
-      const p = await podOf(name);
-      return p && ok(p) ? p : undefined;
-    }, { timeoutMs, what: `pod ${name} ${what}` });
+  const podOf = (name: string) => storedPod(state, name);
+  const waitPod = (name: string, what: string, ok: Parameters<typeof waitStored>[3], timeoutMs = 30_000) => waitStored(state, name, what, ok, timeoutMs);
   const ipOf = async (name: string) => (await state.get(`dns/${name}.pod.${DOMAIN}.`))?.value;
   const dig = async (name: string) => {
     const r = await execa('dig', ['@127.0.0.1', '-p', String(dnsPort), '+time=2', '+tries=1', '+noall', '+comments', '+answer', name, 'A'], { reject: false, timeout: 10_000 });

@@ -3,13 +3,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { MAIN, ROOT, type TestAgent } from '../../support/agent.js';
-import { StateLayer } from '../../../agent/state.js';
-import { TestEtcd } from '../../support/etcd.js';
-import { TestLan, type TestHost } from '../../support/hosts.js';
-import { testLog } from '../../support/log.js';
+import type { StateLayer } from '../../../agent/state.js';
+import type { TestHost } from '../../support/hosts.js';
 import { waitUntil } from '../../support/wait.js';
 import { createPod } from '../scheduler/context.js';
-import { podmanIn, randomClusterCidr, startWorkerAgent } from './cluster.js';
+import { oneHost, podmanIn, randomClusterCidr, startWorkerAgent, storedPod, type OneHost } from './cluster.js';
 
 const IMAGE = 'localhost/kith/busybox';
 const NUMBERED = "i=0; while [ $i -lt 1000 ]; do echo line $i; i=$((i+1)); sleep 0.2; done";
@@ -28,8 +26,7 @@ interface Run {
  */
 describe('pod logs (real podman, through the API)', function () {
   this.timeout(240_000);
-  let etcd: TestEtcd;
-  let lan: TestLan;
+  let bed: OneHost | undefined;
   let host: TestHost;
   let state: StateLayer;
   let agent: TestAgent | undefined;
@@ -63,11 +60,9 @@ describe('pod logs (real podman, through the API)', function () {
   };
 
   before(async () => {
-    etcd = await TestEtcd.start();
-    lan = await TestLan.create({ hosts: 1 });
-    host = lan.hosts[0]!;
-    const etcdUrl = `http://${lan.gateway}:${await lan.relay(etcd.clientPort)}`;
-    state = new StateLayer(etcd.client(), '/kith', testLog);
+    bed = await oneHost();
+    ({ host, state } = bed);
+    const { lan, etcd, etcdUrl } = bed;
     agent = startWorkerAgent({
       lan, host, etcd, etcdUrl, clusterCidr: randomClusterCidr(), plugins: 'worker,dns,api,scheduler',
       extra: ['--api-auth', 'token', '--api-listen', `127.0.0.1:8080,${host.address}:8080`, '--restart-backoff-ms', '300', '--pod-cpu-limit', '8', '--pod-memory-limit', '8192'],
@@ -80,18 +75,10 @@ describe('pod logs (real podman, through the API)', function () {
   after(async () => {
     for (const c of children) c.kill('SIGKILL');
     await agent?.stop('SIGKILL').catch(() => undefined);
-    if (state) {
-      await state.close();
-      state.client.close();
-    }
-    await lan?.destroy();
-    await etcd?.stop();
+    await bed?.destroy();
   });
 
-  const stateOf = async (name: string) => {
-    const kv = await state.get(`resource/pod/${name}`);
-    return kv ? (JSON.parse(kv.value) as { state: string; metadata: Record<string, string> }) : undefined;
-  };
+  const stateOf = (name: string) => storedPod(state, name);
   const waitState = (name: string, want: (s: string) => boolean, what: string) =>
     waitUntil(async () => want((await stateOf(name))?.state ?? ''), { timeoutMs: 60_000, what: `pod ${name} ${what}` });
   const logs = async (args: string[], token?: string) => kith(['logs', ...args], { token }).done;

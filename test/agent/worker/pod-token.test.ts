@@ -3,14 +3,12 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { hashSecret, tokenRequest } from '../../../api/tokens.js';
 import { podTokenValue } from '../../../agent/worker/pod-token.js';
-import { StateLayer } from '../../../agent/state.js';
+import type { StateLayer } from '../../../agent/state.js';
 import type { TestAgent } from '../../support/agent.js';
-import { TestEtcd } from '../../support/etcd.js';
-import { TestLan, type TestHost } from '../../support/hosts.js';
-import { testLog } from '../../support/log.js';
+import type { TestHost } from '../../support/hosts.js';
 import { waitUntil } from '../../support/wait.js';
 import { createPod } from '../scheduler/context.js';
-import { podmanIn, randomClusterCidr, startWorkerAgent } from './cluster.js';
+import { oneHost, podmanIn, randomClusterCidr, startWorkerAgent, waitPod, type OneHost } from './cluster.js';
 
 const IMAGE = 'localhost/kith/busybox';
 
@@ -36,18 +34,15 @@ describe('pods\' own API tokens (pure)', () => {
  */
 describe('pods\' own API tokens (real podman, the API through api.special)', function () {
   this.timeout(180_000);
-  let etcd: TestEtcd;
-  let lan: TestLan;
+  let bed: OneHost | undefined;
   let host: TestHost;
   let state: StateLayer;
   let agent: TestAgent | undefined;
 
   before(async () => {
-    etcd = await TestEtcd.start();
-    lan = await TestLan.create({ hosts: 1 });
-    host = lan.hosts[0]!;
-    const etcdUrl = `http://${lan.gateway}:${await lan.relay(etcd.clientPort)}`;
-    state = new StateLayer(etcd.client(), '/kith', testLog);
+    bed = await oneHost();
+    ({ host, state } = bed);
+    const { lan, etcd, etcdUrl } = bed;
     agent = startWorkerAgent({
       lan, host, etcd, etcdUrl, clusterCidr: randomClusterCidr(), plugins: 'worker,dns,api,scheduler',
       extra: ['--api-auth', 'token', '--pod-cpu-limit', '8', '--pod-memory-limit', '8192'],
@@ -57,19 +52,10 @@ describe('pods\' own API tokens (real podman, the API through api.special)', fun
 
   after(async () => {
     await agent?.stop('SIGKILL').catch(() => undefined);
-    if (state) {
-      await state.close();
-      state.client.close();
-    }
-    await lan?.destroy();
-    await etcd?.stop();
+    await bed?.destroy();
   });
 
-  const waitRunning = (name: string) =>
-    waitUntil(async () => {
-      const kv = await state.get(`resource/pod/${name}`);
-      return kv && (JSON.parse(kv.value) as { state: string }).state === 'running';
-    }, { timeoutMs: 30_000, what: `pod ${name} running` });
+  const waitRunning = (name: string) => waitPod(state, name, 'running', (p) => p.state === 'running');
   const sh = (pod: string, container: string, script: string) => podmanIn(host, ['exec', `${host.name}-${pod}-${container}`, 'sh', '-c', script]).catch((e: Error) => e.message);
   /** The status line of a request to the API through api.special, with the pod's token when it has one. */
   const ask = (pod: string, container: string, method: string, path: string) =>
