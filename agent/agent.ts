@@ -5,6 +5,7 @@ import type { Role } from '../api/schemas.js';
 import { agentUsage, parseAgentConfig, rememberName, type AgentConfig } from './config.js';
 import { settleWithin } from './deadline.js';
 import { EmbeddedEtcd } from './embedded-etcd.js';
+import { EventRecorder } from './events.js';
 import { ConfigError, StartupError } from './errors.js';
 import { connectEtcd, ETCD_CALL_DEADLINE_MS } from './etcd.js';
 import { makeDirs } from './fs.js';
@@ -50,6 +51,7 @@ class Agent {
   private createdResources: string[] = [];
   private draining: Promise<void> | undefined;
   private started = false;
+  private events: EventRecorder | undefined;
 
   constructor(
     private readonly config: AgentConfig,
@@ -94,8 +96,16 @@ class Agent {
     log.info({ roles: [...this.roles], plugins: this.plugins.map((p) => p.name) }, 'node registered');
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics });
-    await this.host.start({ config, node: this.node, state, log, metrics });
+    this.events = new EventRecorder(state, config.name, config.eventTtl, log.child({ part: 'events' }), metrics);
+    await this.host.start({ config, node: this.node, state, log, metrics, events: this.events });
     this.started = true;
+    for (const role of this.roles) {
+      this.events.record(
+        registration.tookOver
+          ? { type: 'Warning', object: `node.${role}/${config.name}`, reason: 'Restarted', message: 'started again after a run that ended without a stop; took its place over' }
+          : { object: `node.${role}/${config.name}`, reason: 'Started', message: `started with plugins ${this.plugins.map((p) => p.name).join(', ')}` },
+      );
+    }
   }
 
   /** A started worker with `--keep-pods` leaves its alive lease (claims, pod names) for the next start to take over. */
@@ -114,9 +124,12 @@ class Agent {
     this.draining ??= (async () => {
       const { log, state } = this;
       log.info({ signal }, 'shutting down');
+      if (this.started) for (const role of this.roles) this.events?.record({ object: `node.${role}/${this.config.name}`, reason: 'Stopping', message: `stopping on ${signal}` });
       // Each etcd step is bounded: with etcd gone, the leases expire on their own.
       await this.bounded(state?.revokeLease('healthy'), 'revoking the healthy lease');
       await this.host.stop();
+      // What the plugins saw last (a pod's end on a drain) is written while the leases still hold.
+      await this.bounded(this.events?.close(), 'writing the last events');
       // --keep-pods: the pods left running keep their claims and names, on the alive lease, until the next start takes it over.
       if (this.keepsAliveLease) log.warn({ aliveTtl: this.config.aliveTtl }, 'left the alive lease to run out: the pods left running keep their names until the next start adopts them');
       else await this.bounded(state?.revokeLease('alive'), 'revoking the alive lease');

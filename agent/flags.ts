@@ -107,6 +107,7 @@ export const coreFlags = defineFlags(
     podSubnet: { flag: 'pod-subnet', schema: cidr.optional(), help: "this worker's fixed pod subnet instead of a claimed /24" },
     healthyTtl: { flag: 'healthy-ttl', schema: seconds, default: '30', help: 'healthy heartbeat lease TTL, seconds' },
     aliveTtl: { flag: 'alive-ttl', schema: seconds, default: '300', help: 'alive heartbeat lease TTL, seconds' },
+    eventTtl: { flag: 'event-ttl', schema: seconds, default: '3600', help: 'how long an event stays in etcd, seconds' },
     logLevel: { flag: 'log-level', schema: z.enum(LOG_LEVELS), env: 'KITH_LOG_LEVEL', default: 'info', help: 'JSON lines on stdout' },
   },
   (c) => {

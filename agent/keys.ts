@@ -26,6 +26,11 @@ export const podKey = (pod: string): string => resourceKey('pod', pod);
 export const REPLICASET_PREFIX = resourcePrefix('replicaset');
 export const replicaSetKey = (rs: string): string => resourceKey('replicaset', rs);
 
+/** Events (agent/events.ts): resources written by the plugins, each on a lease that ends it. */
+export const EVENT_TYPE = 'event';
+export const EVENT_PREFIX = resourcePrefix(EVENT_TYPE);
+export const eventKey = (name: string): string => resourceKey(EVENT_TYPE, name);
+
 export const nodeResourceKey = (role: Role, name: string): string => resourceKey(`node.${role}`, name);
 
 // ---- a pod's way to a worker ------------------------------------------------------

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Role } from '../api/schemas.js';
+import type { EventRecorder } from './events.js';
 import type { CoreConfig } from './flags.js';
 import type { StateLayer } from './state.js';
 
@@ -23,13 +24,14 @@ export interface NodeIdentity {
   clusterAddress?: string;
 }
 
-/** What a plugin is given: the agent's config with its own flags, the node, the state layer, a logger, the metrics. */
+/** What a plugin is given: the agent's config with its own flags, the node, the state layer, a logger, the metrics, and where it records events. */
 export interface PluginContext<C extends object = object> {
   readonly config: CoreConfig & C;
   readonly node: NodeIdentity;
   readonly state: StateLayer;
   readonly log: Logger;
   readonly metrics: Registry;
+  readonly events: EventRecorder;
 }
 
 export interface RunningPlugin {

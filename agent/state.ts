@@ -65,7 +65,8 @@ export type Compare =
   | { key: string; lease: string; op?: '==' };
 
 export type Op =
-  | { put: string; value: string; lease?: LeaseName }
+  /** `lease` names a kept lease of this run; `leaseId` is any other lease by id (one from `grantOnce`). */
+  | { put: string; value: string; lease?: LeaseName; leaseId?: string }
   | { delete: string }
   | { deletePrefix: string };
 
@@ -292,6 +293,19 @@ export class StateLayer {
     return moved;
   }
 
+  /**
+   * Grants a lease that is never kept alive: its keys go when its TTL runs
+   * out. Returns its id, for `leaseId` in puts.
+   */
+  async grantOnce(ttl: number): Promise<string> {
+    const lease = this.client.lease(ttl, { autoKeepAlive: false });
+    try {
+      return await lease.grant();
+    } finally {
+      lease.release();
+    }
+  }
+
   /** Revokes an etcd lease by id (another run's); one already gone is not an error. */
   async revokeLeaseId(id: string): Promise<void> {
     const lc = (this.client as unknown as { leaseClient: { leaseRevoke(req: { ID: string }): Promise<unknown> } }).leaseClient;
@@ -386,7 +400,7 @@ export class StateLayer {
     const toOp = (op: Op): IRequestOp => {
       if ('put' in op) {
         const key = Buffer.from(this.abs(op.put));
-        const lease = op.lease ? leaseIds.get(op.lease) : undefined;
+        const lease = op.leaseId ?? (op.lease ? leaseIds.get(op.lease) : undefined);
         return { request_put: { key, value: Buffer.from(op.value), ...(lease ? { lease } : {}) } };
       }
       if ('delete' in op) return { request_delete_range: { key: Buffer.from(this.abs(op.delete)) } };

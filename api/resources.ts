@@ -1,7 +1,8 @@
 import type { z } from 'zod';
 import type { NodeState } from '../agent/node.js';
 import { invalid, Problem } from './problem.js';
-import { isNodeType, isTerminal, pod, replicaSet, resource, resourceType, dnsLabel, type Resource } from './schemas.js';
+import { EVENT_TYPE } from '../agent/keys.js';
+import { clusterEvent, isNodeType, isTerminal, pod, replicaSet, resource, resourceType, dnsLabel, type Resource } from './schemas.js';
 
 /**
  * The pure decisions of the resource routes (SPEC §3, reference §2.2):
@@ -14,6 +15,7 @@ import { isNodeType, isTerminal, pod, replicaSet, resource, resourceType, dnsLab
 export function schemaFor(type: string): z.ZodType<Resource> {
   if (type === 'pod') return pod as unknown as z.ZodType<Resource>;
   if (type === 'replicaset') return replicaSet as unknown as z.ZodType<Resource>;
+  if (type === EVENT_TYPE) return clusterEvent as unknown as z.ZodType<Resource>;
   return resource;
 }
 
@@ -29,6 +31,8 @@ export function resourceToCreate(body: unknown): Resource {
   if (typeof body.type === 'string' && isNodeType(body.type)) {
     throw new Problem('resource-invalid', 'Node resources cannot be created via the API.');
   }
+  // Events are what the agents saw; a client could forge history with them.
+  if (body.type === EVENT_TYPE) throw new Problem('resource-invalid', 'Event resources cannot be created via the API: the agents write them.');
   const typeOk = resourceType.safeParse(body.type);
   if (!typeOk.success) throw invalid(typeOk.error, ['type']);
   const parsed = schemaFor(typeOk.data).safeParse(body);
@@ -44,6 +48,7 @@ export function refusedChange(type: string, method: 'PATCH' | 'DELETE'): Problem
   if (isNodeType(type)) {
     return new Problem('modification-not-allowed', `Node resources cannot be ${method === 'PATCH' ? 'modified' : 'deleted'} via the API.`);
   }
+  if (type === EVENT_TYPE && method === 'PATCH') return new Problem('modification-not-allowed', 'Event resources cannot be modified via the API.');
   return undefined;
 }
 

@@ -327,6 +327,38 @@ export const replicaSet = z.object({
 });
 export type ReplicaSet = z.output<typeof replicaSet>;
 
+// ---- events -----------------------------------------------------------------------
+
+export const EVENT_KINDS = ['Normal', 'Warning'] as const;
+export type EventKind = (typeof EVENT_KINDS)[number];
+
+/** What happened to an object, as the plugin that saw it wrote it (agent/events.ts). */
+export const eventSpec = z.object({
+  /** When it last happened (ISO time). */
+  time: z.string(),
+  type: z.enum(EVENT_KINDS),
+  /** `<type>/<name>` of the object it happened to, e.g. `pod/web-1`. */
+  object: z.string(),
+  /** One CamelCase word a program can match, e.g. `FailedScheduling`. */
+  reason: z.string(),
+  message: z.string(),
+  /** The node whose plugin saw it. */
+  node: z.string(),
+  /** How many times it happened, the same reason and message, since `firstTime`. */
+  count: z.number().int().min(1),
+  firstTime: z.string(),
+});
+export type EventSpec = z.output<typeof eventSpec>;
+
+export const clusterEvent = z.object({
+  name: dnsLabel,
+  type: z.literal('event'),
+  state: z.string().optional(),
+  metadata: metadata.default({}),
+  spec: eventSpec,
+});
+export type ClusterEvent = z.output<typeof clusterEvent>;
+
 // ---- nodes ------------------------------------------------------------------------
 
 export const nodeSpec = z

@@ -1,4 +1,5 @@
 import { Counter } from 'prom-client';
+import { heartbeatPrefix, parseHeartbeat } from '../keys.js';
 import type { Plugin, PluginContext, RunningPlugin } from '../plugin.js';
 import { reapActions, type ReapAction } from './reap.js';
 import { reapTransaction } from './transactions.js';
@@ -23,6 +24,9 @@ export async function startReaper(ctx: PluginContext): Promise<RunningPlugin> {
     if (r.succeeded) {
       reaped.inc({ action: a.kind });
       log.info({ pod: a.pod, worker: a.worker, action: a.kind }, a.kind === 'markDead' ? 'pod of a dead worker marked dead' : 'inbox entry of a dead worker removed');
+      if (a.kind === 'markDead' || a.podRevision !== undefined) {
+        ctx.events.record({ type: 'Warning', object: `pod/${a.pod}`, reason: 'Dead', message: `its worker ${a.worker} is dead (no alive heartbeat)` });
+      }
     }
   };
 
@@ -47,9 +51,23 @@ export async function startReaper(ctx: PluginContext): Promise<RunningPlugin> {
     setImmediate(sweep);
   };
 
+  /** A worker's heartbeats coming and going are its node's state changes (SPEC §3): events, once the first scan is in. */
+  const nodeEvent = (key: string, type: 'put' | 'delete') => {
+    const hb = parseHeartbeat(key, 'worker');
+    if (!hb || !synced) return;
+    const object = `node.worker/${hb.name}`;
+    if (hb.kind === 'alive') {
+      if (type === 'put') ctx.events.record({ object, reason: 'NodeAlive', message: `worker ${hb.name} is alive` });
+      else ctx.events.record({ type: 'Warning', object, reason: 'NodeDead', message: `worker ${hb.name} is dead: its alive heartbeat is gone` });
+    } else if (type === 'put') ctx.events.record({ object, reason: 'NodeHealthy', message: `worker ${hb.name} is healthy` });
+    else if (view.alive.has(hb.name)) ctx.events.record({ type: 'Warning', object, reason: 'NodeDegraded', message: `worker ${hb.name} is degraded: its healthy heartbeat is gone` });
+  };
+
   const sub = state.watch(
-    WATCHED,
+    [...WATCHED, heartbeatPrefix('worker', 'healthy')],
     (ev) => {
+      // Only a change is news: a put of a key already there (a lease moved to a new run) is not.
+      if (ev.type === 'delete' || ev.createRevision === ev.modRevision) nodeEvent(ev.key, ev.type);
       const bad = view.apply(ev);
       if (bad) {
         log.warn({ pod: bad.ignoredPod }, 'pod resource is not a JSON object; ignoring it');

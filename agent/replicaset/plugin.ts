@@ -121,7 +121,10 @@ class Controller implements RunningPlugin {
       if (after && before && !isTerminal(before.state) && FAILED_STATES.has(after.state)) {
         this.backoff.failed(after.replicaSet, now, since === undefined ? undefined : now - since);
         const failures = this.backoff.failures(after.replicaSet);
-        if (failures > 1) this.ctx.log.warn({ replicaSet: after.replicaSet, pod: name, state: after.state, failures }, 'replicas keep failing; holding back new ones');
+        if (failures > 1) {
+          this.ctx.log.warn({ replicaSet: after.replicaSet, pod: name, state: after.state, failures }, 'replicas keep failing; holding back new ones');
+          this.event(after.replicaSet, 'BackOff', `replicas keep failing (${failures} in a row, the last ${name}: ${after.state}); holding back new ones`, 'Warning');
+        }
       }
     }
   }
@@ -214,18 +217,22 @@ class Controller implements RunningPlugin {
     switch (action.kind) {
       case 'delete':
         this.ctx.log.info({ replicaSet: action.replicaSet, pod: action.pod.name, reason: action.reason }, 'replica deleted');
+        this.event(action.replicaSet, 'SuccessfulDelete', `deleted replica ${action.pod.name}: ${action.reason}`);
         break;
       case 'drop-list':
         this.ctx.log.info({ replicaSet: action.replicaSet }, 'replica list of a deleted ReplicaSet removed');
         break;
       case 'history':
         this.ctx.log.info({ replicaSet: action.replicaSet, revision: action.value.spec.revisions.at(-1)?.revision, templateHash: action.value.spec.revisions.at(-1)?.templateHash }, 'new template: rollout history updated');
+        this.event(action.replicaSet, 'RolloutStarted', `new template: revision ${action.value.spec.revisions.at(-1)?.revision ?? '?'} (${action.value.spec.revisions.at(-1)?.templateHash ?? '?'})`);
         break;
       case 'drop-history':
         this.ctx.log.info({ replicaSet: action.replicaSet }, 'rollout history of a deleted ReplicaSet removed');
+        this.rollouts.delete(action.replicaSet);
         break;
       case 'status':
         this.ctx.log.debug({ replicaSet: action.replicaSet, state: action.state, ...action.status }, 'status written');
+        this.rolloutChanged(action.replicaSet, action.status);
         break;
     }
     return true;
@@ -244,6 +251,10 @@ class Controller implements RunningPlugin {
       done++;
     }
     const committed = steps.slice(0, done);
+    const created = committed.flatMap((s) => s.created);
+    const removed = committed.flatMap((s) => s.removed);
+    if (created.length) this.event(action.replicaSet, 'SuccessfulCreate', `created ${plural(created.length, 'replica')}: ${created.join(', ')}`);
+    if (removed.length) this.event(action.replicaSet, 'SuccessfulDelete', `removed ${plural(removed.length, 'replica')}: ${removed.join(', ')}`);
     if (done > 0) {
       this.ctx.log.info(
         {
@@ -260,6 +271,26 @@ class Controller implements RunningPlugin {
       );
     }
     return done === steps.length;
+  }
+
+  private event(replicaSet: string, reason: string, message: string, type: 'Normal' | 'Warning' = 'Normal'): void {
+    this.ctx.events.record({ type, object: `replicaset/${replicaSet}`, reason, message });
+  }
+
+  /** A rollout's state as last written by this controller, by ReplicaSet: an event when it changes. */
+  private readonly rollouts = new Map<string, string | undefined>();
+
+  private rolloutChanged(replicaSet: string, status: { rollout?: string; updated?: number; desired: number; ready?: number }): void {
+    const known = this.rollouts.has(replicaSet);
+    const before = this.rollouts.get(replicaSet);
+    this.rollouts.set(replicaSet, status.rollout);
+    if (status.rollout === undefined || status.rollout === before) return;
+    // The first status after this controller starts is news only when the rollout is still going or stuck.
+    if (!known && status.rollout === 'complete') return;
+    const counts = `${status.updated ?? 0} of ${status.desired} updated, ${status.ready ?? 0} ready`;
+    if (status.rollout === 'complete') this.event(replicaSet, 'RolloutComplete', `rollout complete: ${counts}`);
+    else if (status.rollout === 'stalled') this.event(replicaSet, 'RolloutStalled', `rollout stalled past its progress deadline: ${counts}`, 'Warning');
+    else this.event(replicaSet, 'RolloutProgressing', `rollout progressing: ${counts}`);
   }
 
   /** One guarded transaction; its result when it committed, undefined when it lost a race or failed. */
@@ -302,3 +333,5 @@ export const replicaSetPlugin: Plugin = {
     return controller;
   },
 };
+
+const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;

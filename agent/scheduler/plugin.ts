@@ -69,6 +69,7 @@ export async function startScheduler(ctx: PluginContext, policy: RetryPolicy): P
     if (r.succeeded) {
       placed.inc({ outcome: 'abandoned' });
       log.warn({ pod: p.pod.name, tries: p.tries, reason }, 'pod abandoned');
+      ctx.events.record({ type: 'Warning', object: `pod/${p.pod.name}`, reason: 'Abandoned', message: `not placed after ${p.tries} tries: ${reason}` });
     }
   };
 
@@ -77,6 +78,7 @@ export async function startScheduler(ctx: PluginContext, policy: RetryPolicy): P
     if (r.succeeded) {
       placed.inc({ outcome: 'scheduled' });
       log.debug({ pod: p.pod.name, worker }, 'pod scheduled');
+      ctx.events.record({ object: `pod/${p.pod.name}`, reason: 'Scheduled', message: `placed on worker ${worker}` });
     } else {
       // Another scheduler placed it, or it was deleted or re-created: nothing to do for this copy.
       view.unreserve(p.pod.name);
@@ -111,6 +113,7 @@ export async function startScheduler(ctx: PluginContext, policy: RetryPolicy): P
       case 'retry':
         p.tries = next.tries;
         log.info({ pod: p.pod.name, reason: next.reason, tries: p.tries, retryInMs: policy.intervalMs }, 'pod not schedulable yet');
+        ctx.events.record({ type: 'Warning', object: `pod/${p.pod.name}`, reason: 'FailedScheduling', message: next.reason });
         later(p);
         return undefined;
       case 'keep':

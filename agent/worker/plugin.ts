@@ -131,7 +131,10 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
       const req = decision.request;
       if (decision.kind === 'hand-back') {
         const r = await state.txn(handBackTransaction(me, name, decision.pod, entry.modRevision));
-        if (r.succeeded) log.warn({ pod: name, needs: describeAmount(req), free: describeAmount(free) }, 'not enough free for the pod; returned it to the scheduler');
+        if (r.succeeded) {
+          log.warn({ pod: name, needs: describeAmount(req), free: describeAmount(free) }, 'not enough free for the pod; returned it to the scheduler');
+          ctx.events.record({ type: 'Warning', object: `pod/${name}`, reason: 'HandedBack', message: `worker ${me} has not enough free (needs ${describeAmount(req)}, free ${describeAmount(free)}); returned to the scheduler` });
+        }
         else await dropInboxEntry(name, entry.modRevision);
         return;
       }
@@ -155,7 +158,7 @@ export async function startWorker(ctx: PluginContext<WorkerConfig>, runtime: Pod
   /** Runs a claimed (or adopted) pod until it ends, then gives back what it committed. */
   const run = (pod: Pod, req: Amount, claimRevision: number, adopt?: { ip: string }) => {
     const name = pod.name;
-    const task = new PodTask(pod, { state, runtime, log, node: me, domain, clusterAddress, gateway, dataDir: config.dataDir, hooks, health, drain, claimRevision, stopping: stopCtl.signal, retry, adopt }).start();
+    const task = new PodTask(pod, { state, runtime, log, node: me, domain, clusterAddress, gateway, dataDir: config.dataDir, hooks, health, events: ctx.events, drain, claimRevision, stopping: stopCtl.signal, retry, adopt }).start();
     tasks.set(name, task);
     running.set(tasks.size);
     gone.set(

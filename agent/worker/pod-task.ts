@@ -2,6 +2,7 @@ import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
+import type { EventInput } from '../events.js';
 import { decodeObservedPod, isTerminal, type Pod } from '../../api/schemas.js';
 import { podKey } from '../keys.js';
 import { retrying, type RetryTiming } from '../retry.js';
@@ -53,6 +54,8 @@ export interface PodTaskDeps {
   dataDir: string;
   hooks: PodHooks;
   health: Health;
+  /** Where what happens to the pod is recorded (agent/events.ts). */
+  events: { record(e: EventInput): void };
   /**
    * How a deleted pod (or every pod, at a worker stop) ends (SPEC §11): out
    * of DNS first, then `graceSeconds` of running on (the pod's own
@@ -81,6 +84,22 @@ export interface PodTaskDeps {
  * `unhealthy`: a liveness probe failed and the restart policy is `Never`.
  */
 type KillReason = 'deleted' | 'superseded' | 'stopping' | 'leaving' | 'unhealthy';
+
+const KILL_MESSAGES: Record<KillReason, string> = {
+  deleted: 'the pod was deleted: out of DNS, then stopped after its grace',
+  superseded: 'another node ended the pod',
+  stopping: 'the worker stops',
+  leaving: 'the worker stops and leaves the pod running',
+  unhealthy: 'a liveness probe failed',
+};
+
+/** The event of each way a pod ends. */
+const END_EVENTS: Record<PodOutcome, { reason: string; type: EventInput['type'] }> = {
+  exitSuccess: { reason: 'Completed', type: 'Normal' },
+  exitFailure: { reason: 'Failed', type: 'Warning' },
+  errored: { reason: 'Failed', type: 'Warning' },
+  killed: { reason: 'Killed', type: 'Normal' },
+};
 
 /**
  * One claimed pod, from `accepted` to its final state. It follows its own
@@ -151,6 +170,7 @@ export class PodTask {
     if (this.killed) return;
     this.killReason = reason;
     this.deps.log.info({ pod: this.pod.name, reason }, 'killing pod');
+    if (reason !== 'superseded') this.event('Killing', KILL_MESSAGES[reason]);
     this.ctrl.abort();
   }
 
@@ -158,6 +178,10 @@ export class PodTask {
     this.started = new Promise((resolve) => (this.markStarted = resolve));
     this.done = this.run().finally(() => this.markStarted());
     return this;
+  }
+
+  private event(reason: string, message: string, type: EventInput['type'] = 'Normal'): void {
+    this.deps.events.record({ type, object: `pod/${this.pod.name}`, reason, message });
   }
 
   private write(state: PodOutcome | 'running', extra: { dns?: 'put'; error?: string } = {}) {
@@ -183,6 +207,8 @@ export class PodTask {
     if (this.killed) return;
     this.ready = ready;
     this.deps.log.info({ pod: this.pod.name, ready }, ready ? 'pod ready' : 'pod not ready');
+    if (ready) this.event('Ready', 'its readiness probes pass: in DNS');
+    else this.event('NotReady', 'a readiness probe fails: out of DNS until it passes', 'Warning');
     this.publishLive();
   }
 
@@ -220,6 +246,7 @@ export class PodTask {
   private livenessFailed(p: CreatePod, container: string): void {
     if (this.killed) return;
     const policy = this.pod.spec.restartPolicy ?? 'Never';
+    this.event('Unhealthy', `liveness probe of container ${container} failed; ${policy === 'Never' ? 'restartPolicy Never: the pod ends' : 'restarting it'}`, 'Warning');
     if (policy === 'Never') {
       this.unhealthyReason = `liveness probe of container ${container} failed`;
       this.killReason = 'unhealthy';
@@ -238,6 +265,7 @@ export class PodTask {
       const { delayMs, streak } = restartDelay(this.backoff, Date.now(), health.backoff);
       if (delayMs > 0) {
         log.warn({ pod: this.pod.name, containers, reason, delayMs }, 'restarting after back-off');
+        this.event('BackOff', `${reason}: restarting ${containers.join(', ')} in ${(delayMs / 1000).toFixed(1)} s`, 'Warning');
         await sleep(delayMs, undefined, { signal: this.ctrl.signal }).catch(() => undefined);
         if (this.killed) return;
       }
@@ -248,6 +276,7 @@ export class PodTask {
         this.restarts.set(c, (this.restarts.get(c) ?? 0) + 1);
         health.restarts?.inc({ reason: reason.startsWith('liveness') ? 'liveness' : 'exited' });
         this.prober?.restarted(c);
+        this.event('Restarted', `container ${c} restarted (${reason}); restarts: ${this.restarts.get(c)}`, 'Warning');
       }
       this.backoff = { restarts: streak, lastRestartAt: Date.now() };
       this.restartsDone++;
@@ -344,6 +373,7 @@ export class PodTask {
         if (r.succeeded) {
           this.published = true;
           log.info({ pod: name, ip: this.ip }, adopt ? 'pod adopted: it ran on through the restart' : 'pod running');
+          this.event(adopt ? 'Adopted' : 'Started', `${adopt ? 'ran on through an agent restart' : 'running'} at ${this.ip} on worker ${this.deps.node}`);
         } else this.kill('deleted');
       }
       this.markStarted();
@@ -418,6 +448,8 @@ export class PodTask {
     }
     this.outcome = outcome;
     log.info({ pod: name, state: outcome, reason: this.killReason }, 'pod ended');
+    const end = END_EVENTS[outcome];
+    this.event(end.reason, `ended ${outcome}${error ? `: ${error}` : ''}`, end.type);
     return outcome;
   }
 }

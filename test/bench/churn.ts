@@ -25,6 +25,7 @@ import type { RunningPlugin } from '../../agent/plugin.js';
 import { runtimeName } from '../../agent/runtime/runtime.js';
 import { SimulatedRuntime } from '../../agent/runtime/simulated.js';
 import { StateLayer } from '../../agent/state.js';
+import { EventRecorder } from '../../agent/events.js';
 import { startWorker } from '../../agent/worker/plugin.js';
 import { buildQuery, parse, udpAsk } from '../dns/client.js';
 import { TestAgent } from '../support/agent.js';
@@ -116,7 +117,7 @@ async function main(): Promise<void> {
     await state.grantLease('alive', config.aliveTtl);
     await registerNode(state, WORKER, ['worker'], () => ({}));
     const runtime = new SimulatedRuntime();
-    worker = await startWorker({ config, node: { name: WORKER, roles: new Set(['worker']) }, state, log: testLog, metrics: new Registry() }, runtime);
+    worker = await startWorker({ config, node: { name: WORKER, roles: new Set(['worker']) }, state, log: testLog, metrics: new Registry(), events: new EventRecorder(state, WORKER, 3600, testLog, new Registry()) }, runtime);
 
     const call = restCaller(api);
     const waitState = async (name: string, want: (s: string | undefined) => boolean) => {

@@ -20,6 +20,7 @@ import { registerNode } from '../../agent/node.js';
 import type { RunningPlugin } from '../../agent/plugin.js';
 import { SimulatedRuntime } from '../../agent/runtime/simulated.js';
 import { StateLayer } from '../../agent/state.js';
+import { EventRecorder } from '../../agent/events.js';
 import { startWorker } from '../../agent/worker/plugin.js';
 import { buildQuery, parse, udpAsk } from '../dns/client.js';
 import { TestEtcd } from '../support/etcd.js';
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
     await state.grantLease('healthy', config.healthyTtl);
     await state.grantLease('alive', config.aliveTtl);
     await registerNode(state, WORKER, ['worker'], () => ({}));
-    worker = await startWorker({ config, node: { name: WORKER, roles: new Set(['worker']) }, state, log: testLog, metrics: new Registry() }, new SimulatedRuntime());
+    worker = await startWorker({ config, node: { name: WORKER, roles: new Set(['worker']) }, state, log: testLog, metrics: new Registry(), events: new EventRecorder(state, WORKER, 3600, testLog, new Registry()) }, new SimulatedRuntime());
 
     const probe = { http: { port: PORT, path: '/ok' }, periodSeconds: 1, failureThreshold: 1, successThreshold: 1 };
     const t0 = performance.now();

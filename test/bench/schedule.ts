@@ -22,6 +22,7 @@ import { registerNode } from '../../agent/node.js';
 import type { RunningPlugin } from '../../agent/plugin.js';
 import { SimulatedRuntime } from '../../agent/runtime/simulated.js';
 import { StateLayer } from '../../agent/state.js';
+import { EventRecorder } from '../../agent/events.js';
 import { startWorker } from '../../agent/worker/plugin.js';
 import { TestAgent } from '../support/agent.js';
 import { TestEtcd } from '../support/etcd.js';
@@ -178,7 +179,7 @@ async function simulatedBench(): Promise<void> {
       await state.grantLease('alive', config.aliveTtl);
       await registerNode(state, name, ['worker'], () => ({}));
       const plugin = await startWorker(
-        { config, node: { name, roles: new Set(['worker']) }, state, log: testLog, metrics: new Registry() },
+        { config, node: { name, roles: new Set(['worker']) }, state, log: testLog, metrics: new Registry(), events: new EventRecorder(state, name, 3600, testLog, new Registry()) },
         new SimulatedRuntime(),
       );
       workers.push({ plugin, state });

@@ -7,6 +7,7 @@ import { registerNode } from '../../../agent/node.js';
 import type { RunningPlugin } from '../../../agent/plugin.js';
 import { SimulatedRuntime } from '../../../agent/runtime/simulated.js';
 import { StateLayer, type Subscription } from '../../../agent/state.js';
+import { EventRecorder } from '../../../agent/events.js';
 import { startWorker } from '../../../agent/worker/plugin.js';
 import { TestAgent, MAIN, ROOT } from '../../support/agent.js';
 import { TestEtcd } from '../../support/etcd.js';
@@ -49,7 +50,7 @@ export class SimCluster {
         await ws.grantLease('healthy', config.healthyTtl);
         await ws.grantLease('alive', config.aliveTtl);
         await registerNode(ws, name, ['worker'], () => ({}));
-        const plugin = await startWorker({ config, node: { name, roles: new Set(['worker']) }, state: ws, log: testLog, metrics: new Registry() }, new SimulatedRuntime());
+        const plugin = await startWorker({ config, node: { name, roles: new Set(['worker']) }, state: ws, log: testLog, metrics: new Registry(), events: new EventRecorder(ws, name, 3600, testLog, new Registry()) }, new SimulatedRuntime());
         started.push({ plugin, state: ws });
       }
       await control.ready(60_000);

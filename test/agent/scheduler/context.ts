@@ -4,6 +4,7 @@ import { parseAgentConfig, type AgentConfig } from '../../../agent/config.js';
 import { podKey, unscheduledKey } from '../../../agent/keys.js';
 import type { PluginContext } from '../../../agent/plugin.js';
 import { StateLayer } from '../../../agent/state.js';
+import { EventRecorder } from '../../../agent/events.js';
 import type { TestEtcd } from '../../support/etcd.js';
 import { testLog } from '../../support/log.js';
 
@@ -20,6 +21,7 @@ export async function pluginContext(etcd: TestEtcd, name: string, roles: Role[],
     state,
     log: testLog.child({ node: name }),
     metrics: new Registry(),
+    events: new EventRecorder(state, name, config.eventTtl, testLog, new Registry()),
     async close() {
       await state.revokeLease('healthy').catch(() => undefined);
       await state.revokeLease('alive').catch(() => undefined);
