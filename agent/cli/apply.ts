@@ -63,7 +63,7 @@ export function withoutSystemKeys(metadata: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries((metadata ?? {}) as Record<string, string>)) {
     // What kith's own parts write on a pod: the scheduler, the worker (readiness and restarts, SPEC §10) and the reaper.
-    if (!['scheduledBy', 'workedBy', 'reapedBy', 'error', 'ready', 'readySince', 'restarts'].includes(k) && !k.startsWith('restarts.')) out[k] = v;
+    if (!['scheduledBy', 'workedBy', 'reapedBy', 'error', 'ready', 'readySince', 'ip', 'restarts'].includes(k) && !k.startsWith('restarts.')) out[k] = v;
   }
   return out;
 }

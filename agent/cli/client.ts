@@ -2,16 +2,17 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { parseDomainName } from '../../api/namespace.js';
-import { NODE_TYPES } from '../../api/schemas.js';
 import { generateName } from '../names.js';
 import { logsQueryString } from '../pod-logs.js';
 import { DocumentError, manifests, samePod, withoutSystemKeys } from './apply.js';
+import { DESCRIBE_ARGS, EVENTS_ARGS, EVENTS_OPTIONS, runDescribe, runEvents } from './describe.js';
 import { ApiClient, ApiError } from './http.js';
 import { findToken } from './token-source.js';
 import { ROLLOUT_ARGS, ROLLOUT_OPTIONS, runRollout } from './rollout.js';
 import { runToken, TOKEN_ARGS, TOKEN_OPTIONS } from './token.js';
 import { podFromRun, UsageError, waitOutcome } from './run.js';
 import { data, resourceTable, table } from './table.js';
+import { oneType, resourceTypes } from './types.js';
 import type { Io, Values } from './io.js';
 import { watchResources } from './watch.js';
 
@@ -50,20 +51,6 @@ function exactly(positionals: string[], names: string[]): string[] {
     throw new UsageError(`expected ${names.join(' ')}, got ${positionals.length === 0 ? 'nothing' : `'${positionals.join(' ')}'`}`);
   }
   return positionals;
-}
-
-/** `pods` → `pod`, `rs` → `replicaset`; `node`/`nodes` stands for every node type. */
-function resourceTypes(t: string): string[] {
-  if (t === 'node' || t === 'nodes') return [...NODE_TYPES];
-  if (t === 'pods') return ['pod'];
-  if (t === 'rs' || t === 'replicasets') return ['replicaset'];
-  return [t];
-}
-
-function oneType(t: string): string {
-  const ts = resourceTypes(t);
-  if (ts.length !== 1) throw new UsageError(`'${t}' names several types; give one of ${ts.join(', ')}`);
-  return ts[0]!;
 }
 
 function show(io: Io, type: string, value: unknown[]): void {
@@ -367,6 +354,8 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 
+  events: { args: EVENTS_ARGS, options: EVENTS_OPTIONS, run: runEvents },
+  describe: { args: DESCRIBE_ARGS, run: runDescribe },
   rollout: { args: ROLLOUT_ARGS, options: ROLLOUT_OPTIONS, run: runRollout },
   token: { args: TOKEN_ARGS, options: TOKEN_OPTIONS, run: runToken },
 

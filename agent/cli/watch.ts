@@ -16,6 +16,18 @@ const backoff = (attempt: number): number => Math.min(200 * 2 ** attempt, 5000);
 
 type Shown = { name?: string; type?: string };
 
+/** How a watch shows what it follows; the default is the type's table, by name, with a line per put and delete. */
+export interface WatchView {
+  /** Only what passes is shown. */
+  filter?(r: Shown): boolean;
+  /** The initial list's order. */
+  sort?(a: Shown, b: Shown): number;
+  /** The table of a list (the header and a row each). */
+  table?(list: Shown[]): string;
+  /** A line for a put (deletes are not shown when this is given: events expire, they are not news). */
+  line?(r: Shown): string;
+}
+
 const byName = (a: Shown, b: Shown): number => String(a.name ?? '').localeCompare(String(b.name ?? ''));
 
 /** One change as a line: the event, then the resource's row of its table. */
@@ -28,16 +40,16 @@ function changeLine(io: Io, type: string, event: 'put' | 'delete', r: Shown): st
   return `${event.toUpperCase().padEnd(8)}${row}\n`;
 }
 
-function showList(io: Io, type: string, list: Shown[]): void {
-  list.sort(byName);
+function showList(io: Io, type: string, list: Shown[], view: WatchView): void {
+  list.sort(view.sort ?? byName);
   if (io.format === 'json') io.out(`${JSON.stringify(list)}\n`);
   else if (io.format === 'yaml') io.out(`---\n${data(list, 'yaml')}`);
   else if (list.length === 0) io.err('No resources found.\n');
-  else io.out(resourceTable(type, list));
+  else io.out(view.table ? view.table(list) : resourceTable(type, list));
 }
 
 /** Follows a type, or one resource of it, until SIGINT or SIGTERM (exit 0) or the stream cannot be had again (exit 1). */
-export async function watchResources(io: Io, type: string, name?: string): Promise<number> {
+export async function watchResources(io: Io, type: string, name?: string, view: WatchView = {}): Promise<number> {
   const path = `${name === undefined ? ApiClient.path('resources', type) : ApiClient.path('resources', type, name)}?watch=1`;
   const stop = new AbortController();
   const onSignal = () => stop.abort();
@@ -48,6 +60,8 @@ export async function watchResources(io: Io, type: string, name?: string): Promi
   let listing: Map<string, Shown> | undefined;
   let failures = 0;
   let why = '';
+  /** Names that passed the filter, while they exist. */
+  const passed = new Set<string>();
 
   const handle = (m: SseMessage): void => {
     if (m.id !== undefined) lastId = m.id;
@@ -57,16 +71,24 @@ export async function watchResources(io: Io, type: string, name?: string): Promi
       return;
     }
     if (m.event === 'synced') {
-      if (listing) showList(io, type, [...listing.values()]);
+      if (listing) showList(io, type, [...listing.values()], view);
       listing = undefined;
       return;
     }
     if (m.event !== 'put' && m.event !== 'delete') return;
     const r = JSON.parse(m.data) as Shown;
+    if (view.filter) {
+      // A delete is shown only of what was shown: the filter sees puts only.
+      if (m.event === 'put' ? !view.filter(r) : !passed.has(String(r.name))) return;
+      if (m.event === 'put') passed.add(String(r.name));
+      else passed.delete(String(r.name));
+    }
     // A list cut short is completed by the changes after its last id.
     if (listing && m.event === 'put') listing.set(String(r.name), r);
     else if (listing) listing.delete(String(r.name));
-    else io.out(changeLine(io, type, m.event, r));
+    else if (view.line && io.format === 'table') {
+      if (m.event === 'put') io.out(view.line(r));
+    } else io.out(changeLine(io, type, m.event, r));
   };
 
   try {

@@ -188,7 +188,8 @@ export class PodTask {
     const { state: etcd, domain, log } = this.deps;
     // A final state is the only record of how the pod ended: it is kept trying while the worker runs.
     const until = state === 'running' ? undefined : this.deps.stopping;
-    const live = state === 'running' ? withReadiness(this.pod.metadata, this.ready, new Date()) : withoutLiveMetadata(this.pod.metadata);
+    // A running pod carries its address (the dashboard and `kith describe` show it); an ended one no longer has one.
+    const live = state === 'running' ? { ...withReadiness(this.pod.metadata, this.ready, new Date()), ...(this.ip ? { ip: this.ip } : {}) } : withoutLiveMetadata(this.pod.metadata);
     const metadata = { ...live, ...this.restartMetadata(), ...(extra.error ? { error: extra.error.slice(0, 300) } : {}) };
     const value = JSON.stringify({ ...this.pod, state, metadata });
     return retrying(`writing pod ${this.pod.name} ${state}`, log, () =>

@@ -128,7 +128,7 @@ export class Limiter {
 }
 
 /** Metadata kith's worker owns on a running pod (SPEC §10): dropped from a final state. */
-export const LIVE_METADATA = ['ready', 'readySince'] as const;
+export const LIVE_METADATA = ['ready', 'readySince', 'ip'] as const;
 
 /** `metadata` with `ready` set and `readySince` kept, set (to `now`) or dropped to match. */
 export function withReadiness(metadata: Readonly<Record<string, string>>, ready: boolean, now: Date): Record<string, string> {

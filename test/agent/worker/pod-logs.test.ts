@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { MAIN, ROOT, type TestAgent } from '../../support/agent.js';
+import type { TestAgent } from '../../support/agent.js';
+import { runKith } from '../../support/cli.js';
 import type { StateLayer } from '../../../agent/state.js';
 import type { TestHost } from '../../support/hosts.js';
 import { waitUntil } from '../../support/wait.js';
@@ -11,12 +12,6 @@ import { oneHost, podmanIn, randomClusterCidr, startWorkerAgent, storedPod, type
 
 const IMAGE = 'localhost/kith/busybox';
 const NUMBERED = "i=0; while [ $i -lt 1000 ]; do echo line $i; i=$((i+1)); sleep 0.2; done";
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 /**
  * SPEC §12: `kith logs` through the API, which asks the worker running the
@@ -32,32 +27,11 @@ describe('pod logs (real podman, through the API)', function () {
   let agent: TestAgent | undefined;
   let api: string;
   let admin: string;
-  const children = new Set<ReturnType<typeof spawn>>();
+  const children = new Set<ChildProcess>();
 
   /** The real `kith` entry point; `onOut` sees stdout as it comes. */
-  const kith = (args: string[], opts: { token?: string; onOut?: (all: string) => void; timeoutMs?: number } = {}) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      cwd: ROOT, env: { PATH: process.env.PATH, HOME: '/nonexistent', KITH_API: api, KITH_TOKEN: opts.token ?? admin }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.add(p);
-    const run: Run = { code: null, stdout: '', stderr: '' };
-    p.stdout.on('data', (d) => {
-      run.stdout += d;
-      opts.onOut?.(run.stdout);
-    });
-    p.stderr.on('data', (d) => (run.stderr += d));
-    const t = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
-    const done = new Promise<Run>((resolve, reject) => {
-      p.on('error', reject);
-      p.on('close', (code) => {
-        clearTimeout(t);
-        children.delete(p);
-        run.code = code;
-        resolve(run);
-      });
-    });
-    return { p, run, done };
-  };
+  const kith = (args: string[], opts: { token?: string; onOut?: (all: string) => void; timeoutMs?: number } = {}) =>
+    runKith(args, { api, token: opts.token ?? admin, onOut: opts.onOut, timeoutMs: opts.timeoutMs, children });
 
   before(async () => {
     bed = await oneHost();
