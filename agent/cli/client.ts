@@ -13,7 +13,7 @@ import { runToken, TOKEN_ARGS, TOKEN_OPTIONS } from './token.js';
 import { podFromRun, UsageError, waitOutcome } from './run.js';
 import { data, resourceTable, table } from './table.js';
 import { oneType, resourceTypes } from './types.js';
-import type { Io, Values } from './io.js';
+import { Progress, type Io, type Values } from './io.js';
 import { watchResources } from './watch.js';
 
 type Options = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
@@ -42,6 +42,8 @@ const WAIT_TIMEOUT_S = 600;
  */
 const RUN_SETTLE_MS = 2000;
 const SCALE_ATTEMPTS = 5;
+/** How often the waiting commands ask again. */
+const WAIT_POLL_MS = 250;
 
 const seg = ApiClient.path;
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
@@ -99,6 +101,54 @@ async function waitForPod(io: Io, name: string, timeoutS: number): Promise<numbe
   }
 }
 
+/** `--timeout S` of the commands that wait. */
+function timeoutOf(v: Values): number {
+  const timeout = v.timeout === undefined ? WAIT_TIMEOUT_S : Number(v.timeout);
+  if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout '${v.timeout}': must be a whole number of seconds`);
+  return timeout;
+}
+
+/** Polls (bounded by `timeoutS`) until `check` says done, showing its progress line; 0 when done, 1 after the timeout. */
+async function waitShowing(io: Io, timeoutS: number, what: string, check: () => Promise<{ line: string; done: boolean }>): Promise<number> {
+  const deadline = Date.now() + timeoutS * 1000;
+  const progress = new Progress(io, io.err);
+  for (;;) {
+    const { line, done } = await check();
+    progress.show(line);
+    if (done) {
+      progress.done();
+      return 0;
+    }
+    if (Date.now() >= deadline) {
+      progress.done();
+      io.err(`kith: ${what} after ${timeoutS} s\n`);
+      return 1;
+    }
+    await sleep(Math.min(WAIT_POLL_MS, Math.max(0, deadline - Date.now())));
+  }
+}
+
+/** `scale --wait`: until the ReplicaSet has exactly N replicas, all of them running. */
+function waitScaled(io: Io, name: string, n: number, timeoutS: number): Promise<number> {
+  return waitShowing(io, timeoutS, `replicaset ${name} does not have ${n} running replicas`, async () => {
+    const { body } = await io.api.request('GET', seg('resources', 'replicaset', name));
+    const s = ((body as { status?: { desired?: number; live?: number; running?: number } }).status ?? {});
+    const live = s.live ?? 0;
+    const running = s.running ?? 0;
+    const extra = live > n ? `, ${live - n} to remove` : '';
+    return { line: `replicaset ${name}: ${running} of ${n} running${extra}`, done: s.desired === n && live === n && running === n };
+  });
+}
+
+/** `delete replicaset NAME --wait`: until no pod of it is left. */
+function waitReplicasGone(io: Io, name: string, timeoutS: number): Promise<number> {
+  return waitShowing(io, timeoutS, `replicaset ${name} still has pods`, async () => {
+    const { body } = await io.api.request('GET', seg('resources', 'pod'));
+    const left = (body as { metadata?: Record<string, string> }[]).filter((p) => p.metadata?.replicaSet === name).length;
+    return { line: `replicaset ${name}: ${left} ${left === 1 ? 'pod' : 'pods'} left`, done: left === 0 };
+  });
+}
+
 const COMMANDS: Record<string, Command> = {
   run: {
     args: '[--name N] [-p PORT|CLUSTER:CONTAINER[/NAME]]... [-e K=V]... [--entrypoint S] [--cpu-request D] [--cpu-limit D] [--memory-request MiB] [--memory-limit MiB] [--may-be-scheduled-on NODE]... [--cannot-be-scheduled-on NODE]... [--readiness-http PORT/PATH|--readiness-tcp PORT|--readiness-exec CMD] [--liveness-http ...|--liveness-tcp ...|--liveness-exec ...] [--restart Never|OnFailure|Always] [--wait [--timeout S]] [--] IMAGE [CMD...]',
@@ -126,8 +176,7 @@ const COMMANDS: Record<string, Command> = {
     async run(io, v, pos) {
       const [image, ...cmd] = pos;
       if (image === undefined) throw new UsageError('run needs an IMAGE');
-      const timeout = v.timeout === undefined ? WAIT_TIMEOUT_S : Number(v.timeout);
-      if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout '${v.timeout}': must be a whole number of seconds`);
+      const timeout = timeoutOf(v);
       const pod = podFromRun({
         name: (v.name as string | undefined) ?? generateName(),
         image,
@@ -251,15 +300,17 @@ const COMMANDS: Record<string, Command> = {
   },
 
   delete: {
-    args: 'TYPE NAME [--now]',
-    options: { now: { type: 'boolean' } },
+    args: 'TYPE NAME [--now] [--wait [--timeout S]]',
+    options: { now: { type: 'boolean' }, wait: { type: 'boolean' }, timeout: { type: 'string' } },
     async run(io, v, pos) {
       const [t, name] = exactly(pos, ['TYPE', 'NAME']);
       const type = oneType(t!);
+      const timeout = timeoutOf(v);
+      if (v.wait && type !== 'replicaset') throw new UsageError('--wait waits for the replicas of a replicaset to go; a pod is gone from the API at once');
       // A deleted pod leaves DNS at once and is stopped after its grace (SPEC §11); --now skips the grace.
       await io.api.request('DELETE', `${seg('resources', type, name!)}${v.now ? '?now=1' : ''}`);
       io.out(io.format === 'table' ? `${type}/${name} deleted\n` : data({ deleted: { type, name } }, io.format));
-      return 0;
+      return v.wait ? waitReplicasGone(io, name!, timeout) : 0;
     },
   },
 
@@ -302,8 +353,9 @@ const COMMANDS: Record<string, Command> = {
   },
 
   scale: {
-    args: 'replicaset NAME N',
-    async run(io, _v, pos) {
+    args: 'replicaset NAME N [--wait [--timeout S]]',
+    options: { wait: { type: 'boolean' }, timeout: { type: 'string' } },
+    async run(io, v, pos) {
       const [t, name, n] = exactly(pos, ['replicaset', 'NAME', 'N']);
       if (oneType(t!) !== 'replicaset') throw new UsageError(`only replicasets can be scaled, not '${t}'`);
       if (!/^\d{1,6}$/.test(n!)) throw new UsageError(`N '${n}': must be a whole number of replicas`);
@@ -316,7 +368,7 @@ const COMMANDS: Record<string, Command> = {
         try {
           const { body } = await io.api.request('PATCH', path, { spec: { ...spec, replicas: Number(n) } }, etag ? { 'if-match': etag } : {});
           io.out(io.format === 'table' ? `replicaset/${name} scaled to ${n}\n` : data(body, io.format));
-          return 0;
+          return v.wait ? waitScaled(io, name!, Number(n), timeoutOf(v)) : 0;
         } catch (err) {
           if (!(err instanceof ApiError && err.status === 412) || attempt + 1 >= SCALE_ATTEMPTS) throw err;
         }

@@ -14,3 +14,29 @@ export interface Io {
 
 /** A command's parsed flags, as node:util parseArgs gives them. */
 export type Values = Record<string, string | boolean | string[] | undefined>;
+
+/**
+ * One line of progress for a long wait: on a terminal it is redrawn in place
+ * (cleared to its end); elsewhere a line is printed each time it changes.
+ */
+export class Progress {
+  private last = '';
+  private open = false;
+
+  constructor(private readonly io: Io, private readonly write: (s: string) => void = io.out) {}
+
+  show(line: string): void {
+    if (line === this.last) return;
+    this.last = line;
+    if (this.io.tty) {
+      this.write(`\r${line}\x1b[K`);
+      this.open = true;
+    } else this.write(`${line}\n`);
+  }
+
+  /** Ends a redrawn line, so what follows starts on a line of its own. */
+  done(): void {
+    if (this.open) this.write('\n');
+    this.open = false;
+  }
+}

@@ -6,7 +6,7 @@ import { templateHash } from '../replicaset/rollout.js';
 import { ApiClient, ApiError } from './http.js';
 import { UsageError } from './run.js';
 import { data, table } from './table.js';
-import type { Io, Values } from './io.js';
+import { Progress, type Io, type Values } from './io.js';
 
 /**
  * `kith rollout history|undo|status replicaset NAME` (SPEC §11), through the
@@ -110,7 +110,7 @@ export function progressBar(updated: number, ready: number, total: number, width
 
 async function status(io: Io, name: string, timeoutS: number): Promise<number> {
   const deadline = Date.now() + timeoutS * 1000;
-  let last = '';
+  const progress = new Progress(io);
   for (;;) {
     const { body } = await io.api.request('GET', seg('resources', 'replicaset', name));
     const b = body as { spec?: unknown; status?: unknown };
@@ -131,11 +131,8 @@ async function status(io: Io, name: string, timeoutS: number): Promise<number> {
       if (s.rollout === 'complete') done = 0;
       else if (s.rollout === 'stalled') done = 1;
     }
-    // On a terminal one line is redrawn in place (cleared to its end); elsewhere a line per step.
-    if (line !== last) io.out(io.tty ? `\r${line}\x1b[K` : `${line}\n`);
-    last = line;
-    if (io.tty && done !== undefined) io.out('\n');
-    if (io.tty && done === undefined && Date.now() >= deadline) io.out('\n');
+    progress.show(line);
+    if (done !== undefined || Date.now() >= deadline) progress.done();
     if (done === 0) {
       io.out(`replicaset/${name} rolled out\n`);
       return 0;

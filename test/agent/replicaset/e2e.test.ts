@@ -43,17 +43,19 @@ describe('ReplicaSet across three workers (end to end: CLI, controller, schedule
   const clusterCidr = randomClusterCidr();
   const dir = mkdtempSync(join(tmpdir(), 'kith-rs-e2e-'));
 
-  const kith = async (...args: string[]) => {
+  /** The CLI's stdout and stderr; a non-zero exit throws. */
+  const kithRun = async (...args: string[]) => {
     const r = await execa(process.execPath, ['--import', 'tsx', MAIN, ...args], {
       cwd: ROOT,
       env: { KITH_API: api },
       reject: false,
-      timeout: 30_000,
+      timeout: 90_000,
       stdin: 'ignore',
     });
     if (r.exitCode !== 0) throw new Error(`kith ${args.join(' ')}: exit ${r.exitCode}: ${r.stderr}`);
-    return String(r.stdout);
+    return { stdout: String(r.stdout), stderr: String(r.stderr) };
   };
+  const kith = async (...args: string[]) => (await kithRun(...args)).stdout;
 
   const dig = async (name: string, type = 'A') => {
     const r = await execa('dig', [`@127.0.0.1`, '-p', String(dnsPort), '+time=2', '+tries=1', '+noall', '+comments', '+answer', name, type], { reject: false, timeout: 10_000 });
@@ -214,8 +216,19 @@ describe('ReplicaSet across three workers (end to end: CLI, controller, schedule
   });
 
   it("kill -9 of a worker's agent brings its replica back on another worker once the worker is dead; DNS follows", async () => {
-    await kith('scale', 'replicaset', RS, '3');
+    // --wait shows its progress (a line per change when not on a terminal) and returns once all 3 run.
+    const scaled = await kithRun('scale', 'replicaset', RS, '3', '--wait', '--timeout', '60');
+    expect(scaled.stdout).to.equal(`replicaset/${RS} scaled to 3\n`);
+    const steps = scaled.stderr.trimEnd().split('\n');
+    expect(steps.at(-1)).to.equal(`replicaset ${RS}: 3 of 3 running`);
+    for (const l of steps) expect(l).to.match(new RegExp(`^replicaset ${RS}: [0-3] of 3 running$`));
+    expect((await running()).length).to.equal(3);
     const { pods, ips } = await settle(3, 'scaled back to 3');
+
+    // describe: the counts, and the controller's events of the scale-up.
+    const d = await kith('describe', 'rs', RS);
+    expect(d).to.match(/^Replicas:\s+3 desired, 3 live, 3 running/m);
+    expect(d).to.match(/^ {2}\S+\s+Normal\s+SuccessfulCreate\s+\d+\s+\S+\s+created 2 replicas: /m);
     expect(new Set(pods.map((p) => p.metadata.workedBy))).to.deep.equal(new Set(hosts.map((h) => h.name)));
     const victimHost = hosts[2]!;
     const victim = pods.find((p) => p.metadata.workedBy === victimHost.name)!;
@@ -320,8 +333,10 @@ describe('ReplicaSet across three workers (end to end: CLI, controller, schedule
 
   it('deleting the ReplicaSet removes all its pods and its name', async () => {
     const before = await replicas();
-    await kith('delete', 'replicaset', RS);
-    await waitUntil(async () => (await replicas()).length === 0, { timeoutMs: 20_000, what: 'every replica deleted' });
+    // --wait returns once no pod of it is left, showing how many are.
+    const deleted = await kithRun('delete', 'replicaset', RS, '--wait', '--timeout', '60');
+    expect(deleted.stderr.trimEnd().split('\n').at(-1)).to.equal(`replicaset ${RS}: 0 pods left`);
+    expect(await replicas()).to.deep.equal([]);
     await waitUntil(async () => (await dig(RS_NAME)).rcode === 'NXDOMAIN', { timeoutMs: 10_000, what: `${RS_NAME} NXDOMAIN` });
     for (const h of hosts.slice(0, 2)) {
       await waitUntil(async () => {
