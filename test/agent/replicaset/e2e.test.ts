@@ -218,7 +218,7 @@ describe('ReplicaSet across three workers (end to end: CLI, controller, schedule
   it("kill -9 of a worker's agent brings its replica back on another worker once the worker is dead; DNS follows", async () => {
     // --wait shows its progress (a line per change when not on a terminal) and returns once all 3 run.
     const scaled = await kithRun('scale', 'replicaset', RS, '3', '--wait', '--timeout', '60');
-    expect(scaled.stdout).to.equal(`replicaset/${RS} scaled to 3\n`);
+    expect(scaled.stdout).to.equal(`replicaset/${RS} scaled to 3`);
     const steps = scaled.stderr.trimEnd().split('\n');
     expect(steps.at(-1)).to.equal(`replicaset ${RS}: 3 of 3 running`);
     for (const l of steps) expect(l).to.match(new RegExp(`^replicaset ${RS}: [0-3] of 3 running$`));
