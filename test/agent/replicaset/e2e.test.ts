@@ -313,6 +313,10 @@ describe('ReplicaSet across three workers (end to end: CLI, controller, schedule
     }
     expect(most, 'most replicas alive during the rollout').to.be.at.most(4);
     expect(fewestReady, 'fewest ready replicas during the rollout').to.be.at.least(3);
+    // The rollout's steps are events of the ReplicaSet, oldest first: started, then complete.
+    const steps = (await kith('events', `rs/${ROLL}`)).split('\n').slice(1).map((l) => l.split(/\s+/)[2]);
+    expect(steps).to.include('RolloutStarted');
+    expect(steps.lastIndexOf('RolloutComplete')).to.be.greaterThan(steps.lastIndexOf('RolloutStarted'));
     await waitUntil(async () => (await clientLog()).slice(-10).every((x) => x === 'v2'), { timeoutMs: 20_000, what: 'the client seeing only v2' });
 
     // A replica deleted, then a scale-down to 1: the client keeps being served.
