@@ -17,7 +17,8 @@ const RS = 'steady';
 /** A JSON log line's time and message; nothing for a line that is not JSON. */
 function logLine(line: string): { time?: number; msg?: string } {
   try {
-    return JSON.parse(line) as { time?: number; msg?: string };
+    const l = JSON.parse(line) as { time?: string; msg?: string };
+    return { time: l.time === undefined ? undefined : Date.parse(l.time), msg: l.msg };
   } catch {
     return {};
   }
