@@ -459,7 +459,7 @@ export const SCRIPT = String.raw`'use strict';
       const res = await fetch('/resources/pod/' + encodeURIComponent(open.name) + '/logs' + q, { headers: headers(), signal: ctl.signal, cache: 'no-store' });
       if (res.status === 401) return refused(await detailOf(res));
       if (!res.ok || !res.body) {
-        logsState('No log: ' + (await detailOf(res)));
+        logsState('No log: ' + sentence(await detailOf(res)));
         return;
       }
       pre.textContent = '';
