@@ -47,7 +47,7 @@ export const PAGE = `<!doctype html>
         <label id="pod-container-label" hidden>Container <select id="pod-container"></select></label>
         <span id="logs-state" class="note" role="status"></span>
       </div>
-      <pre id="pod-logs" tabindex="0" aria-label="Log of the pod"></pre>
+      <pre id="pod-logs" tabindex="0" aria-label="Log of the pod" hidden></pre>
       <div id="pod-events-block" hidden>
         <h3>Events</h3>
         <ol id="pod-events" class="events"></ol>

@@ -22,9 +22,12 @@ export const SCRIPT = String.raw`'use strict';
   /** Characters of log kept on the page; older text is dropped. */
   const MAX_LOG_CHARS = 300000;
   const LOG_TAIL = 1000;
+  /** A tab hidden this long lets its streams go (a browser keeps 6 connections per host for all its tabs) and opens them again when shown. */
+  const PAUSE_HIDDEN_MS = 10000;
   const TERMINAL = new Set(['exitSuccess', 'exitFailure', 'errored', 'killed', 'abandoned', 'dead']);
   const GOOD = new Set(['running', 'healthy', 'complete', 'yes', 'exitSuccess']);
   const BAD = new Set(['dead', 'errored', 'exitFailure', 'killed', 'abandoned', 'stalled', 'no', 'unhealthy']);
+  const NEUTRAL = new Set(['—', 'Normal']);
 
   const $ = (id) => document.getElementById(id);
 
@@ -42,6 +45,8 @@ export const SCRIPT = String.raw`'use strict';
     streams: new Map(),
     /** The open pod: { name, ctl, starts, following }. */
     pod: undefined,
+    /** The session was let go while the tab was hidden. */
+    paused: false,
   };
 
   /** A 401: the token is missing, unknown, deleted or expired. */
@@ -93,7 +98,7 @@ export const SCRIPT = String.raw`'use strict';
 
   function stateWord(word) {
     const w = word === undefined || word === null || word === '' ? '—' : String(word);
-    const tone = GOOD.has(w) ? 'good' : BAD.has(w) ? 'bad' : w === '—' ? '' : 'warn';
+    const tone = GOOD.has(w) ? 'good' : BAD.has(w) ? 'bad' : NEUTRAL.has(w) ? '' : 'warn';
     return el('span', { class: 'state ' + tone, text: w });
   }
 
@@ -330,7 +335,8 @@ export const SCRIPT = String.raw`'use strict';
       const worker = n.type === 'node.worker';
       const mine = worker ? live.filter((p) => p.metadata && p.metadata.workedBy === n.name) : [];
       const used = mine.reduce((a, p) => { const r = podRequest(p); return { cpu: a.cpu + r.cpu, memory: a.memory + r.memory }; }, { cpu: 0, memory: 0 });
-      const capacity = lim ? lim.cpu + ' CPU, ' + lim.memory + ' MiB' + (mine.length > 0 ? ' (requested ' + Math.round(used.cpu * 100) / 100 + ' CPU, ' + used.memory + ' MiB)' : '') : '—';
+      const asked = used.cpu > 0 || used.memory > 0 ? ' (requested ' + Math.round(used.cpu * 100) / 100 + ' CPU, ' + used.memory + ' MiB)' : '';
+      const capacity = lim ? lim.cpu + ' CPU, ' + lim.memory + ' MiB' + asked : '—';
       return [n.name, n.type.replace(/^node\./, ''), stateWord(n.state), str(spec.address), capacity, worker ? { num: mine.length } : '—'];
     }, (n) => ({ 'data-node': n.type + '/' + n.name }));
   }
@@ -463,6 +469,7 @@ export const SCRIPT = String.raw`'use strict';
         return;
       }
       pre.textContent = '';
+      pre.hidden = false;
       logChars = 0;
       logsState('Following');
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -487,6 +494,7 @@ export const SCRIPT = String.raw`'use strict';
     view.pod = { name: name, ctl: ctl, starts: 0, following: false, seen: undefined, log: undefined };
     view.events = new Map();
     $('pod-logs').textContent = '';
+    $('pod-logs').hidden = true;
     logsState('');
     $('pod').hidden = false;
     // Events may be a type this cluster has none of: the list is then empty and the block stays hidden.
@@ -523,6 +531,7 @@ export const SCRIPT = String.raw`'use strict';
 
   function showLogin(message) {
     stopSession();
+    view.paused = false;
     $('dashboard').hidden = true;
     $('sign-out').hidden = true;
     $('login').hidden = false;
@@ -625,6 +634,21 @@ export const SCRIPT = String.raw`'use strict';
       }
     });
     window.addEventListener('hashchange', onHash);
+    let hiding;
+    document.addEventListener('visibilitychange', () => {
+      clearTimeout(hiding);
+      if (document.hidden) {
+        hiding = setTimeout(() => {
+          if (!view.session) return;
+          view.paused = true;
+          stopSession();
+          setStatus('Paused while this tab is hidden.');
+        }, PAUSE_HIDDEN_MS);
+      } else if (view.paused) {
+        view.paused = false;
+        startSession();
+      }
+    });
     begin();
   });
 })();

@@ -130,6 +130,14 @@ describe('dashboard (GET /ui) in headless Chromium', function () {
       // States are words, not only colours.
       expect(await text(page, '[data-pod="arrives-live"]')).to.include('created');
 
+      // A ReplicaSet with its rollout, as its controller writes it.
+      const rs = { name: 'front', type: 'replicaset', metadata: {}, spec: { replicas: 2, template: { spec: podSpec() } } };
+      expect((await api.request('POST', '/resources', rs)).status).to.equal(201);
+      await page.waitForSelector('[data-replicaset="front"]', { visible: true });
+      const status = { desired: 2, live: 2, running: 2, ready: 1, updated: 1, available: 1, rollout: 'progressing' };
+      await api.put('resource/replicaset/front', JSON.stringify({ ...rs, status }));
+      await page.waitForFunction(() => /1 of 2.*progressing/.test(document.querySelector('[data-replicaset="front"]')?.textContent ?? ''), { timeout: WAIT_MS });
+
       // A deletion goes from the page as it goes from etcd.
       expect((await api.request('DELETE', '/resources/pod/before-login?now=1')).status).to.equal(204);
       await page.waitForSelector('[data-pod="before-login"]', { hidden: true });
@@ -167,6 +175,33 @@ describe('dashboard (GET /ui) in headless Chromium', function () {
       expect(await page.$eval('#dashboard', (e) => (e as HTMLElement).hidden)).to.equal(true);
     });
 
+    it('a pod\'s events are one click away, with its facts; closing the pod stops following it', async () => {
+      await create('eventful');
+      const now = new Date().toISOString();
+      const event = (name: string, object: string, reason: string) => JSON.stringify({
+        name, type: 'event', metadata: {},
+        spec: { time: now, type: 'Warning', object, reason, message: 'no worker has room for 1 CPU', node: api.name, count: 3, firstTime: now },
+      });
+      await api.put('resource/event/ev-mine', event('ev-mine', 'pod/eventful', 'FailedScheduling'));
+      await api.put('resource/event/ev-other', event('ev-other', 'pod/someone-else', 'Elsewhere'));
+      const { page, errors } = await newPage();
+      await signIn(page, api.url, api.adminToken);
+      await page.waitForSelector('[data-open-pod="eventful"]', { visible: true });
+      await page.click('[data-open-pod="eventful"]');
+      await page.waitForSelector('[data-event="ev-mine"]', { visible: true });
+      expect(await text(page, '[data-event="ev-mine"]')).to.match(/Warning FailedScheduling no worker has room for 1 CPU \(3 times\)$/);
+      expect(await page.$('[data-event="ev-other"]')).to.equal(null);
+      expect(await text(page, '#pod-facts')).to.match(/^Statecreated/);
+      // An event that comes while the pod is open shows at once.
+      await api.put('resource/event/ev-later', event('ev-later', 'pod/eventful', 'Later'));
+      await page.waitForSelector('[data-event="ev-later"]', { visible: true });
+      await shot(page, '4-pod-events');
+      await page.click('#pod-close');
+      await page.waitForSelector('#pod', { hidden: true });
+      expect(page.url()).to.match(/\/ui$/);
+      expect(errors).to.deep.equal([]);
+    });
+
     it('fits a phone (375 px): no horizontal overflow, long names wrap, a pod opens', async () => {
       const long = `a${'b'.repeat(61)}c`; // 63 characters, the longest pod name
       await create(long);
@@ -185,7 +220,7 @@ describe('dashboard (GET /ui) in headless Chromium', function () {
       expect(o.body, 'body wider than the phone').to.be.at.most(o.width);
       // Every row is a card of labelled lines: the column headings are hidden, the labels shown.
       expect(await page.$eval('#pods thead', (e) => getComputedStyle(e).display)).to.equal('none');
-      await shot(page, '4-phone');
+      await shot(page, '5-phone');
 
       await page.click(`[data-open-pod="${long}"]`);
       await page.waitForSelector('#pod', { visible: true });
@@ -194,7 +229,7 @@ describe('dashboard (GET /ui) in headless Chromium', function () {
       await page.waitForFunction(() => /^No log: /.test(document.getElementById('logs-state')!.textContent ?? ''), { timeout: WAIT_MS });
       o = await overflow();
       expect(o.doc, 'the open pod is wider than the phone').to.be.at.most(o.width);
-      await shot(page, '5-phone-pod');
+      await shot(page, '6-phone-pod');
       expect(errors).to.deep.equal([]);
     });
   });
@@ -246,7 +281,7 @@ describe('dashboard (GET /ui) in headless Chromium', function () {
       await page.waitForFunction((n) => new RegExp(`(^|\\n)line ${n}\\n`).test(document.getElementById('pod-logs')!.textContent ?? ''), { timeout: 10_000 }, seen + 3);
       expect(await text(page, '#logs-state')).to.equal('Following');
       expect(page.url()).to.match(/\/ui#pod\/counter$/);
-      await shot(page, '6-pod-logs');
+      await shot(page, '7-pod-logs');
       expect(errors).to.deep.equal([]);
     });
   });
