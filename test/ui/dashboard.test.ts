@@ -192,9 +192,13 @@ describe('dashboard (GET /ui) in headless Chromium', function () {
       expect(await text(page, '[data-event="ev-mine"]')).to.match(/Warning FailedScheduling no worker has room for 1 CPU \(3 times\)$/);
       expect(await page.$('[data-event="ev-other"]')).to.equal(null);
       expect(await text(page, '#pod-facts')).to.match(/^Statecreated/);
-      // An event that comes while the pod is open shows at once.
-      await api.put('resource/event/ev-later', event('ev-later', 'pod/eventful', 'Later'));
+      // An event that comes while the pod is open shows at once, its text as text: markup in data is never markup on the page.
+      const later = JSON.parse(event('ev-later', 'pod/eventful', 'Later'));
+      later.spec.message = '<img src=x id=injected> <b>bold</b>';
+      await api.put('resource/event/ev-later', JSON.stringify(later));
       await page.waitForSelector('[data-event="ev-later"]', { visible: true });
+      expect(await text(page, '[data-event="ev-later"]')).to.include('<img src=x id=injected> <b>bold</b>');
+      expect(await page.$$eval('#injected, [data-event="ev-later"] b', (es) => es.length)).to.equal(0);
       await shot(page, '4-pod-events');
       await page.click('#pod-close');
       await page.waitForSelector('#pod', { hidden: true });
@@ -230,6 +234,26 @@ describe('dashboard (GET /ui) in headless Chromium', function () {
       o = await overflow();
       expect(o.doc, 'the open pod is wider than the phone').to.be.at.most(o.width);
       await shot(page, '6-phone-pod');
+      expect(errors).to.deep.equal([]);
+    });
+  });
+
+  describe('against an open API (--api-auth none)', () => {
+    let h: ApiHarness | undefined;
+    before(async () => {
+      h = await ApiHarness.start(['--api-auth', 'none']);
+    });
+    after(async () => {
+      await h?.stop();
+    });
+
+    it('asks for no token and says the API is open', async () => {
+      expect((await h!.request('POST', '/resources', { type: 'pod', name: 'open-pod', state: 'created', spec: podSpec() })).status).to.equal(201);
+      const { page, errors } = await newPage();
+      await page.goto(`${h!.url}/ui`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS });
+      await page.waitForSelector('[data-pod="open-pod"]', { visible: true });
+      expect(await page.$eval('#login', (e) => (e as HTMLElement).hidden)).to.equal(true);
+      await page.waitForFunction(() => /^Open API \(no token\)\. Live/.test(document.getElementById('status')!.textContent ?? ''), { timeout: WAIT_MS });
       expect(errors).to.deep.equal([]);
     });
   });
