@@ -47,6 +47,8 @@ export const SCRIPT = String.raw`'use strict';
     pod: undefined,
     /** The session was let go while the tab was hidden. */
     paused: false,
+    /** When every stream was last connected and synced. */
+    liveSince: undefined,
   };
 
   /** A 401: the token is missing, unknown, deleted or expired. */
@@ -156,8 +158,8 @@ export const SCRIPT = String.raw`'use strict';
       else setStatus('Connecting: ' + lost.map((e) => e[0]).join(', ') + '…');
       return;
     }
-    const t = new Date().toLocaleTimeString();
-    setStatus((view.open ? 'Open API (no token). ' : '') + 'Live; last change ' + t + '.');
+    if (!view.liveSince) view.liveSince = new Date().toLocaleTimeString();
+    setStatus((view.open ? 'Open API (no token). ' : '') + 'Live since ' + view.liveSince + '.');
   }
 
   // ---- server-sent events over fetch ---------------------------------------------
@@ -233,6 +235,7 @@ export const SCRIPT = String.raw`'use strict';
       }
       failures++;
       view.streams.set(type, 'reconnecting');
+      view.liveSince = undefined;
       liveStatus();
       await sleep(Math.min(8000, 250 * Math.pow(2, failures)), signal);
     }
@@ -557,6 +560,7 @@ export const SCRIPT = String.raw`'use strict';
     stopSession();
     const ctl = new AbortController();
     view.session = ctl;
+    view.liveSince = undefined;
     view.pods = new Map();
     view.replicasets = new Map();
     $('login').hidden = true;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import type { TestAgent } from '../support/agent.js';
+import { CuttableProxy } from '../support/proxy.js';
 import { ApiHarness } from '../api/harness.js';
 import { oneHost, randomClusterCidr, startWorkerAgent, type OneHost } from '../agent/worker/cluster.js';
 
@@ -173,6 +174,37 @@ describe('dashboard (GET /ui) in headless Chromium', function () {
       await page.waitForSelector('#login-error', { visible: true });
       expect(await text(page, '#login-error')).to.match(/^The API no longer accepts this token: /);
       expect(await page.$eval('#dashboard', (e) => (e as HTMLElement).hidden)).to.equal(true);
+    });
+
+    it('a dropped stream resumes from its last event (Last-Event-ID): what changed meanwhile shows, nothing twice', async () => {
+      const proxy = await CuttableProxy.start(Number(new URL(api.url).port));
+      try {
+        await create('before-cut');
+        const { page, errors } = await newPage();
+        const resumes: string[] = [];
+        page.on('request', (r) => {
+          const id = r.headers()['last-event-id'];
+          if (r.url().endsWith('/resources/pod?watch=1') && id !== undefined) resumes.push(id);
+        });
+        await signIn(page, proxy.endpoint, api.adminToken);
+        await page.waitForSelector('[data-pod="before-cut"]', { visible: true });
+        await page.waitForFunction(() => /^Live/.test(document.getElementById('status')!.textContent ?? ''), { timeout: WAIT_MS });
+        proxy.sever();
+        await create('while-cut');
+        expect((await api.request('DELETE', '/resources/pod/before-cut?now=1')).status).to.equal(204);
+        await page.waitForFunction(() => /^Connecting/.test(document.getElementById('status')!.textContent ?? ''), { timeout: WAIT_MS });
+        proxy.restore();
+        await page.waitForSelector('[data-pod="while-cut"]', { visible: true });
+        await page.waitForSelector('[data-pod="before-cut"]', { hidden: true });
+        expect(resumes.length).to.be.at.least(1);
+        expect(Number(resumes[0])).to.be.above(0);
+        expect(await page.$$eval('[data-pod="while-cut"]', (rows) => rows.length)).to.equal(1);
+        await page.waitForFunction(() => /^Live/.test(document.getElementById('status')!.textContent ?? ''), { timeout: WAIT_MS });
+        // Cut on purpose: the browser logs the broken connections; nothing else may go wrong.
+        expect(errors.filter((e) => !/net::ERR_/.test(e))).to.deep.equal([]);
+      } finally {
+        await proxy.close();
+      }
     });
 
     it('a pod\'s events are one click away, with its facts; closing the pod stops following it', async () => {
