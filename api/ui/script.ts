@@ -109,11 +109,16 @@ export const SCRIPT = String.raw`'use strict';
 
   const str = (v) => (v === undefined || v === null || v === '' ? '—' : String(v));
 
+  /** Each table's rows by what they show, so a render that changes nothing touches nothing (a click in progress lands). */
+  const shown = new Map();
+
   /** Fills a table's body: one row per item, each cell labelled with its column's heading (the phone's card layout shows it). */
   function fillTable(id, items, cells, rowAttrs) {
     const table = $(id);
     const labels = Array.from(table.tHead.rows[0].cells).map((c) => c.textContent);
     const body = table.tBodies[0];
+    const before = shown.get(id) || new Map();
+    const now = new Map();
     const rows = items.map((item) => {
       const tr = el('tr', rowAttrs ? rowAttrs(item) : {});
       cells(item).forEach((c, i) => {
@@ -126,14 +131,24 @@ export const SCRIPT = String.raw`'use strict';
         }
         tr.append(td);
       });
-      return tr;
+      // The row's own markup, as made above from text nodes, is its identity.
+      const key = tr.outerHTML;
+      const same = before.get(key);
+      before.delete(key);
+      const row = same || tr;
+      now.set(key, row);
+      return row;
     });
-    // Rows are made anew: a focused pod button is focused again in its new row.
-    const focused = document.activeElement && body.contains(document.activeElement) ? document.activeElement.getAttribute('data-open-pod') : null;
-    body.replaceChildren(...rows);
-    if (focused) {
-      const again = Array.from(body.querySelectorAll('[data-open-pod]')).find((b) => b.getAttribute('data-open-pod') === focused);
-      if (again) again.focus();
+    shown.set(id, now);
+    const current = Array.from(body.children);
+    if (current.length !== rows.length || rows.some((r, i) => current[i] !== r)) {
+      // A focused pod button whose row changed is focused again in its new row.
+      const focused = document.activeElement && body.contains(document.activeElement) ? document.activeElement.getAttribute('data-open-pod') : null;
+      body.replaceChildren(...rows);
+      if (focused && !body.contains(document.activeElement)) {
+        const again = Array.from(body.querySelectorAll('[data-open-pod]')).find((b) => b.getAttribute('data-open-pod') === focused);
+        if (again) again.focus();
+      }
     }
     $(id + '-empty').hidden = items.length > 0;
     table.hidden = items.length === 0;

@@ -249,6 +249,12 @@ describe('dashboard (GET /ui) in headless Chromium', function () {
       // The names are polled: within one period (5 s).
       await page.waitForSelector(`[data-dns="${'w'.repeat(63)}.shop.cluster.local."]`, { visible: true });
       await page.waitForFunction((n) => document.querySelector(`[data-pod="${n}"]`)?.textContent?.includes('10.244.0.9'), { timeout: WAIT_MS }, long);
+      // A poll that changes nothing leaves the rows as they are (a click in progress is never lost to a new row).
+      await page.$eval(`[data-pod="${long}"]`, (row) => row.setAttribute('data-marked', 'yes'));
+      const polled = new Promise<'polled'>((resolve) => page.on('requestfinished', (r) => r.url().endsWith('/dns_names') && resolve('polled')));
+      expect(await Promise.race([polled, new Promise((r) => setTimeout(r, WAIT_MS, 'no poll'))])).to.equal('polled');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(await page.$eval(`[data-pod="${long}"]`, (row) => row.getAttribute('data-marked'))).to.equal('yes');
       const overflow = () => page.evaluate(() => ({ doc: document.documentElement.scrollWidth, body: document.body.scrollWidth, width: window.innerWidth }));
       let o = await overflow();
       expect(o.width).to.equal(375);
