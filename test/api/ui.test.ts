@@ -49,6 +49,8 @@ describe('api: the dashboard\'s page (GET /ui) and GET /dns_names', function () 
       await res.body?.cancel();
     }
     expect((await fetch(`${h.url}/ui/missing.js`)).status).to.equal(404);
+    expect((await fetch(`${h.url}/ui/`)).status).to.equal(200);
+    expect((await fetch(`${h.url}/ui`, { method: 'POST' })).status).to.equal(405);
   });
 
   it('GET /dns_names lists the A records and aliases etcd holds, with the domain', async () => {
