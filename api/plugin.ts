@@ -184,7 +184,7 @@ export function createApp(deps: {
         }
       }
       // Only the routes of etcd's data say that etcd answers again (/healthz never asks it).
-      if (ctx.status < 500 && typeof ctx._matchedRoute === 'string' && /^\/(resources|dns_aliases)\b/.test(ctx._matchedRoute)) outage.succeeded();
+      if (ctx.status < 500 && typeof ctx._matchedRoute === 'string' && /^\/(resources|dns_aliases|dns_names)\b/.test(ctx._matchedRoute)) outage.succeeded();
     } catch (err) {
       sendProblem(ctx, err, deps.log, outage);
     } finally {

@@ -10,6 +10,7 @@ import type { ResourceStore } from './store.js';
 import type { Selector } from './feed.js';
 import type { TokenStore } from './token-store.js';
 import { tokenName, tokenRequest } from './tokens.js';
+import { dashboardRoutes } from './ui/serve.js';
 
 export interface RouteDeps {
   store: ResourceStore;
@@ -114,6 +115,11 @@ export function buildRouter(deps: RouteDeps): Router {
     ctx.body = await store.aliasTargets(fqdn(host, ns, domain));
   });
 
+  // Every name the zone is fed from etcd, for the dashboard (a view token suffices, as for every GET).
+  router.get('/dns_names', async (ctx) => {
+    ctx.body = { domain, ...(await store.dnsNames()) };
+  });
+
   const alias = (ctx: Context, write: boolean) => {
     const p = ctx.params as { ns: string; host: string; tns: string; thost: string };
     const from = side(p.ns, p.host);
@@ -168,6 +174,8 @@ export function buildRouter(deps: RouteDeps): Router {
       ctx.status = 204;
     });
   }
+
+  dashboardRoutes(router);
 
   router.get('/healthz', (ctx) => {
     ctx.type = 'text/plain';

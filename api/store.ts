@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ALIAS_VALUE, aliasKey, aliasPrefix, nameUnder, resourceKey, resourcePrefix, unscheduledKey } from '../agent/keys.js';
+import { ALIAS_VALUE, aliasKey, aliasPrefix, DNS_PREFIX, nameUnder, parseDnsKey, resourceKey, resourcePrefix, unscheduledKey } from '../agent/keys.js';
 import { readNodeStates, type NodeState } from '../agent/node.js';
 import type { StateLayer } from '../agent/state.js';
 import { alreadyExists, invalid, notFound, Problem } from './problem.js';
@@ -9,6 +9,12 @@ import { isNodeType, resource, type Resource, type Role } from './schemas.js';
 /** Attempts of a PATCH whose guarded write lost to a concurrent change, with a short random back-off between them. */
 const PATCH_ATTEMPTS = 32;
 const backoff = (attempt: number) => new Promise((r) => setTimeout(r, Math.random() * Math.min(2 + attempt * 2, 25)));
+
+/** What `GET /dns_names` lists: every A record and alias etcd holds, names fully qualified with their trailing dot. */
+export interface DnsNames {
+  records: { name: string; address: string }[];
+  aliases: { from: string; to: string }[];
+}
 
 export interface Stored {
   resource: Resource;
@@ -209,6 +215,18 @@ export class ResourceStore {
       .filter((kv) => kv.value === ALIAS_VALUE)
       .flatMap((kv) => nameUnder(kv.key, prefix) ?? [])
       .sort();
+  }
+
+  /** Every A record and alias under `dns/`, sorted by name (the keys' order), at one revision. */
+  async dnsNames(): Promise<DnsNames> {
+    const { kvs } = await this.state.list(DNS_PREFIX);
+    const out: DnsNames = { records: [], aliases: [] };
+    for (const kv of kvs) {
+      const k = parseDnsKey(kv.key);
+      if (k?.kind === 'record') out.records.push({ name: k.name, address: kv.value });
+      else if (k?.kind === 'alias' && kv.value === ALIAS_VALUE) out.aliases.push({ from: k.from, to: k.to });
+    }
+    return out;
   }
 
   async aliasExists(from: string, to: string): Promise<boolean> {

@@ -83,9 +83,12 @@ export const expired = (t: StoredToken, now = Date.now()): boolean => t.expiresA
 
 export const allows = (have: TokenRole, need: TokenRole): boolean => RANK[have] >= RANK[need];
 
-/** The role a request needs, or undefined for the open probes. */
+/** The dashboard's page and assets (api/ui/): open, as they hold no data; the page asks for a token itself. */
+export const isDashboardPath = (path: string): boolean => path === '/ui' || path.startsWith('/ui/');
+
+/** The role a request needs, or undefined for the open probes and the dashboard's page. */
 export function requiredRole(method: string, path: string): TokenRole | undefined {
-  if (path === '/healthz' || path === '/readyz') return undefined;
+  if (path === '/healthz' || path === '/readyz' || isDashboardPath(path)) return undefined;
   if (path === '/tokens' || path.startsWith('/tokens/')) return 'admin';
   if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return 'view';
   return 'edit';

@@ -20,6 +20,8 @@ packages=(
   /usr/lib/podman/netavark:netavark
   # podman builds its pod infra (pause) image from catatonit; no registry to pull one from.
   catatonit:catatonit
+  # the dashboard's browser test drives Debian's headless Chromium with puppeteer-core (no browser download)
+  chromium:chromium
   # node-gyp builds the DNS plugin's native UDP engine (dns/native/udp.cc) with these.
   g++:g++ make:make
 )

@@ -25,6 +25,11 @@ describe('api: tokens as data', () => {
     expect(requiredRole('GET', '/resources/pod')).to.equal('view');
     expect(requiredRole('PATCH', '/resources/pod/x')).to.equal('edit');
     expect(requiredRole('PUT', '/dns_aliases/a/b/c/d')).to.equal('edit');
+    // The dashboard's page and assets hold no data; the page asks for a token for what it reads.
+    expect(requiredRole('GET', '/ui')).to.equal(undefined);
+    expect(requiredRole('GET', '/ui/app.js')).to.equal(undefined);
+    expect(requiredRole('GET', '/uix')).to.equal('view');
+    expect(requiredRole('GET', '/dns_names')).to.equal('view');
   });
 
   it('reads durations and bearer headers, refusing other shapes', () => {
