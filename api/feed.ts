@@ -1,12 +1,21 @@
-import { parseResourceKey, RESOURCE_ROOT } from '../agent/keys.js';
+import { parseResourceKey, resourceKey, RESOURCE_ROOT } from '../agent/keys.js';
 import type { StateEvent, StateLayer, Subscription } from '../agent/state.js';
+import type { Resource } from './schemas.js';
 
 /**
  * The resources of every type as this API node follows them: one state-layer
- * watch of `resource/`, shared by every watch stream (README.md, "Watch").
- * It keeps the current resources (the initial list of a new stream) and the
- * last changes in a bounded ring (what a stream that resumes is missing).
+ * watch of `resource/`, shared by every watch stream and every list
+ * (README.md, "Watch" and "Lists"), as the Kubernetes API server's watch
+ * cache. It keeps the current resources (the initial list of a new stream,
+ * and each type parsed once per change for the lists) and the last changes in
+ * a bounded ring (what a stream that resumes is missing).
  */
+
+/** How long a list or a new stream waits for the feed to reach this node's own last write before it reads etcd instead. */
+export const OWN_WRITE_WAIT_MS = 2000;
+
+/** Decodes a stored resource with its type's schema; undefined for one that does not parse (logged by the decoder). */
+export type DecodeStored = (type: string, key: string, value: string) => Resource | undefined;
 
 /** One change of one resource. */
 export interface Change {
@@ -29,6 +38,31 @@ export interface Selector {
 
 export const selects = (s: Selector, c: { type: string; name: string }): boolean => c.type === s.type && (s.name === undefined || c.name === s.name);
 
+/** One resource in the view: its last put, and that put decoded once a list has asked for it. */
+interface Entry {
+  change: Change;
+  /** Not decoded since its last change (undefined), or does not parse (null). */
+  decoded?: Resource | null;
+}
+
+/** The resources of one type, with their order by name kept until a name comes or goes. */
+interface TypeView {
+  entries: Map<string, Entry>;
+  byName?: Entry[];
+}
+
+/** etcd's order of keys, bytes of UTF-8, which is the order of code points (JavaScript's `<` compares UTF-16 units). */
+export function byName(a: string, b: string): number {
+  if (/[^\0-\x7f]/.test(a) || /[^\0-\x7f]/.test(b)) return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** What a list from the feed is: the resources of a type that parse, sorted by name, as etcd held them at `revision`. */
+export interface FeedList {
+  resources: Resource[];
+  revision: number;
+}
+
 /** Changes the ring keeps at most, and at most this many bytes of their values. */
 const RING_CHANGES = 10_000;
 const RING_BYTES = 16 * 1024 * 1024;
@@ -45,8 +79,10 @@ export interface Opened {
 }
 
 export class ResourceFeed {
-  /** key → the resource's last put, at its mod revision. */
-  private readonly view = new Map<string, Change>();
+  /** type → the resources' last puts, at their mod revisions. */
+  private readonly view = new Map<string, TypeView>();
+  /** Lists and streams waiting for the feed to reach a revision. */
+  private readonly waiters = new Set<{ revision: number; done: (reached: boolean) => void }>();
   private ring: Change[] = [];
   private ringBytes = 0;
   /** The ring holds every change after this revision. */
@@ -61,7 +97,10 @@ export class ResourceFeed {
   private readonly sub: Subscription;
   private syncedOnce = false;
 
-  constructor(state: StateLayer) {
+  constructor(
+    state: StateLayer,
+    private readonly decode: DecodeStored,
+  ) {
     this.sub = state.watch([RESOURCE_ROOT], (ev) => this.onEvent(ev), {
       name: 'api-watch',
       onScan: (revision) => this.onScan(revision),
@@ -77,6 +116,17 @@ export class ResourceFeed {
     return this.syncedOnce;
   }
 
+  /** Whether the feed follows etcd now: synced, and not rescanning after a lost watch. */
+  get live(): boolean {
+    return this.syncedOnce && this.sub.live;
+  }
+
+  /** The revision of the last change (or scan) taken in. */
+  get at(): number {
+    this.flush();
+    return this.revision;
+  }
+
   private onScan(revision: number): void {
     this.flush();
     this.scanRevision = revision;
@@ -86,11 +136,22 @@ export class ResourceFeed {
   private onEvent(ev: StateEvent): void {
     const id = parseResourceKey(ev.key);
     if (!id) return;
+    let tv = this.view.get(id.type);
     if (ev.type === 'put') {
-      this.view.set(ev.key, { ...id, value: ev.value, revision: ev.modRevision });
+      if (!tv) this.view.set(id.type, (tv = { entries: new Map() }));
+      const change = { ...id, value: ev.value, revision: ev.modRevision };
+      const entry = tv.entries.get(id.name);
+      if (entry) {
+        entry.change = change;
+        entry.decoded = undefined;
+      } else {
+        tv.entries.set(id.name, { change });
+        tv.byName = undefined;
+      }
       this.pending.push({ ...id, value: ev.value, revision: this.scanRevision ?? ev.modRevision });
     } else {
-      this.view.delete(ev.key);
+      if (tv?.entries.delete(id.name)) tv.byName = undefined;
+      if (tv?.entries.size === 0) this.view.delete(id.type);
       this.pending.push({ ...id, revision: this.scanRevision ?? ev.modRevision });
     }
     this.queueFlush();
@@ -115,6 +176,7 @@ export class ResourceFeed {
       this.ringBytes = 0;
       this.ringFrom = scan;
       this.revision = Math.max(this.revision, scan);
+      this.wake();
       const first = this.first;
       this.first = false;
       if (first || batch.length === 0) return;
@@ -126,8 +188,54 @@ export class ResourceFeed {
         this.revision = Math.max(this.revision, c.revision);
       }
       this.trim();
+      this.wake();
     }
     for (const l of this.listeners) l(batch);
+  }
+
+  private wake(): void {
+    for (const w of this.waiters) if (this.revision >= w.revision) w.done(true);
+  }
+
+  /**
+   * Resolves true once the feed has taken in every change up to `revision`
+   * (a write of this node), or false after `timeoutMs` or when the feed closes.
+   */
+  reached(revision: number, timeoutMs: number): Promise<boolean> {
+    this.flush();
+    if (this.revision >= revision) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const w = {
+        revision,
+        done: (reached: boolean) => {
+          clearTimeout(timer);
+          this.waiters.delete(w);
+          resolve(reached);
+        },
+      };
+      const timer = setTimeout(() => w.done(false), timeoutMs);
+      this.waiters.add(w);
+    });
+  }
+
+  /**
+   * The resources of a type as a list answers them (before any state derived
+   * on read): those that parse, sorted by name. Each is decoded once per
+   * change, on the first list that needs it, and the order by name is kept
+   * until a resource of the type comes or goes.
+   */
+  list(type: string): FeedList {
+    this.flush();
+    const tv = this.view.get(type);
+    const resources: Resource[] = [];
+    if (tv) {
+      tv.byName ??= [...tv.entries.values()].sort((a, b) => byName(a.change.name, b.change.name));
+      for (const e of tv.byName) {
+        if (e.decoded === undefined) e.decoded = this.decode(type, resourceKey(type, e.change.name), e.change.value!) ?? null;
+        if (e.decoded) resources.push(e.decoded);
+      }
+    }
+    return { resources, revision: this.revision };
   }
 
   /** Drops the oldest revisions, whole, until the ring is within its bounds. */
@@ -162,7 +270,13 @@ export class ResourceFeed {
       out.missed = this.ring.filter((c) => c.revision > since && selects(sel, c));
     } else {
       const initial: Change[] = [];
-      for (const c of this.view.values()) if (selects(sel, c)) initial.push(c);
+      const entries = this.view.get(sel.type)?.entries;
+      if (sel.name !== undefined) {
+        const e = entries?.get(sel.name);
+        if (e) initial.push(e.change);
+      } else {
+        for (const e of entries?.values() ?? []) initial.push(e.change);
+      }
       // By mod revision: a stream cut during its initial list resumes from the last id it got and misses nothing.
       initial.sort((a, b) => a.revision - b.revision || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       out.initial = initial;
@@ -178,6 +292,7 @@ export class ResourceFeed {
 
   async close(): Promise<void> {
     this.listeners.clear();
+    for (const w of this.waiters) w.done(false);
     await this.sub.close();
   }
 }

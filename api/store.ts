@@ -15,6 +15,12 @@ export interface Stored {
   modRevision: number;
 }
 
+/** A list as `GET /resources/:type` answers it: derived states applied, sorted by name, the state of etcd at `revision`. */
+export interface Listed {
+  resources: Resource[];
+  revision: number;
+}
+
 /**
  * Node states of one request, read from the heartbeats (one range per role),
  * so a list of many pods costs one read per node type.
@@ -38,6 +44,8 @@ class Heartbeats {
 export class ResourceStore {
   /** PATCHes of one key from this process wait for each other; the revision guard covers other processes. */
   private readonly patching = new Map<string, Promise<unknown>>();
+  /** The revision of this node's last write of a resource: what a list or a new stream must already show (read-your-writes). */
+  private lastWrite = 0;
 
   constructor(
     private readonly state: StateLayer,
@@ -52,10 +60,21 @@ export class ResourceStore {
     if (r.type === 'pod') then.push({ put: unscheduledKey(r.name), value });
     const res = await this.state.txn({ if: [{ key, createRevision: 0 }], then });
     if (!res.succeeded) throw alreadyExists(r.type, r.name);
+    this.wrote(res.revision);
     return res.revision;
   }
 
-  private parseStored(type: string, key: string, value: string): Resource | undefined {
+  private wrote(revision: number): void {
+    this.lastWrite = Math.max(this.lastWrite, revision);
+  }
+
+  /** The revision of the last resource this node has created, changed or deleted (0 before any). */
+  get written(): number {
+    return this.lastWrite;
+  }
+
+  /** Decodes a stored resource with its type's schema; undefined (and a warning) for one that does not parse. */
+  parseStored(type: string, key: string, value: string): Resource | undefined {
     let json: unknown;
     try {
       json = JSON.parse(value);
@@ -102,10 +121,14 @@ export class ResourceStore {
     return { resource: await this.onRead(r, new Heartbeats(this.state)), modRevision: kv.modRevision };
   }
 
-  /** Every valid resource of a type, sorted by name; invalid stored entries are logged and skipped. */
-  async list(type: string): Promise<Resource[]> {
+  /**
+   * Every valid resource of a type read from etcd, sorted by name; invalid
+   * stored entries are logged and skipped. The lists come from the API's
+   * feed (list.ts); this is their way before the feed has synced or caught up.
+   */
+  async list(type: string): Promise<Listed> {
     const prefix = resourcePrefix(type);
-    const { kvs } = await this.state.list(prefix);
+    const { kvs, revision } = await this.state.list(prefix);
     const hb = new Heartbeats(this.state);
     const out: Promise<Resource>[] = [];
     for (const kv of kvs) {
@@ -113,7 +136,18 @@ export class ResourceStore {
       const r = this.parseStored(type, kv.key, kv.value);
       if (r) out.push(this.onRead(r, hb));
     }
-    return Promise.all(out);
+    return { resources: await Promise.all(out), revision };
+  }
+
+  /** Resolves once etcd answers a read (of no key); rejects as the read does when etcd is away. */
+  async etcdAnswers(): Promise<void> {
+    await this.state.revision();
+  }
+
+  /** Applies the states derived on read to decoded resources, the heartbeats read once per role. */
+  derive(resources: Resource[]): Promise<Resource[]> {
+    const hb = new Heartbeats(this.state);
+    return Promise.all(resources.map((r) => this.onRead(r, hb)));
   }
 
   /**
@@ -153,7 +187,10 @@ export class ResourceStore {
         if: [{ key, modRevision: kv.modRevision }],
         then: [{ put: key, value: JSON.stringify(next) }],
       });
-      if (res.succeeded) return { resource: next, modRevision: res.revision };
+      if (res.succeeded) {
+        this.wrote(res.revision);
+        return { resource: next, modRevision: res.revision };
+      }
       await backoff(attempt);
     }
     throw new Problem('resource-conflict', `the resource '${name}' of type '${type}' kept changing while it was patched; try again`);
@@ -186,6 +223,7 @@ export class ResourceStore {
           then: [{ put: key, value: JSON.stringify({ ...value, spec: { ...value.spec, terminationGracePeriodSeconds: 0 } }) }],
         });
         if (res.succeeded) {
+          this.wrote(res.revision);
           guard = { key, modRevision: res.revision };
           break;
         }
@@ -197,6 +235,7 @@ export class ResourceStore {
     // Changed between the two writes (by its worker, say): it goes all the same, with the grace it now has.
     if (!res.succeeded && 'modRevision' in guard) return this.remove(type, name);
     if (!res.succeeded) throw notFound(type, name);
+    this.wrote(res.revision);
   }
 
   // ---- aliases ------------------------------------------------------------------

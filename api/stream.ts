@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import { resourceKey, resourcePrefix } from '../agent/keys.js';
 import { CompactedError, type History, type StateEvent, type StateLayer } from '../agent/state.js';
-import { selects, type Change, type ResourceFeed, type Selector } from './feed.js';
+import { OWN_WRITE_WAIT_MS, selects, type Change, type ResourceFeed, type Selector } from './feed.js';
 import type { ApiMetrics } from './metrics.js';
 import { Problem } from './problem.js';
 import { HEARTBEAT, idsOf, resumeFrom, sseEvent, type WatchEvent } from './sse.js';
@@ -207,6 +207,8 @@ export async function serveWatch(ctx: Context, sel: Selector, deps: WatchDeps): 
   if (given === 'bad') throw new Problem('malformed-request', 'Last-Event-ID and since must be a revision, such as 42');
   if (!feed.synced) throw new Problem('not-ready', 'the API has not synced its view of the resources with etcd yet');
   const since = given;
+  // Read-your-writes: a new stream's list shows what this node wrote before it (bounded: later, it comes as a change).
+  if (since === undefined) await feed.reached(deps.store.written, OWN_WRITE_WAIT_MS);
 
   // A resume the feed's ring does not reach is served from etcd's history, if etcd still has it.
   let history: History | undefined;
