@@ -21,11 +21,11 @@ export interface ListDeps {
 export async function listResources(type: string, deps: ListDeps): Promise<Listed> {
   const { feed, store, metrics } = deps;
   if (feed.live && (await feed.reached(store.written, deps.waitMs ?? OWN_WRITE_WAIT_MS)) && feed.live) {
-    // One read of no key: a list while etcd is away is 503 etcd-unavailable, as it was when it read etcd.
-    await store.etcdAnswers();
     const { resources, revision } = feed.list(type);
+    // With one read of no key beside the heartbeats: a list while etcd is away is 503 etcd-unavailable, as it was when it read etcd.
+    const [derived] = await Promise.all([store.derive(resources), store.etcdAnswers()]);
     metrics.lists.inc({ from: 'view' });
-    return { resources: await store.derive(resources), revision };
+    return { resources: derived, revision };
   }
   metrics.lists.inc({ from: 'etcd' });
   return store.list(type);

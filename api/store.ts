@@ -30,14 +30,28 @@ class Heartbeats {
 
   constructor(private readonly state: StateLayer) {}
 
-  async of(role: Role, name: string): Promise<NodeState> {
+  of(role: Role): Promise<(name: string) => NodeState> {
     let p = this.roles.get(role);
     if (!p) {
       p = readNodeStates(this.state, role);
       this.roles.set(role, p);
     }
-    return (await p)(name);
+    return p;
   }
+}
+
+/** The node whose heartbeats a resource's state on read comes from: a node's own, a live pod's worker's. */
+function derivedFrom(r: Resource): { role: Role; name: string } | undefined {
+  if (isNodeType(r.type)) return { role: r.type.slice('node.'.length) as Role, name: r.name };
+  if (r.type === 'pod' && r.metadata.workedBy) return { role: 'worker', name: r.metadata.workedBy };
+  return undefined;
+}
+
+/** A resource with its state derived on read from that node's state. */
+function withDerived(r: Resource, node: NodeState): Resource {
+  if (isNodeType(r.type)) return { ...r, state: node };
+  const state = podStateOnRead(r.state, node);
+  return state === r.state ? r : { ...r, state };
 }
 
 /** The resources and aliases of the REST API, in etcd, through the state layer. */
@@ -92,12 +106,8 @@ export class ResourceStore {
 
   /** Applies the states derived on read: nodes from their heartbeats, live pods from their worker's. */
   private async onRead(r: Resource, hb: Heartbeats): Promise<Resource> {
-    if (isNodeType(r.type)) return { ...r, state: await hb.of(r.type.slice('node.'.length) as Role, r.name) };
-    if (r.type === 'pod' && r.metadata.workedBy) {
-      const state = podStateOnRead(r.state, await hb.of('worker', r.metadata.workedBy));
-      return state === r.state ? r : { ...r, state };
-    }
-    return r;
+    const from = derivedFrom(r);
+    return from ? withDerived(r, (await hb.of(from.role))(from.name)) : r;
   }
 
   /**
@@ -145,9 +155,18 @@ export class ResourceStore {
   }
 
   /** Applies the states derived on read to decoded resources, the heartbeats read once per role. */
-  derive(resources: Resource[]): Promise<Resource[]> {
+  async derive(resources: Resource[]): Promise<Resource[]> {
     const hb = new Heartbeats(this.state);
-    return Promise.all(resources.map((r) => this.onRead(r, hb)));
+    const roles = new Set<Role>();
+    for (const r of resources) {
+      const from = derivedFrom(r);
+      if (from) roles.add(from.role);
+    }
+    const states = new Map(await Promise.all([...roles].map(async (role) => [role, await hb.of(role)] as const)));
+    return resources.map((r) => {
+      const from = derivedFrom(r);
+      return from ? withDerived(r, states.get(from.role)!(from.name)) : r;
+    });
   }
 
   /**
