@@ -38,11 +38,9 @@ export interface Selector {
 
 export const selects = (s: Selector, c: { type: string; name: string }): boolean => c.type === s.type && (s.name === undefined || c.name === s.name);
 
-/** One resource in the view: its last put, and that put decoded once a list has asked for it. */
+/** One resource in the view: its last put. */
 interface Entry {
   change: Change;
-  /** Not decoded since its last change (undefined), or does not parse (null). */
-  decoded?: Resource | null;
 }
 
 /** The resources of one type, with their order by name kept until a name comes or goes. */
@@ -81,6 +79,8 @@ export interface Opened {
 export class ResourceFeed {
   /** type → the resources' last puts, at their mod revisions. */
   private readonly view = new Map<string, TypeView>();
+  /** Puts decoded once, for every list and stream that shows them (null: does not parse); gone with the change. */
+  private readonly decodedPuts = new WeakMap<Change, Resource | null>();
   /** Lists and streams waiting for the feed to reach a revision. */
   private readonly waiters = new Set<{ revision: number; done: (reached: boolean) => void }>();
   private ring: Change[] = [];
@@ -143,12 +143,12 @@ export class ResourceFeed {
       const entry = tv.entries.get(id.name);
       if (entry) {
         entry.change = change;
-        entry.decoded = undefined;
       } else {
         tv.entries.set(id.name, { change });
         tv.byName = undefined;
       }
-      this.pending.push({ ...id, value: ev.value, revision: this.scanRevision ?? ev.modRevision });
+      // The same change for the view and the streams, so it is decoded once for both.
+      this.pending.push(this.scanRevision === undefined ? change : { ...change, revision: this.scanRevision });
     } else {
       if (tv?.entries.delete(id.name)) tv.byName = undefined;
       if (tv?.entries.size === 0) this.view.delete(id.type);
@@ -218,6 +218,17 @@ export class ResourceFeed {
     });
   }
 
+  /** A put's resource, decoded once however many lists and streams show it; undefined for a delete or one that does not parse. */
+  decoded(c: Change): Resource | undefined {
+    if (c.value === undefined) return undefined;
+    let r = this.decodedPuts.get(c);
+    if (r === undefined) {
+      r = this.decode(c.type, resourceKey(c.type, c.name), c.value) ?? null;
+      this.decodedPuts.set(c, r);
+    }
+    return r ?? undefined;
+  }
+
   /**
    * The resources of a type as a list answers them (before any state derived
    * on read): those that parse, sorted by name. Each is decoded once per
@@ -231,8 +242,8 @@ export class ResourceFeed {
     if (tv) {
       tv.byName ??= [...tv.entries.values()].sort((a, b) => byName(a.change.name, b.change.name));
       for (const e of tv.byName) {
-        if (e.decoded === undefined) e.decoded = this.decode(type, resourceKey(type, e.change.name), e.change.value!) ?? null;
-        if (e.decoded) resources.push(e.decoded);
+        const r = this.decoded(e.change);
+        if (r) resources.push(r);
       }
     }
     return { resources, revision: this.revision };

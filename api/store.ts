@@ -110,17 +110,10 @@ export class ResourceStore {
     return from ? withDerived(r, (await hb.of(from.role))(from.name)) : r;
   }
 
-  /**
-   * Reads stored resources as a GET answers them, derived states included,
-   * with the heartbeats read at most once per role per reader (a watch stream
-   * takes one per batch); undefined for an entry that does not parse.
-   */
-  reader(): (type: string, key: string, value: string) => Promise<Resource | undefined> {
+  /** Applies the states derived on read to decoded resources, with the heartbeats read at most once per role (a watch stream takes one per batch). */
+  deriver(): (r: Resource) => Promise<Resource> {
     const hb = new Heartbeats(this.state);
-    return async (type, key, value) => {
-      const r = this.parseStored(type, key, value);
-      return r ? this.onRead(r, hb) : undefined;
-    };
+    return (r) => this.onRead(r, hb);
   }
 
   async get(type: string, name: string): Promise<Stored> {

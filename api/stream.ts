@@ -37,6 +37,17 @@ interface Item {
   counted: boolean;
 }
 
+/** A resource's JSON, made once for every stream that sends it (one derived on read is a new object and made anew). */
+const encodings = new WeakMap<object, string>();
+function encoded(r: object): string {
+  let json = encodings.get(r);
+  if (json === undefined) {
+    json = JSON.stringify(r);
+    encodings.set(r, json);
+  }
+  return json;
+}
+
 const sizeOf = (it: Item): number => (it.change?.value?.length ?? 0) + 64;
 
 class WatchStream {
@@ -157,12 +168,13 @@ class WatchStream {
         this.queuedChanges--;
         this.queuedBytes -= sizeOf(it);
       }
-      const read = this.deps.store.reader();
+      const derive = this.deps.store.deriver();
       const parts = await Promise.all(items.map(async (it) => {
         const c = it.change;
         if (!c) return sseEvent(it.event, it.data ?? '{}', it.id);
-        const r = c.value === undefined ? undefined : await read(c.type, resourceKey(c.type, c.name), c.value);
-        if (r) return sseEvent('put', JSON.stringify(r), it.id);
+        const decoded = this.deps.feed.decoded(c);
+        const r = decoded ? await derive(decoded) : undefined;
+        if (r) return sseEvent('put', encoded(r), it.id);
         // An entry that does not parse is skipped by a list; a stream that may have shown it says it is gone.
         if (it.event === 'put' && !it.counted) return '';
         return sseEvent('delete', JSON.stringify({ type: c.type, name: c.name }), it.id);
