@@ -55,6 +55,21 @@ export function byName(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/**
+ * A resource's JSON, made once for every list and stream that sends it (the
+ * feed's decoded resources are never changed; one with a state derived on
+ * read is a new object, and made anew).
+ */
+const encodings = new WeakMap<Resource, string>();
+export function encoded(r: Resource): string {
+  let json = encodings.get(r);
+  if (json === undefined) {
+    json = JSON.stringify(r);
+    encodings.set(r, json);
+  }
+  return json;
+}
+
 /** What a list from the feed is: the resources of a type that parse, sorted by name, as etcd held them at `revision`. */
 export interface FeedList {
   resources: Resource[];

@@ -7,7 +7,7 @@ import { isDnsLabel, parseNamespace } from './namespace.js';
 import { aliasNotFound, invalid, invalidLabel, invalidNamespace, notFound, Problem } from './problem.js';
 import { addressable, refusedChange, resourceToCreate } from './resources.js';
 import type { Listed, ResourceStore } from './store.js';
-import type { Selector } from './feed.js';
+import { encoded, type Selector } from './feed.js';
 import type { TokenStore } from './token-store.js';
 import { tokenName, tokenRequest } from './tokens.js';
 
@@ -73,7 +73,9 @@ export function buildRouter(deps: RouteDeps): Router {
     const { resources, revision } = await deps.list(type);
     // The revision the list is the state at: `?watch=1&since=` it follows on from the list with no change missed.
     ctx.set('X-Kith-Revision', String(revision));
-    ctx.body = resources;
+    // The JSON of the array, of each resource's JSON made once (JSON.stringify of the array gives the same bytes).
+    ctx.type = 'json';
+    ctx.body = `[${resources.map(encoded).join(',')}]`;
   });
 
   router.get('/resources/:type/:name', async (ctx) => {

@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import { resourceKey, resourcePrefix } from '../agent/keys.js';
 import { CompactedError, type History, type StateEvent, type StateLayer } from '../agent/state.js';
-import { OWN_WRITE_WAIT_MS, selects, type Change, type ResourceFeed, type Selector } from './feed.js';
+import { encoded, OWN_WRITE_WAIT_MS, selects, type Change, type ResourceFeed, type Selector } from './feed.js';
 import type { ApiMetrics } from './metrics.js';
 import { Problem } from './problem.js';
 import { HEARTBEAT, idsOf, resumeFrom, sseEvent, type WatchEvent } from './sse.js';
@@ -35,17 +35,6 @@ interface Item {
   id?: number;
   /** Whether it counts against the limits: the changes do, the initial list does not (the feed holds it anyway). */
   counted: boolean;
-}
-
-/** A resource's JSON, made once for every stream that sends it (one derived on read is a new object and made anew). */
-const encodings = new WeakMap<object, string>();
-function encoded(r: object): string {
-  let json = encodings.get(r);
-  if (json === undefined) {
-    json = JSON.stringify(r);
-    encodings.set(r, json);
-  }
-  return json;
 }
 
 const sizeOf = (it: Item): number => (it.change?.value?.length ?? 0) + 64;
