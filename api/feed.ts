@@ -136,12 +136,6 @@ export class ResourceFeed {
     return this.syncedOnce && this.sub.live;
   }
 
-  /** The revision of the last change (or scan) taken in. */
-  get at(): number {
-    this.flush();
-    return this.revision;
-  }
-
   private onScan(revision: number): void {
     this.flush();
     this.scanRevision = revision;
