@@ -327,6 +327,12 @@ export class StateLayer {
     return kv ? this.toKeyValue(kv) : undefined;
   }
 
+  /** etcd's current revision, from a read of no key (the prefix root itself, which no key is), as a proof that etcd answers. */
+  async revision(): Promise<number> {
+    const res = await this.client.get(this.abs('')).exec();
+    return num(res.header.revision);
+  }
+
   /**
    * Every key under a relative prefix, sorted by key, at one revision: the
    * given one, or the revision of the first response. Read in pages, so a

@@ -6,6 +6,7 @@ export class ApiMetrics {
   readonly duration: Histogram<'method' | 'route' | 'status'>;
   readonly watchStreams: Gauge;
   readonly watchDropped: Counter;
+  readonly lists: Counter<'from'>;
 
   constructor(private readonly registry: Registry) {
     this.requests = new Counter({
@@ -27,6 +28,12 @@ export class ApiMetrics {
       help: 'Watch streams ended because their client read too slowly (more unsent than --api-watch-max-events or --api-watch-max-bytes)',
       registers: [registry],
     });
+    this.lists = new Counter({
+      name: 'kith_api_lists_total',
+      help: 'Lists (GET /resources/:type) answered, by where from: view (the API node\'s feed) or etcd (before the feed has synced or caught up)',
+      labelNames: ['from'],
+      registers: [registry],
+    });
   }
 
   observe(method: string, route: string, status: number, seconds: number): void {
@@ -40,5 +47,6 @@ export class ApiMetrics {
     this.registry.removeSingleMetric('kith_api_request_duration_seconds');
     this.registry.removeSingleMetric('kith_api_watch_streams');
     this.registry.removeSingleMetric('kith_api_watch_dropped_total');
+    this.registry.removeSingleMetric('kith_api_lists_total');
   }
 }

@@ -13,6 +13,7 @@ import { ApiMetrics } from './metrics.js';
 import { Problem, PROBLEMS } from './problem.js';
 import { allowedMethods, buildRouter } from './routes.js';
 import { ResourceFeed } from './feed.js';
+import { listResources } from './list.js';
 import { ResourceStore } from './store.js';
 import { serveWatch, type WatchDeps } from './stream.js';
 import { TokenStore } from './token-store.js';
@@ -159,6 +160,7 @@ export function createApp(deps: {
   const watchDeps: WatchDeps = { ...deps.watch, store: deps.store, metrics: deps.metrics, log: deps.log };
   const router = buildRouter({
     store: deps.store, domain: deps.domain, metrics: deps.registry, notReady: deps.notReady, tokens: deps.tokens,
+    list: (type) => listResources(type, { feed: deps.watch.feed, store: deps.store, metrics: deps.metrics }),
     watch: (ctx, sel) => serveWatch(ctx, sel, watchDeps),
     logs: deps.logs ? (ctx, pod) => deps.logs!.serve(ctx, pod) : undefined,
   });
@@ -254,7 +256,7 @@ export const apiPlugin: Plugin<ApiConfig> = {
 
     const tokens = ctx.config.apiAuth === 'none' ? undefined : new TokenStore(state, log);
     if (!tokens) log.warn('--api-auth none: the API is open; anyone who reaches it may change anything');
-    const feed = new ResourceFeed(state);
+    const feed = new ResourceFeed(state, (type, key, value) => store.parseStored(type, key, value));
     // Requests to workers' log endpoints are signed with a key made now; workers find its public half in etcd.
     const signer = new LogsSigner(ctx.config.name);
     await signer.publish(state);

@@ -6,8 +6,8 @@ import { fqdn } from '../agent/keys.js';
 import { isDnsLabel, parseNamespace } from './namespace.js';
 import { aliasNotFound, invalid, invalidLabel, invalidNamespace, notFound, Problem } from './problem.js';
 import { addressable, refusedChange, resourceToCreate } from './resources.js';
-import type { ResourceStore } from './store.js';
-import type { Selector } from './feed.js';
+import type { Listed, ResourceStore } from './store.js';
+import { encoded, type Selector } from './feed.js';
 import type { TokenStore } from './token-store.js';
 import { tokenName, tokenRequest } from './tokens.js';
 import { dashboardRoutes } from './ui/serve.js';
@@ -21,6 +21,8 @@ export interface RouteDeps {
   notReady(): Promise<string | undefined>;
   /** The tokens, or undefined with `--api-auth none` (the token routes then answer 404). */
   tokens?: TokenStore;
+  /** The resources of a type as a list answers them (list.ts). */
+  list(type: string): Promise<Listed>;
   /** Serves `?watch=1`: a stream of the changes of what the path names (stream.ts). */
   watch(ctx: Context, sel: Selector): Promise<void>;
   /** Serves a pod's logs from its worker (logs.ts); without it the route answers 404. */
@@ -65,7 +67,16 @@ export function buildRouter(deps: RouteDeps): Router {
     const { type } = ctx.params as { type: string };
     if (watching(ctx)) return deps.watch(ctx, { type });
     // A type no resource can have lists nothing, as in the reference.
-    ctx.body = addressable(type, undefined) ? await store.list(type) : [];
+    if (!addressable(type, undefined)) {
+      ctx.body = [];
+      return;
+    }
+    const { resources, revision } = await deps.list(type);
+    // The revision the list is the state at: `?watch=1&since=` it follows on from the list with no change missed.
+    ctx.set('X-Kith-Revision', String(revision));
+    // The JSON of the array, of each resource's JSON made once (JSON.stringify of the array gives the same bytes).
+    ctx.type = 'json';
+    ctx.body = `[${resources.map(encoded).join(',')}]`;
   });
 
   router.get('/resources/:type/:name', async (ctx) => {

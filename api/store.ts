@@ -21,6 +21,12 @@ export interface Stored {
   modRevision: number;
 }
 
+/** A list as `GET /resources/:type` answers it: derived states applied, sorted by name, the state of etcd at `revision`. */
+export interface Listed {
+  resources: Resource[];
+  revision: number;
+}
+
 /**
  * Node states of one request, read from the heartbeats (one range per role),
  * so a list of many pods costs one read per node type.
@@ -30,20 +36,36 @@ class Heartbeats {
 
   constructor(private readonly state: StateLayer) {}
 
-  async of(role: Role, name: string): Promise<NodeState> {
+  of(role: Role): Promise<(name: string) => NodeState> {
     let p = this.roles.get(role);
     if (!p) {
       p = readNodeStates(this.state, role);
       this.roles.set(role, p);
     }
-    return (await p)(name);
+    return p;
   }
+}
+
+/** The node whose heartbeats a resource's state on read comes from: a node's own, a live pod's worker's. */
+function derivedFrom(r: Resource): { role: Role; name: string } | undefined {
+  if (isNodeType(r.type)) return { role: r.type.slice('node.'.length) as Role, name: r.name };
+  if (r.type === 'pod' && r.metadata.workedBy) return { role: 'worker', name: r.metadata.workedBy };
+  return undefined;
+}
+
+/** A resource with its state derived on read from that node's state. */
+function withDerived(r: Resource, node: NodeState): Resource {
+  if (isNodeType(r.type)) return { ...r, state: node };
+  const state = podStateOnRead(r.state, node);
+  return state === r.state ? r : { ...r, state };
 }
 
 /** The resources and aliases of the REST API, in etcd, through the state layer. */
 export class ResourceStore {
   /** PATCHes of one key from this process wait for each other; the revision guard covers other processes. */
   private readonly patching = new Map<string, Promise<unknown>>();
+  /** The revision of this node's last write of a resource: what a list or a new stream must already show (read-your-writes). */
+  private lastWrite = 0;
 
   constructor(
     private readonly state: StateLayer,
@@ -58,10 +80,21 @@ export class ResourceStore {
     if (r.type === 'pod') then.push({ put: unscheduledKey(r.name), value });
     const res = await this.state.txn({ if: [{ key, createRevision: 0 }], then });
     if (!res.succeeded) throw alreadyExists(r.type, r.name);
+    this.wrote(res.revision);
     return res.revision;
   }
 
-  private parseStored(type: string, key: string, value: string): Resource | undefined {
+  private wrote(revision: number): void {
+    this.lastWrite = Math.max(this.lastWrite, revision);
+  }
+
+  /** The revision of the last resource this node has created, changed or deleted (0 before any). */
+  get written(): number {
+    return this.lastWrite;
+  }
+
+  /** Decodes a stored resource with its type's schema; undefined (and a warning) for one that does not parse. */
+  parseStored(type: string, key: string, value: string): Resource | undefined {
     let json: unknown;
     try {
       json = JSON.parse(value);
@@ -79,25 +112,14 @@ export class ResourceStore {
 
   /** Applies the states derived on read: nodes from their heartbeats, live pods from their worker's. */
   private async onRead(r: Resource, hb: Heartbeats): Promise<Resource> {
-    if (isNodeType(r.type)) return { ...r, state: await hb.of(r.type.slice('node.'.length) as Role, r.name) };
-    if (r.type === 'pod' && r.metadata.workedBy) {
-      const state = podStateOnRead(r.state, await hb.of('worker', r.metadata.workedBy));
-      return state === r.state ? r : { ...r, state };
-    }
-    return r;
+    const from = derivedFrom(r);
+    return from ? withDerived(r, (await hb.of(from.role))(from.name)) : r;
   }
 
-  /**
-   * Reads stored resources as a GET answers them, derived states included,
-   * with the heartbeats read at most once per role per reader (a watch stream
-   * takes one per batch); undefined for an entry that does not parse.
-   */
-  reader(): (type: string, key: string, value: string) => Promise<Resource | undefined> {
+  /** Applies the states derived on read to decoded resources, with the heartbeats read at most once per role (a watch stream takes one per batch). */
+  deriver(): (r: Resource) => Promise<Resource> {
     const hb = new Heartbeats(this.state);
-    return async (type, key, value) => {
-      const r = this.parseStored(type, key, value);
-      return r ? this.onRead(r, hb) : undefined;
-    };
+    return (r) => this.onRead(r, hb);
   }
 
   async get(type: string, name: string): Promise<Stored> {
@@ -108,10 +130,14 @@ export class ResourceStore {
     return { resource: await this.onRead(r, new Heartbeats(this.state)), modRevision: kv.modRevision };
   }
 
-  /** Every valid resource of a type, sorted by name; invalid stored entries are logged and skipped. */
-  async list(type: string): Promise<Resource[]> {
+  /**
+   * Every valid resource of a type read from etcd, sorted by name; invalid
+   * stored entries are logged and skipped. The lists come from the API's
+   * feed (list.ts); this is their way before the feed has synced or caught up.
+   */
+  async list(type: string): Promise<Listed> {
     const prefix = resourcePrefix(type);
-    const { kvs } = await this.state.list(prefix);
+    const { kvs, revision } = await this.state.list(prefix);
     const hb = new Heartbeats(this.state);
     const out: Promise<Resource>[] = [];
     for (const kv of kvs) {
@@ -119,7 +145,27 @@ export class ResourceStore {
       const r = this.parseStored(type, kv.key, kv.value);
       if (r) out.push(this.onRead(r, hb));
     }
-    return Promise.all(out);
+    return { resources: await Promise.all(out), revision };
+  }
+
+  /** Resolves once etcd answers a read (of no key); rejects as the read does when etcd is away. */
+  async etcdAnswers(): Promise<void> {
+    await this.state.revision();
+  }
+
+  /** Applies the states derived on read to decoded resources, the heartbeats read once per role. */
+  async derive(resources: Resource[]): Promise<Resource[]> {
+    const hb = new Heartbeats(this.state);
+    const roles = new Set<Role>();
+    for (const r of resources) {
+      const from = derivedFrom(r);
+      if (from) roles.add(from.role);
+    }
+    const states = new Map(await Promise.all([...roles].map(async (role) => [role, await hb.of(role)] as const)));
+    return resources.map((r) => {
+      const from = derivedFrom(r);
+      return from ? withDerived(r, states.get(from.role)!(from.name)) : r;
+    });
   }
 
   /**
@@ -159,7 +205,10 @@ export class ResourceStore {
         if: [{ key, modRevision: kv.modRevision }],
         then: [{ put: key, value: JSON.stringify(next) }],
       });
-      if (res.succeeded) return { resource: next, modRevision: res.revision };
+      if (res.succeeded) {
+        this.wrote(res.revision);
+        return { resource: next, modRevision: res.revision };
+      }
       await backoff(attempt);
     }
     throw new Problem('resource-conflict', `the resource '${name}' of type '${type}' kept changing while it was patched; try again`);
@@ -192,6 +241,7 @@ export class ResourceStore {
           then: [{ put: key, value: JSON.stringify({ ...value, spec: { ...value.spec, terminationGracePeriodSeconds: 0 } }) }],
         });
         if (res.succeeded) {
+          this.wrote(res.revision);
           guard = { key, modRevision: res.revision };
           break;
         }
@@ -203,6 +253,7 @@ export class ResourceStore {
     // Changed between the two writes (by its worker, say): it goes all the same, with the grace it now has.
     if (!res.succeeded && 'modRevision' in guard) return this.remove(type, name);
     if (!res.succeeded) throw notFound(type, name);
+    this.wrote(res.revision);
   }
 
   // ---- aliases ------------------------------------------------------------------

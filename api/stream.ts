@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import { resourceKey, resourcePrefix } from '../agent/keys.js';
 import { CompactedError, type History, type StateEvent, type StateLayer } from '../agent/state.js';
-import { selects, type Change, type ResourceFeed, type Selector } from './feed.js';
+import { encoded, OWN_WRITE_WAIT_MS, selects, type Change, type ResourceFeed, type Selector } from './feed.js';
 import type { ApiMetrics } from './metrics.js';
 import { Problem } from './problem.js';
 import { HEARTBEAT, idsOf, resumeFrom, sseEvent, type WatchEvent } from './sse.js';
@@ -157,12 +157,13 @@ class WatchStream {
         this.queuedChanges--;
         this.queuedBytes -= sizeOf(it);
       }
-      const read = this.deps.store.reader();
+      const derive = this.deps.store.deriver();
       const parts = await Promise.all(items.map(async (it) => {
         const c = it.change;
         if (!c) return sseEvent(it.event, it.data ?? '{}', it.id);
-        const r = c.value === undefined ? undefined : await read(c.type, resourceKey(c.type, c.name), c.value);
-        if (r) return sseEvent('put', JSON.stringify(r), it.id);
+        const decoded = this.deps.feed.decoded(c);
+        const r = decoded ? await derive(decoded) : undefined;
+        if (r) return sseEvent('put', encoded(r), it.id);
         // An entry that does not parse is skipped by a list; a stream that may have shown it says it is gone.
         if (it.event === 'put' && !it.counted) return '';
         return sseEvent('delete', JSON.stringify({ type: c.type, name: c.name }), it.id);
@@ -207,6 +208,8 @@ export async function serveWatch(ctx: Context, sel: Selector, deps: WatchDeps): 
   if (given === 'bad') throw new Problem('malformed-request', 'Last-Event-ID and since must be a revision, such as 42');
   if (!feed.synced) throw new Problem('not-ready', 'the API has not synced its view of the resources with etcd yet');
   const since = given;
+  // Read-your-writes: a new stream's list shows what this node wrote before it (bounded: later, it comes as a change).
+  if (since === undefined) await feed.reached(deps.store.written, OWN_WRITE_WAIT_MS);
 
   // A resume the feed's ring does not reach is served from etcd's history, if etcd still has it.
   let history: History | undefined;
