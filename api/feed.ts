@@ -206,6 +206,11 @@ export class ResourceFeed {
     for (const w of this.waiters) if (this.revision >= w.revision) w.done(true);
   }
 
+  /** The revision up to which the feed has taken in every change. */
+  get at(): number {
+    return this.revision;
+  }
+
   /**
    * Resolves true once the feed has taken in every change up to `revision`
    * (a write of this node), or false after `timeoutMs` or when the feed closes.

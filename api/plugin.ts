@@ -257,6 +257,7 @@ export const apiPlugin: Plugin<ApiConfig> = {
     const tokens = ctx.config.apiAuth === 'none' ? undefined : new TokenStore(state, log);
     if (!tokens) log.warn('--api-auth none: the API is open; anyone who reaches it may change anything');
     const feed = new ResourceFeed(state, (type, key, value) => store.parseStored(type, key, value));
+    store.follows(() => feed.at);
     // Requests to workers' log endpoints are signed with a key made now; workers find its public half in etcd.
     const signer = new LogsSigner(ctx.config.name);
     await signer.publish(state);

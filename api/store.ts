@@ -66,11 +66,18 @@ export class ResourceStore {
   private readonly patching = new Map<string, Promise<unknown>>();
   /** The revision of this node's last write of a resource: what a list or a new stream must already show (read-your-writes). */
   private lastWrite = 0;
+  /** The revision up to which this node has seen every resource change (its feed); see `create`. */
+  private seenUpTo: () => number = () => 0;
 
   constructor(
     private readonly state: StateLayer,
     private readonly log: Logger,
   ) {}
+
+  /** Tells the store how far this node's view of the resources has come (the feed's revision). */
+  follows(seen: () => number): void {
+    this.seenUpTo = seen;
+  }
 
   /** Creates a resource if absent (a pod with its unscheduled marker, in one transaction). */
   async create(r: Resource): Promise<number> {
@@ -78,8 +85,19 @@ export class ResourceStore {
     const value = JSON.stringify(r);
     const then = [{ put: key, value }];
     if (r.type === 'pod') then.push({ put: unscheduledKey(r.name), value });
+    // Every resource created at or before this revision was there before this request.
+    const before = Math.max(this.lastWrite, this.seenUpTo());
     const res = await this.state.txn({ if: [{ key, createRevision: 0 }], then });
-    if (!res.succeeded) throw alreadyExists(r.type, r.name);
+    if (!res.succeeded) {
+      // The etcd client retries a call whose answer was lost (a leader change): its first try may have
+      // committed, and the retry then fails the guard. That commit is this request's own: made after the
+      // request began, never changed since, and exactly what it wrote.
+      const kv = await this.state.get(key);
+      if (!kv || kv.value !== value || kv.createRevision <= before || kv.modRevision !== kv.createRevision) throw alreadyExists(r.type, r.name);
+      this.log.info({ key, revision: kv.createRevision }, 'a retried create found its own first try committed');
+      this.wrote(kv.createRevision);
+      return kv.createRevision;
+    }
     this.wrote(res.revision);
     return res.revision;
   }
