@@ -62,8 +62,12 @@ function withDerived(r: Resource, node: NodeState): Resource {
 
 /** The resources and aliases of the REST API, in etcd, through the state layer. */
 export class ResourceStore {
-  /** PATCHes of one key from this process wait for each other; the revision guard covers other processes. */
-  private readonly patching = new Map<string, Promise<unknown>>();
+  /**
+   * Creates and PATCHes of one key from this process wait for each other; the
+   * revision guards cover other processes. (A create must know that a commit
+   * it finds is not another request's of this node: see `create`.)
+   */
+  private readonly writing = new Map<string, Promise<unknown>>();
   /** The revision of this node's last write of a resource: what a list or a new stream must already show (read-your-writes). */
   private lastWrite = 0;
   /** The revision up to which this node has seen every resource change (its feed); see `create`. */
@@ -80,8 +84,12 @@ export class ResourceStore {
   }
 
   /** Creates a resource if absent (a pod with its unscheduled marker, in one transaction). */
-  async create(r: Resource): Promise<number> {
+  create(r: Resource): Promise<number> {
     const key = resourceKey(r.type, r.name);
+    return this.inLane(key, () => this.createNow(key, r));
+  }
+
+  private async createNow(key: string, r: Resource): Promise<number> {
     const value = JSON.stringify(r);
     const then = [{ put: key, value }];
     if (r.type === 'pod') then.push({ put: unscheduledKey(r.name), value });
@@ -193,12 +201,17 @@ export class ResourceStore {
    */
   async patch(type: string, name: string, body: unknown, ifMatch?: number | '*'): Promise<Stored> {
     const key = resourceKey(type, name);
-    const before = this.patching.get(key) ?? Promise.resolve();
-    const mine = before.then(() => this.patchNow(key, type, name, body, ifMatch));
+    return this.inLane(key, () => this.patchNow(key, type, name, body, ifMatch));
+  }
+
+  /** Runs `fn` after every earlier write of `key` from this process has settled. */
+  private inLane<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.writing.get(key) ?? Promise.resolve();
+    const mine = before.then(fn);
     const settled = mine.catch(() => undefined);
-    this.patching.set(key, settled);
+    this.writing.set(key, settled);
     void settled.then(() => {
-      if (this.patching.get(key) === settled) this.patching.delete(key);
+      if (this.writing.get(key) === settled) this.writing.delete(key);
     });
     return mine;
   }

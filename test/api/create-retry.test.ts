@@ -65,6 +65,13 @@ describe('api: a create whose first try committed and whose retry failed the gua
     expect((err2 as Problem).status).to.equal(409);
   });
 
+  it('of many concurrent creates of one body through one node, exactly one wins (its commit is not taken for the others\' own)', async () => {
+    const store = new ResourceStore(layer(false), testLog);
+    const results = await Promise.all(Array.from({ length: 8 }, () => store.create(pod('race')).then(() => 201, (e: unknown) => (e as Problem).status)));
+    expect(results.filter((c) => c === 201)).to.have.length(1);
+    expect(results.filter((c) => c === 409)).to.have.length(7);
+  });
+
   it('answers 409 when the one there differs from what the request wrote', async () => {
     const state = layer(false);
     await new ResourceStore(state, testLog).create({ ...pod('taken'), metadata: { owner: 'first' } });
