@@ -1,4 +1,6 @@
 import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { TestAgent } from '../../support/agent.js';
 import { StateLayer } from '../../../agent/state.js';
@@ -112,3 +114,23 @@ export const waitPod = (state: StateLayer, name: string, what: string, ok: (p: {
     const p = await storedPod(state, name);
     return p && ok(p) ? p : undefined;
   }, { timeoutMs, what: `pod ${name} ${what}` });
+
+/**
+ * A worker agent in the bed's host that also runs the API with tokens, on
+ * the host's LAN address too so the test's CLI reaches it; with its admin
+ * token. Stopped again when it does not start.
+ */
+export async function apiWorkerAgent(bed: OneHost, plugins: string, extra: string[] = []): Promise<{ agent: TestAgent; api: string; admin: string }> {
+  const { lan, host, etcd, etcdUrl } = bed;
+  const agent = startWorkerAgent({
+    lan, host, etcd, etcdUrl, clusterCidr: randomClusterCidr(), plugins,
+    extra: ['--api-auth', 'token', '--api-listen', `127.0.0.1:8080,${host.address}:8080`, '--pod-cpu-limit', '8', '--pod-memory-limit', '8192', ...extra],
+  });
+  try {
+    await agent.ready(60_000);
+  } catch (err) {
+    await agent.stop('SIGKILL').catch(() => undefined);
+    throw err;
+  }
+  return { agent, api: `http://${host.address}:8080`, admin: readFileSync(join(agent.dataDir, 'admin.token'), 'utf8').trim() };
+}

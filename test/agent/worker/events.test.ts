@@ -1,6 +1,4 @@
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { expect } from 'chai';
 import type { StateLayer } from '../../../agent/state.js';
 import type { TestAgent } from '../../support/agent.js';
@@ -8,7 +6,7 @@ import { runKith } from '../../support/cli.js';
 import type { TestHost } from '../../support/hosts.js';
 import { waitUntil } from '../../support/wait.js';
 import { createPod } from '../scheduler/context.js';
-import { oneHost, podmanIn, randomClusterCidr, startWorkerAgent, waitPod, type OneHost } from './cluster.js';
+import { apiWorkerAgent, oneHost, podmanIn, waitPod, type OneHost } from './cluster.js';
 
 const IMAGE = 'localhost/kith/busybox';
 /** Short, so a test sees events go; long enough for each test to read the events it made. */
@@ -49,14 +47,7 @@ describe('events (real podman, through the API and the CLI)', function () {
   before(async () => {
     bed = await oneHost();
     ({ host, state } = bed);
-    const { lan, etcd, etcdUrl } = bed;
-    agent = startWorkerAgent({
-      lan, host, etcd, etcdUrl, clusterCidr: randomClusterCidr(), plugins: 'worker,api,scheduler',
-      extra: ['--api-auth', 'token', '--api-listen', `127.0.0.1:8080,${host.address}:8080`, '--restart-backoff-ms', '300', '--pod-cpu-limit', '8', '--pod-memory-limit', '8192', '--event-ttl', String(EVENT_TTL_S)],
-    });
-    await agent.ready(60_000);
-    api = `http://${host.address}:8080`;
-    admin = readFileSync(join(agent.dataDir, 'admin.token'), 'utf8').trim();
+    ({ agent, api, admin } = await apiWorkerAgent(bed, 'worker,api,scheduler', ['--restart-backoff-ms', '300', '--event-ttl', String(EVENT_TTL_S)]));
   });
 
   after(async () => {

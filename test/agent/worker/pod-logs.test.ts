@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import type { TestAgent } from '../../support/agent.js';
@@ -8,7 +8,7 @@ import type { StateLayer } from '../../../agent/state.js';
 import type { TestHost } from '../../support/hosts.js';
 import { waitUntil } from '../../support/wait.js';
 import { createPod } from '../scheduler/context.js';
-import { oneHost, podmanIn, randomClusterCidr, startWorkerAgent, storedPod, type OneHost } from './cluster.js';
+import { apiWorkerAgent, oneHost, podmanIn, storedPod, type OneHost } from './cluster.js';
 
 const IMAGE = 'localhost/kith/busybox';
 const NUMBERED = "i=0; while [ $i -lt 1000 ]; do echo line $i; i=$((i+1)); sleep 0.2; done";
@@ -36,14 +36,7 @@ describe('pod logs (real podman, through the API)', function () {
   before(async () => {
     bed = await oneHost();
     ({ host, state } = bed);
-    const { lan, etcd, etcdUrl } = bed;
-    agent = startWorkerAgent({
-      lan, host, etcd, etcdUrl, clusterCidr: randomClusterCidr(), plugins: 'worker,dns,api,scheduler',
-      extra: ['--api-auth', 'token', '--api-listen', `127.0.0.1:8080,${host.address}:8080`, '--restart-backoff-ms', '300', '--pod-cpu-limit', '8', '--pod-memory-limit', '8192'],
-    });
-    await agent.ready(60_000);
-    api = `http://${host.address}:8080`;
-    admin = readFileSync(join(agent.dataDir, 'admin.token'), 'utf8').trim();
+    ({ agent, api, admin } = await apiWorkerAgent(bed, 'worker,dns,api,scheduler', ['--restart-backoff-ms', '300']));
   });
 
   after(async () => {
