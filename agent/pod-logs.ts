@@ -166,5 +166,20 @@ export class TerminalLines extends Transform {
   }
 }
 
+/**
+ * What a follow missed when it ended with its container: the part of the
+ * whole log (as it stands after the end) after the last text the follow
+ * sent. `sentEnd` is the end of what was sent (a few KiB), `sentAny` whether
+ * anything was. Matched at its last place in the log, so nothing is sent
+ * twice; nothing when the sent text is not found. With nothing sent, a
+ * follow without a tail missed all of the log, one with a tail nothing it
+ * can tell.
+ */
+export function missedByFollow(sentEnd: string, whole: string, tail: number | undefined): string {
+  if (sentEnd === '') return tail === undefined ? whole : '';
+  const at = whole.lastIndexOf(sentEnd);
+  return at < 0 ? '' : whole.slice(at + sentEnd.length);
+}
+
 /** A whole log as served: CR LF line ends as LF (TerminalLines). */
 export const plainLines = (text: string): string => text.replace(/\r\n/g, '\n');

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { bindError } from '../address.js';
-import { parseLogsQuery, plainLines, tailLines, TerminalLines, type LogsQuery } from '../pod-logs.js';
+import { missedByFollow, parseLogsQuery, plainLines, tailLines, TerminalLines, type LogsQuery } from '../pod-logs.js';
 import type { PodRuntime } from '../runtime/runtime.js';
 
 /**
@@ -17,6 +17,11 @@ import type { PodRuntime } from '../runtime/runtime.js';
 /** The folder of a pod's kept logs. */
 export const podLogDir = (dataDir: string, runtimeName: string): string => join(dataDir, 'pod-logs', runtimeName);
 /** `<container>.log`: the whole log of an ended pod's container; `<container>.previous`: its run before the last restart. */
+/** The end of what a follow sent that is matched against the whole log (missedByFollow). */
+const FOLLOW_MATCH_CHARS = 4096;
+/** How long reading a whole log after a follow may take. */
+const WHOLE_LOG_MS = 5000;
+
 export const keptLogFile = (dataDir: string, runtimeName: string, container: string, kind: 'log' | 'previous'): string =>
   join(podLogDir(dataDir, runtimeName), `${container}.${kind}`);
 
@@ -122,7 +127,50 @@ export class LogServer {
     const runtime = this.o.runtime;
     if (!runtime.logs) return void res.end();
     const src = runtime.logs(answer.runtimeName, answer.container, { tail: query.tail, follow: query.follow }, ctl.signal);
-    src.pipe(new TerminalLines()).pipe(res);
+    const lines = src.pipe(new TerminalLines());
+    if (!query.follow) return void lines.pipe(res);
+    // podman's follow can end with its container before it has passed on the last lines: what it sent is
+    // matched against the whole log once it ended, and the rest sent after it.
+    let sentEnd = '';
+    lines.on('data', (b: Buffer) => {
+      sentEnd = (sentEnd + b.toString('latin1')).slice(-FOLLOW_MATCH_CHARS);
+      res.write(b);
+    });
+    lines.on('end', () => {
+      void (async () => {
+        if (!ctl.signal.aborted) {
+          const whole = await this.wholeLog(answer.runtimeName, answer.container, ctl.signal);
+          const rest = whole === undefined ? '' : missedByFollow(sentEnd, whole, query.tail);
+          if (rest) res.write(Buffer.from(rest, 'latin1'));
+        }
+        res.end();
+      })();
+    });
+  }
+
+  /**
+   * A container's whole log once it ended: from podman while it still has the
+   * container, else the copy the worker kept (bounded in time); undefined
+   * when neither can be had.
+   */
+  private async wholeLog(runtimeName: string, container: string, signal: AbortSignal): Promise<string | undefined> {
+    const ctl = new AbortController();
+    const stop = () => ctl.abort();
+    signal.addEventListener('abort', stop, { once: true });
+    const timer = setTimeout(stop, WHOLE_LOG_MS);
+    try {
+      const chunks: Buffer[] = [];
+      for await (const c of this.o.runtime.logs!(runtimeName, container, { follow: false }, ctl.signal)) chunks.push(Buffer.from(c as Buffer));
+      const text = plainLines(Buffer.concat(chunks).toString('latin1'));
+      if (text !== '') return text;
+    } catch {
+      // Gone already: the kept copy, below.
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', stop);
+    }
+    const kept = keptLogFile(this.o.dataDir, runtimeName, container, 'log');
+    return existsSync(kept) ? plainLines(readFileSync(kept, 'latin1')) : undefined;
   }
 
   async close(): Promise<void> {

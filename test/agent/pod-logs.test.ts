@@ -2,7 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { expect } from 'chai';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
-import { logsQueryString, parseLogsEndpoint, parseLogsQuery, plainLines, checkSignature, LogsSigner, tailLines, TerminalLines } from '../../agent/pod-logs.js';
+import { logsQueryString, missedByFollow, parseLogsEndpoint, parseLogsQuery, plainLines, checkSignature, LogsSigner, tailLines, TerminalLines } from '../../agent/pod-logs.js';
 import { chooseContainer } from '../../api/logs.js';
 import { decideLogs } from '../../agent/worker/logs.js';
 import { Problem } from '../../api/problem.js';
@@ -17,6 +17,22 @@ describe('pod logs (pure)', () => {
     expect(parseLogsQuery({ tail: 'x' })).to.have.property('error');
     expect(parseLogsQuery({ container: 'A/../b' })).to.have.property('error').that.match(/container/);
     expect(logsQueryString({ follow: false, previous: false })).to.equal('');
+  });
+
+  it('finds what a follow that ended missed: the log after the last text it sent, never twice', () => {
+    const whole = 'a\nb\nc\nd\n';
+    expect(missedByFollow('a\nb\n', whole, undefined)).to.equal('c\nd\n');
+    expect(missedByFollow('c\nd\n', whole, 2)).to.equal('');
+    // With a tail, what was sent starts anywhere: matched by its end.
+    expect(missedByFollow('b\nc\n', whole, 2)).to.equal('d\n');
+    // A line sent only in part.
+    expect(missedByFollow('a\nb', whole, undefined)).to.equal('\nc\nd\n');
+    // Repeated text is matched at its last place: lines may go unsent, none is sent twice.
+    expect(missedByFollow('x\n', 'x\ny\nx\n', undefined)).to.equal('');
+    // Nothing sent: all of it without a tail, nothing with one; sent text not in the log: nothing.
+    expect(missedByFollow('', whole, undefined)).to.equal(whole);
+    expect(missedByFollow('', whole, 0)).to.equal('');
+    expect(missedByFollow('zzz', whole, undefined)).to.equal('');
   });
 
   it('takes the last lines of a log', () => {
