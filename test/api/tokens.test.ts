@@ -216,10 +216,11 @@ describe('api: two API nodes bootstrapping an empty cluster at once', function (
       expect(files).to.have.length(1);
       const secret = readFileSync(files[0]!, 'utf8').trim();
       expect(JSON.parse(tokens['/kith/token/admin']!)).to.include({ hash: hashSecret(secret) });
-      // The secret works on both nodes.
+      // The secret works on both nodes: on the one that did not make it, once its watch of the tokens has it (within a second).
       for (const port of ports) {
-        const r = await fetch(`http://127.0.0.1:${port}/resources/pod`, { headers: { authorization: `Bearer ${secret}` } });
-        expect(r.status).to.equal(200);
+        await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/resources/pod`, { headers: { authorization: `Bearer ${secret}` } })).status === 200, {
+          timeoutMs: 5000, what: `the admin token accepted on port ${port}`,
+        });
       }
     } finally {
       client.close();
