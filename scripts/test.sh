@@ -7,7 +7,13 @@ npx tsc -p tsconfig.test.json
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 args=("$@")
-[ ${#args[@]} -gt 0 ] || args=(--recursive 'test/**/*.test.ts')
+# Files run two at a time (KITH_TEST_JOBS): each makes its own etcd, test hosts, networks and
+# chains, so they share nothing but the machine; 1 runs them one after another.
+jobs=${KITH_TEST_JOBS:-2}
+if [ ${#args[@]} -eq 0 ]; then
+  args=(--recursive 'test/**/*.test.ts')
+  [ "$jobs" -le 1 ] || args=(--parallel --jobs "$jobs" "${args[@]}")
+fi
 set +e
 npx mocha --color "${args[@]}" 2>&1 | tee "$out"
 code=${PIPESTATUS[0]}
