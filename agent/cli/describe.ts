@@ -1,11 +1,10 @@
 import { stringify } from 'yaml';
-import { NODE_TYPES } from '../../api/schemas.js';
 import { EVENT_TYPE } from '../keys.js';
 import { ApiClient, ApiError } from './http.js';
 import type { Io, Values } from './io.js';
 import { UsageError } from './run.js';
-import { data, table } from './table.js';
-import { oneType, resourceTypes } from './types.js';
+import { data, str, table } from './table.js';
+import { resourceTypes } from './types.js';
 import { watchResources } from './watch.js';
 
 /**
@@ -25,7 +24,6 @@ interface EventRow {
 
 type Res = { name?: string; type?: string; state?: string; metadata?: Record<string, string>; spec?: Record<string, unknown>; status?: Record<string, unknown> };
 
-const str = (v: unknown): string => (v === undefined || v === null ? '' : String(v));
 
 /** `12s`, `5m`, `3h`, `2d`: how long ago an ISO time was. */
 export function age(iso: string | undefined, now = Date.now()): string {
@@ -146,7 +144,7 @@ export async function runDescribe(io: Io, _v: Values, pos: string[]): Promise<nu
   if (pos.length !== 2) throw new UsageError(`expected TYPE NAME, got ${pos.length === 0 ? 'nothing' : `'${pos.join(' ')}'`}`);
   const [t, name] = pos as [string, string];
   // `node` is every node type: the node of each role this host runs.
-  const types = t === 'node' || t === 'nodes' ? [...NODE_TYPES] : [oneType(t)];
+  const types = resourceTypes(t);
   const found: Res[] = [];
   for (const type of types) {
     try {

@@ -16,7 +16,8 @@ export function data(value: unknown, format: 'json' | 'yaml'): string {
 
 type Row = { name?: unknown; type?: unknown; state?: unknown; metadata?: Record<string, unknown>; spec?: Record<string, unknown>; status?: Record<string, unknown> };
 
-const str = (v: unknown): string => (v === undefined || v === null ? '' : String(v));
+/** A value as a table cell: nothing for undefined or null. */
+export const str = (v: unknown): string => (v === undefined || v === null ? '' : String(v));
 
 /** Columns that say the most about resources of one type. */
 export function resourceTable(type: string, resources: unknown[]): string {
